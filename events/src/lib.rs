@@ -1,0 +1,13 @@
+//! rtclab's product output: the session event log.
+//!
+//! [`schema`] defines the one [`Event`] enum; [`sink`] is the one writer. Everything that reports
+//! (the RTCP tap, the congestion-control wrapper, the encoder, the impairment engine, the browser
+//! bridge) emits into an [`EventSink`]. `tracing` is for diagnostics only.
+
+pub mod schema;
+pub mod sink;
+
+pub use schema::{
+    Candidate, Direction, Event, MediaStats, PeerRole, Record, ReportBlock, Rtcp, SCHEMA, Side,
+};
+pub use sink::{Clock, EventSink, ReadError, SinkError, SystemClock, read_log};

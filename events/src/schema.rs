@@ -1,0 +1,417 @@
+//! The event-log schema: one enum, serialised as one JSON object per line.
+//!
+//! Every line is `{"t": seconds, "peer": "...", "kind": "...", ...fields}`. The first line of a
+//! session is `session.start` (carrying [`SCHEMA`]), the last is `session.end`. Fields are added in
+//! a backwards-compatible way; a breaking change bumps the schema version.
+
+use serde::{Deserialize, Serialize};
+
+/// Schema identifier written into `session.start`; bump the number on a breaking change.
+pub const SCHEMA: &str = "rtclab.events/1";
+
+/// Which participant an event describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerRole {
+    /// The Rust peer that encodes and sends video.
+    Sender,
+    /// The Rust peer that receives and decodes video.
+    Receiver,
+    /// A browser on the other end, reporting through the signaling socket.
+    Browser,
+    /// The process itself (session start/end, impairment engine, servers).
+    Lab,
+}
+
+impl std::fmt::Display for PeerRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PeerRole::Sender => "sender",
+            PeerRole::Receiver => "receiver",
+            PeerRole::Browser => "browser",
+            PeerRole::Lab => "lab",
+        })
+    }
+}
+
+/// One line of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Seconds since the session started, from the session clock.
+    pub t: f64,
+    /// The participant the event is about.
+    pub peer: PeerRole,
+    /// The event itself; its `kind` tag is flattened into the line.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Local or remote side of the ICE agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// Gathered by this peer.
+    Local,
+    /// Learned from the other peer (signaling or peer-reflexive).
+    Remote,
+}
+
+/// Direction of a packet relative to the peer that logs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Received from the network.
+    In,
+    /// Sent to the network.
+    Out,
+}
+
+/// An ICE candidate as a reader of the log needs it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Candidate {
+    /// host, srflx, prflx or relay (RFC 8445 §5.1.1).
+    #[serde(rename = "type")]
+    pub typ: String,
+    /// udp or tcp.
+    pub protocol: String,
+    /// IP address (or mDNS name) of the candidate.
+    pub address: String,
+    /// Port of the candidate.
+    pub port: u16,
+    /// Base address for srflx/prflx/relay candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_address: Option<String>,
+    /// Base port for srflx/prflx/relay candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_port: Option<u16>,
+    /// ICE priority (RFC 8445 §5.1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// Foundation string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foundation: Option<String>,
+    /// STUN/TURN server URL the candidate was gathered from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// One report block of an RTCP SR/RR (RFC 3550 §6.4.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportBlock {
+    /// SSRC of the source the block reports on.
+    pub media_ssrc: u32,
+    /// Fraction lost since the previous report, 0.0..=1.0 (wire value / 256).
+    pub fraction_lost: f64,
+    /// Cumulative number of packets lost.
+    pub cumulative_lost: u32,
+    /// Extended highest sequence number received.
+    pub highest_seq: u32,
+    /// Interarrival jitter in RTP timestamp units.
+    pub jitter: u32,
+    /// Interarrival jitter in milliseconds (using the stream clock rate).
+    pub jitter_ms: f64,
+}
+
+/// An RTCP packet, as counted on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Rtcp {
+    /// Sender report (RFC 3550 §6.4.1).
+    #[serde(rename = "SR")]
+    SenderReport {
+        /// SSRC of the sender.
+        ssrc: u32,
+        /// Sender's packet count.
+        packets: u32,
+        /// Sender's octet count.
+        octets: u32,
+        /// Report blocks carried along.
+        reports: Vec<ReportBlock>,
+    },
+    /// Receiver report (RFC 3550 §6.4.2).
+    #[serde(rename = "RR")]
+    ReceiverReport {
+        /// SSRC of the reporter.
+        ssrc: u32,
+        /// Report blocks.
+        reports: Vec<ReportBlock>,
+    },
+    /// Generic NACK (RFC 4585 §6.2.1).
+    #[serde(rename = "NACK")]
+    Nack {
+        /// SSRC of the media source.
+        media_ssrc: u32,
+        /// Sequence numbers requested.
+        seqs: Vec<u16>,
+    },
+    /// Picture loss indication (RFC 4585 §6.3.1).
+    #[serde(rename = "PLI")]
+    Pli {
+        /// SSRC of the media source.
+        media_ssrc: u32,
+    },
+    /// Full intra request (RFC 5104 §4.3.1).
+    #[serde(rename = "FIR")]
+    Fir {
+        /// SSRC of the media source.
+        media_ssrc: u32,
+    },
+    /// Transport-wide congestion control feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+    #[serde(rename = "TWCC")]
+    Twcc {
+        /// First transport-wide sequence number covered.
+        base_seq: u16,
+        /// Number of packets whose status is reported.
+        packet_count: u16,
+        /// Feedback packet counter.
+        fb_count: u8,
+        /// Packets reported as received.
+        received: u32,
+    },
+    /// Receiver estimated maximum bitrate (draft-alvestrand-rmcat-remb-03).
+    #[serde(rename = "REMB")]
+    Remb {
+        /// Estimated bitrate in bits per second.
+        bitrate_bps: f64,
+        /// SSRCs the estimate applies to.
+        ssrcs: Vec<u32>,
+    },
+    /// Source description (RFC 3550 §6.5).
+    #[serde(rename = "SDES")]
+    Sdes,
+    /// Goodbye (RFC 3550 §6.6).
+    #[serde(rename = "BYE")]
+    Bye,
+    /// Anything else, by its header type name.
+    #[serde(rename = "other")]
+    Other {
+        /// Packet type / format, as a string.
+        name: String,
+    },
+}
+
+impl Rtcp {
+    /// Short type name used in summaries ("RR", "NACK", ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Rtcp::SenderReport { .. } => "SR",
+            Rtcp::ReceiverReport { .. } => "RR",
+            Rtcp::Nack { .. } => "NACK",
+            Rtcp::Pli { .. } => "PLI",
+            Rtcp::Fir { .. } => "FIR",
+            Rtcp::Twcc { .. } => "TWCC",
+            Rtcp::Remb { .. } => "REMB",
+            Rtcp::Sdes => "SDES",
+            Rtcp::Bye => "BYE",
+            Rtcp::Other { .. } => "other",
+        }
+    }
+}
+
+/// Counters of one media direction, totals since the start plus the last second's deltas.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MediaStats {
+    /// `send` or `recv`.
+    pub direction: String,
+    /// RTP packets (media, not retransmissions) since the start.
+    pub packets: u64,
+    /// RTP payload+header bytes since the start.
+    pub bytes: u64,
+    /// Video frames since the start (encoded for send, decoded for recv).
+    pub frames: u64,
+    /// Packets lost (recv: sequence gaps never filled; send: cumulative lost from RR).
+    pub lost: u64,
+    /// Retransmitted packets (send: sent; recv: received).
+    pub retransmitted: u64,
+    /// Bits per second over the last second (all RTP bytes in this direction).
+    pub bitrate_bps: f64,
+    /// Frames per second over the last second.
+    pub fps: f64,
+    /// Decode errors since the start (receiver only).
+    #[serde(default)]
+    pub decode_errors: u64,
+}
+
+/// Everything rtclab reports. The `kind` tag names the event on the line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Event {
+    /// First line of every log.
+    #[serde(rename = "session.start")]
+    SessionStart {
+        /// Schema version, [`SCHEMA`].
+        schema: String,
+        /// Random session id.
+        session_id: String,
+        /// Wall-clock start, RFC 3339 (the only wall-clock time in the log).
+        started_at: String,
+        /// Scenario name, if the session runs one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scenario: Option<String>,
+        /// Free-form settings (codec, source, bitrates) for the reader.
+        #[serde(default)]
+        config: serde_json::Value,
+    },
+    /// A local or remote ICE candidate.
+    #[serde(rename = "ice.candidate")]
+    IceCandidate {
+        /// Gathered here or learned from the other side.
+        side: Side,
+        /// The candidate.
+        #[serde(flatten)]
+        candidate: Candidate,
+    },
+    /// ICE gathering state (new, gathering, complete).
+    #[serde(rename = "ice.gathering")]
+    IceGathering {
+        /// The new state.
+        state: String,
+    },
+    /// ICE connection state.
+    #[serde(rename = "ice.state")]
+    IceState {
+        /// The new state.
+        state: String,
+    },
+    /// The candidate pair ICE selected; logged whenever it changes.
+    #[serde(rename = "ice.selected_pair")]
+    IceSelectedPair {
+        /// Local candidate of the pair.
+        local: Candidate,
+        /// Remote candidate of the pair.
+        remote: Candidate,
+    },
+    /// DTLS transport state.
+    #[serde(rename = "dtls.state")]
+    DtlsState {
+        /// The new state.
+        state: String,
+    },
+    /// Peer connection state.
+    #[serde(rename = "pc.state")]
+    PcState {
+        /// The new state.
+        state: String,
+    },
+    /// Signaling progress (offer/answer sent or received, peer joined/left).
+    #[serde(rename = "signaling")]
+    Signaling {
+        /// What happened.
+        what: String,
+    },
+    /// An RTCP packet seen on the wire.
+    #[serde(rename = "rtcp")]
+    Rtcp {
+        /// In (received) or out (sent).
+        direction: Direction,
+        /// The packet.
+        #[serde(flatten)]
+        packet: Rtcp,
+    },
+    /// A congestion-controller update.
+    #[serde(rename = "bwe.estimate")]
+    BweEstimate {
+        /// Which estimator produced it (`stock` = webrtc-rs Gcc).
+        estimator: String,
+        /// Target bitrate handed to the encoder and pacer.
+        target_bps: f64,
+        /// Delay-based estimate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay_based_bps: Option<f64>,
+        /// Loss-based estimate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loss_based_bps: Option<f64>,
+        /// Loss ratio the loss controller last saw.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loss_ratio: Option<f64>,
+        /// Round-trip time, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<f64>,
+    },
+    /// Encoder output over the last second.
+    #[serde(rename = "encoder.rate")]
+    EncoderRate {
+        /// Codec name.
+        codec: String,
+        /// Target the encoder was configured with.
+        target_bps: f64,
+        /// Bits actually produced over the last second.
+        actual_bps: f64,
+        /// Frames encoded over the last second.
+        fps: f64,
+        /// Encoded width.
+        width: u32,
+        /// Encoded height.
+        height: u32,
+        /// Keyframes over the last second.
+        keyframes: u32,
+    },
+    /// A keyframe was produced on request.
+    #[serde(rename = "encoder.keyframe")]
+    EncoderKeyframe {
+        /// Why: `start`, `pli`, `fir`.
+        reason: String,
+        /// Index of the keyframe in the encoded sequence.
+        frame_index: u64,
+        /// Milliseconds from the request arriving to the keyframe leaving the encoder.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_request_ms: Option<f64>,
+    },
+    /// A PLI this peer decided to send, and why.
+    #[serde(rename = "decoder.pli")]
+    DecoderPli {
+        /// Why a keyframe is needed.
+        reason: String,
+    },
+    /// A frame that could not be decoded.
+    #[serde(rename = "decoder.error")]
+    DecoderError {
+        /// What the decoder said.
+        message: String,
+    },
+    /// Once a second per peer and direction.
+    #[serde(rename = "media.stats")]
+    MediaStats(MediaStats),
+    /// Diagnostics a reader should see (a warning that changes how to read the run).
+    #[serde(rename = "note")]
+    Note {
+        /// Severity: info, warn, error.
+        level: String,
+        /// The message.
+        message: String,
+    },
+    /// Last line of every log.
+    #[serde(rename = "session.end")]
+    SessionEnd {
+        /// Why it ended: `completed`, `interrupted`, `error: ...`.
+        reason: String,
+        /// The run summary (same object as `summary.json` when a run produced one).
+        #[serde(default)]
+        summary: serde_json::Value,
+    },
+}
+
+impl Event {
+    /// The `kind` string this event serialises with.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::SessionStart { .. } => "session.start",
+            Event::IceCandidate { .. } => "ice.candidate",
+            Event::IceGathering { .. } => "ice.gathering",
+            Event::IceState { .. } => "ice.state",
+            Event::IceSelectedPair { .. } => "ice.selected_pair",
+            Event::DtlsState { .. } => "dtls.state",
+            Event::PcState { .. } => "pc.state",
+            Event::Signaling { .. } => "signaling",
+            Event::Rtcp { .. } => "rtcp",
+            Event::BweEstimate { .. } => "bwe.estimate",
+            Event::EncoderRate { .. } => "encoder.rate",
+            Event::EncoderKeyframe { .. } => "encoder.keyframe",
+            Event::DecoderPli { .. } => "decoder.pli",
+            Event::DecoderError { .. } => "decoder.error",
+            Event::MediaStats(_) => "media.stats",
+            Event::Note { .. } => "note",
+            Event::SessionEnd { .. } => "session.end",
+        }
+    }
+}

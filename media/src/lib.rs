@@ -1,0 +1,1 @@
+//! FFmpeg video for rtclab (placeholder).

@@ -1,0 +1,2 @@
+//! rtclab's signaling server (placeholder until the server lands).
+pub mod protocol;

@@ -1,0 +1,120 @@
+//! The signaling protocol: JSON text frames over `/ws?room=NAME`, tagged by `type`.
+//!
+//! A client joins a room by connecting. The server answers `joined` (with how many peers are
+//! present) and tells the peer already there `peer-joined`. `offer`, `answer`, `candidate` and
+//! `bye` are relayed verbatim to the other peer of the room. A peer that leaves (bye or closed
+//! socket) makes the server send `peer-left` to the other. Anything the server cannot accept is
+//! answered with `error` and the connection (and the room) stays up, except `room-full`, after
+//! which the server closes the third peer's socket.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest text frame the server accepts, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Peers per room.
+pub const MAX_PEERS_PER_ROOM: usize = 2;
+
+/// An ICE candidate as the browser's `RTCIceCandidateInit` spells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceCandidate {
+    /// The `candidate:` attribute (RFC 8839 §5.1); empty string = end of candidates.
+    pub candidate: String,
+    /// The media section id.
+    #[serde(rename = "sdpMid", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The media section index.
+    #[serde(rename = "sdpMLineIndex", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mline_index: Option<u16>,
+    /// ICE username fragment.
+    #[serde(rename = "usernameFragment", default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// SDP offer, relayed to the other peer.
+    Offer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// SDP answer, relayed to the other peer.
+    Answer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// A trickled ICE candidate, relayed to the other peer.
+    Candidate {
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// The peer is leaving; the other peer gets `peer-left`.
+    Bye,
+    /// A JSON-lines event from a browser, for the session log (see the browser bridge).
+    Event {
+        /// One event object; the server validates and stamps it.
+        event: serde_json::Value,
+    },
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMessage {
+    /// You are in the room; `peers` counts you too (1 or 2).
+    Joined {
+        /// Room name.
+        room: String,
+        /// Peers now in the room, including you.
+        peers: usize,
+    },
+    /// Another peer joined your room.
+    PeerJoined,
+    /// The other peer left (bye, closed socket or vanished).
+    PeerLeft,
+    /// Relayed offer.
+    Offer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// Relayed answer.
+    Answer {
+        /// The SDP.
+        sdp: String,
+    },
+    /// Relayed candidate.
+    Candidate {
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// Relayed bye.
+    Bye,
+    /// Something you sent was refused; `code` is stable, `message` says what to do.
+    Error {
+        /// Machine-readable reason, one of [`ErrorCode`].
+        code: ErrorCode,
+        /// Human-readable explanation with the fix.
+        message: String,
+    },
+}
+
+/// Stable error codes of `error` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The text frame is not valid JSON.
+    MalformedJson,
+    /// Valid JSON, but not a known message (unknown `type` or bad fields).
+    UnknownMessage,
+    /// The frame exceeds [`MAX_MESSAGE_BYTES`].
+    TooLarge,
+    /// Binary frames are not part of the protocol.
+    BinaryNotSupported,
+    /// The room already has [`MAX_PEERS_PER_ROOM`] peers; the socket is closed after this.
+    RoomFull,
+    /// The room name is missing or invalid (1–64 chars of `[A-Za-z0-9_.-]`).
+    BadRoom,
+    /// A relayed message was sent while alone in the room.
+    NoPeer,
+}
