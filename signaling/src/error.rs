@@ -1,0 +1,50 @@
+//! Errors: HTTP-level refusals ([`AppError`]) and server start-up failures ([`ServerError`]).
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::response::{IntoResponse, Response};
+use thiserror::Error;
+
+/// An HTTP request the server refuses before any WebSocket exists. Protocol-level problems on an
+/// open socket are `error` messages instead (see [`crate::protocol::ErrorCode`]).
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// `/ws` was requested without a WebSocket upgrade (e.g. opened in a browser tab).
+    #[error(
+        "/ws is a WebSocket endpoint; connect with new WebSocket(\"ws://HOST/ws?room=NAME\"): {0}"
+    )]
+    NotWebSocket(#[from] WebSocketUpgradeRejection),
+    /// The query string could not be parsed.
+    #[error("bad query string; use /ws?room=NAME: {0}")]
+    BadQuery(#[from] QueryRejection),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            // Keep axum's own status (400/405/426) so clients see the precise HTTP reason.
+            AppError::NotWebSocket(rejection) => rejection.status(),
+            AppError::BadQuery(rejection) => rejection.status(),
+        };
+        tracing::debug!(%status, error = %self, "refused HTTP request");
+        (status, self.to_string()).into_response()
+    }
+}
+
+/// The server could not start.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// Binding the listening socket failed (address in use, no permission, ...).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bound socket's local address could not be read.
+    #[error("cannot read the listening address: {0}")]
+    LocalAddr(std::io::Error),
+}
