@@ -1,1 +1,352 @@
-fn main() {}
+//! `rtclab`: the command line. It parses arguments and calls the library crates; nothing else.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use rtclab_events::{EventSink, read_log};
+use rtclab_peer::{PeerConfig, Role, RunRequest, Summary};
+use rtclab_scenarios::Scenario;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "rtclab",
+    version,
+    about = "A WebRTC real-time media lab: run, watch and impair real-time video."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario: signaling server, Rust sender and Rust receiver in this process.
+    Run {
+        /// Scenario file (see `rtclab scenarios`).
+        file: PathBuf,
+        /// Output folder [default: runs/<scenario>-<unix time>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the scenario's duration, in seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Override the scenario's codec.
+        #[arg(long)]
+        codec: Option<CodecArg>,
+    },
+    /// Run the signaling server (and the web page) only.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Folder with the web page.
+        #[arg(long, default_value = "web")]
+        web: PathBuf,
+    },
+    /// Run one Rust peer against a signaling server.
+    Peer {
+        /// Signaling server, e.g. ws://127.0.0.1:8080.
+        #[arg(long)]
+        signal: String,
+        /// Room to join.
+        #[arg(long)]
+        room: String,
+        /// Send or receive video.
+        #[arg(long)]
+        role: RoleArg,
+        /// Video codec (sender).
+        #[arg(long, default_value = "h264")]
+        codec: CodecArg,
+        /// Video file to send, looped [default: FFmpeg testsrc2 pattern].
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Encoded width.
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        /// Encoded height.
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        /// Frames per second.
+        #[arg(long, default_value_t = 30)]
+        fps: u32,
+        /// Event log path [default: runs/peer-<role>-<unix time>/events.jsonl].
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// List the scenarios in a folder with their descriptions.
+    Scenarios {
+        /// Folder to list.
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Summarise a run folder (or an events.jsonl) from its event log.
+    Report {
+        /// Run folder or log file.
+        path: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CodecArg {
+    H264,
+    Vp8,
+}
+
+impl From<CodecArg> for rtclab_media::Codec {
+    fn from(c: CodecArg) -> Self {
+        match c {
+            CodecArg::H264 => rtclab_media::Codec::H264,
+            CodecArg::Vp8 => rtclab_media::Codec::Vp8,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Send,
+    Recv,
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handler available: never interrupt.
+        std::future::pending::<()>().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RTCLAB_LOG")
+                // webrtc-rs warns about routine ICE steps; rtclab's own warnings are what matter.
+                .unwrap_or_else(|_| {
+                    "error,rtclab=warn,rtclab_peer=warn,rtclab_signaling=warn".into()
+                }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run {
+            file,
+            out,
+            duration,
+            codec,
+        } => run(&file, out, duration, codec).await,
+        Command::Serve { addr, web } => serve(&addr, web).await,
+        Command::Peer {
+            signal,
+            room,
+            role,
+            codec,
+            source,
+            width,
+            height,
+            fps,
+            log,
+        } => {
+            let role = match role {
+                RoleArg::Send => Role::Sender,
+                RoleArg::Recv => Role::Receiver,
+            };
+            let mut cfg = PeerConfig::new(role);
+            cfg.codec = codec.into();
+            if let Some(p) = source {
+                cfg.source = rtclab_media::SourceSpec::File(p);
+            }
+            cfg.size = rtclab_media::Resolution { width, height };
+            cfg.fps = fps;
+            peer(&signal, &room, cfg, log).await
+        }
+        Command::Scenarios { dir } => scenarios(&dir),
+        Command::Report { path } => report(&path),
+    }
+}
+
+async fn run(
+    file: &Path,
+    out: Option<PathBuf>,
+    duration: Option<f64>,
+    codec: Option<CodecArg>,
+) -> Result<()> {
+    let scenario = Scenario::load(file)?;
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{}", scenario.name, unix_time()))
+    });
+    eprintln!(
+        "rtclab: running {} for {} s, output in {}",
+        scenario.name,
+        duration.unwrap_or(scenario.duration_s),
+        out.display()
+    );
+    let outcome = rtclab_peer::run_scenario(
+        RunRequest {
+            scenario,
+            out: out.clone(),
+            duration_s: duration,
+            codec: codec.map(Into::into),
+            pli_interval: None,
+        },
+        ctrl_c(),
+    )
+    .await
+    .with_context(|| format!("run failed; the event log so far is in {}", out.display()))?;
+    print_summary(&outcome.summary);
+    println!();
+    println!("events:  {}", outcome.events.display());
+    println!("summary: {}", outcome.summary_path.display());
+    if outcome.reason != "completed" {
+        println!("ended:   {}", outcome.reason);
+    }
+    Ok(())
+}
+
+async fn serve(addr: &str, web: PathBuf) -> Result<()> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("--addr {addr:?} is not an IP:port such as 127.0.0.1:8080"))?;
+    let (listener, bound) = rtclab_signaling::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}; is another rtclab already running there? try --addr 127.0.0.1:0"))?;
+    let web = web.is_dir().then_some(web);
+    println!("rtclab signaling server on http://{bound} (WebSocket: ws://{bound}/ws?room=NAME)");
+    rtclab_signaling::serve_with_shutdown(
+        listener,
+        Arc::new(rtclab_signaling::AppState::new(web)),
+        ctrl_c(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn peer(signal: &str, room: &str, cfg: PeerConfig, log: Option<PathBuf>) -> Result<()> {
+    let role_name = match cfg.role {
+        Role::Sender => "send",
+        Role::Receiver => "recv",
+    };
+    let log = log.unwrap_or_else(|| {
+        PathBuf::from("runs")
+            .join(format!("peer-{role_name}-{}", unix_time()))
+            .join("events.jsonl")
+    });
+    let runtime = webrtc_runtime()?;
+    let sink = EventSink::create(
+        &log,
+        Arc::new(rtclab_peer::clock::RuntimeClock(runtime.clone())),
+        None,
+        cfg.describe(),
+    )?;
+    eprintln!(
+        "rtclab: {role_name} peer in room {room}; event log {}",
+        log.display()
+    );
+    let result = rtclab_peer::run_peer(signal, room, cfg, sink.clone(), runtime, ctrl_c()).await;
+    let reason = match &result {
+        Ok(rtclab_peer::PeerExit::Shutdown) => "interrupted".to_owned(),
+        Ok(rtclab_peer::PeerExit::PeerLeft) => "peer left".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
+    let summary = Summary::from_records(&read_log(&log)?);
+    sink.end(&reason, serde_json::to_value(&summary)?)?;
+    print_summary(&summary);
+    result.with_context(|| format!("peer failed; see {}", log.display()))?;
+    Ok(())
+}
+
+fn webrtc_runtime() -> Result<Arc<dyn rtclab_peer::Runtime>> {
+    match rtclab_peer::default_runtime() {
+        Some(rt) => Ok(rt),
+        None => bail!("webrtc-rs was built without a runtime"),
+    }
+}
+
+fn scenarios(dir: &Path) -> Result<()> {
+    let all =
+        rtclab_scenarios::list(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    if all.is_empty() {
+        bail!("no scenario files (*.toml) in {}", dir.display());
+    }
+    for (path, s) in all {
+        match s {
+            Ok(s) => {
+                println!(
+                    "{}  ({} s, {})  {}",
+                    s.name,
+                    s.duration_s,
+                    s.codec.as_str(),
+                    path.display()
+                );
+                for line in s.description.lines() {
+                    println!("    {line}");
+                }
+            }
+            Err(e) => println!("{}: INVALID: {e}", path.display()),
+        }
+    }
+    Ok(())
+}
+
+fn report(path: &Path) -> Result<()> {
+    let log = if path.is_dir() {
+        path.join("events.jsonl")
+    } else {
+        path.to_owned()
+    };
+    let records = read_log(&log)?;
+    print_summary(&Summary::from_records(&records));
+    Ok(())
+}
+
+fn print_summary(s: &Summary) {
+    let kbps = |b: f64| format!("{:.0} kbps", b / 1000.0);
+    println!("scenario        {}", s.scenario.as_deref().unwrap_or("-"));
+    println!("codec           {}", s.codec);
+    println!("duration        {:.1} s", s.duration_s);
+    println!(
+        "frames          sent {}  decoded {} ({:.1} %)  decode errors {}  keyframes {}",
+        s.frames_sent,
+        s.frames_decoded,
+        s.decoded_ratio() * 100.0,
+        s.decode_errors,
+        s.keyframes
+    );
+    println!(
+        "packets         sent {}  received {}  lost {}  retransmitted {}",
+        s.packets_sent, s.packets_received, s.packets_lost, s.retransmissions
+    );
+    println!(
+        "feedback        NACK {} ({} seqs)  PLI {}  FIR {}",
+        s.nacks, s.nacked_packets, s.plis, s.firs
+    );
+    println!(
+        "bitrate         target {}  encoder {}  sent {}  received {}",
+        kbps(s.mean_target_bps),
+        kbps(s.mean_encoder_bps),
+        kbps(s.mean_send_bps),
+        kbps(s.mean_recv_bps)
+    );
+    match &s.selected_pair {
+        Some(p) => println!(
+            "ICE path        {} {} {}  <->  {} {} {}",
+            p.local_type,
+            p.local_protocol,
+            p.local_address,
+            p.remote_type,
+            p.remote_protocol,
+            p.remote_address
+        ),
+        None => println!("ICE path        none selected"),
+    }
+    if !s.rtcp.is_empty() {
+        let rtcp: Vec<String> = s.rtcp.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("RTCP            {}", rtcp.join("  "));
+    }
+}

@@ -485,7 +485,12 @@ mod tests {
         }
         sink.end("completed", serde_json::json!({"frames_sent": 3}))
             .unwrap();
-        sink.emit(PeerRole::Sender, Event::IceState { state: "late".into() });
+        sink.emit(
+            PeerRole::Sender,
+            Event::IceState {
+                state: "late".into(),
+            },
+        );
         let records = read_log(&path).unwrap();
         assert_eq!(records.len(), sample_events().len() + 2);
         match &records[0].event {
@@ -504,9 +509,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         {
-            let sink = EventSink::create(&path, Arc::new(SystemClock), None, Default::default())
-                .unwrap();
-            sink.emit(PeerRole::Receiver, Event::PcState { state: "connected".into() });
+            let sink =
+                EventSink::create(&path, Arc::new(SystemClock), None, Default::default()).unwrap();
+            sink.emit(
+                PeerRole::Receiver,
+                Event::PcState {
+                    state: "connected".into(),
+                },
+            );
         }
         let records = read_log(&path).unwrap();
         match &records.last().unwrap().event {

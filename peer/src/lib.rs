@@ -1,1 +1,27 @@
-//! The Rust peer (placeholder).
+//! rtclab's Rust WebRTC peer on webrtc-rs 0.21.
+//!
+//! - [`peer`]: the connection, signaling and ICE/DTLS logging;
+//! - [`sender`] / [`receiver`]: the media loops (FFmpeg in, FFmpeg out);
+//! - [`tap`]: the RTCP wire tap; [`bwe`]: congestion-control logging;
+//! - [`session`]: `rtclab run`; [`summary`]: `summary.json` from the log.
+
+pub mod bwe;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod ice;
+pub mod pacing;
+pub mod peer;
+pub mod receiver;
+pub mod sender;
+pub mod session;
+pub mod signal_client;
+pub mod summary;
+pub mod tap;
+
+pub use config::{PeerConfig, Role};
+pub use error::PeerError;
+pub use peer::{PeerExit, run_peer};
+pub use session::{RunOutcome, RunRequest, run_scenario};
+pub use summary::Summary;
+pub use webrtc::runtime::{Runtime, default_runtime};

@@ -1,1 +1,446 @@
-//! Scenario files (placeholder).
+//! Scenario files (`scenarios/*.toml`): what to run, for how long, and what to watch.
+//!
+//! Parsing is strict: an unknown key, a wrong type or an out-of-range value is an error that
+//! names the file, the line and the field, so a typo never silently runs the default.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Codecs a scenario can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodecName {
+    /// H.264 Constrained Baseline through libx264.
+    H264,
+    /// VP8 through libvpx.
+    Vp8,
+}
+
+impl CodecName {
+    /// The lowercase name used on the command line and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodecName::H264 => "h264",
+            CodecName::Vp8 => "vp8",
+        }
+    }
+}
+
+/// Who receives the Rust sender's video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiverKind {
+    /// The Rust receiver in the same process.
+    #[default]
+    Rust,
+    /// Headless Chromium.
+    Browser,
+}
+
+/// Bitrate limits handed to the congestion controller, in kbps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitrateSpec {
+    /// Where the estimate starts.
+    pub initial_kbps: Spanned<u32>,
+    /// Lowest target the controller may set.
+    pub min_kbps: Spanned<u32>,
+    /// Highest target the controller may set.
+    pub max_kbps: Spanned<u32>,
+}
+
+/// The raw file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    description: String,
+    duration_s: Spanned<f64>,
+    #[serde(default = "default_codec")]
+    codec: CodecName,
+    #[serde(default = "default_source")]
+    source: String,
+    #[serde(default = "default_width")]
+    width: Spanned<u32>,
+    #[serde(default = "default_height")]
+    height: Spanned<u32>,
+    #[serde(default = "default_fps")]
+    fps: Spanned<u32>,
+    #[serde(default)]
+    receiver: ReceiverKind,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    bitrate: Option<BitrateSpec>,
+}
+
+fn default_codec() -> CodecName {
+    CodecName::H264
+}
+fn default_source() -> String {
+    TEST_PATTERN.to_owned()
+}
+fn default_width() -> Spanned<u32> {
+    Spanned::new(0..0, 1280)
+}
+fn default_height() -> Spanned<u32> {
+    Spanned::new(0..0, 720)
+}
+fn default_fps() -> Spanned<u32> {
+    Spanned::new(0..0, 30)
+}
+fn default_seed() -> u64 {
+    1
+}
+
+/// The `source` value that selects FFmpeg's `testsrc2` pattern.
+pub const TEST_PATTERN: &str = "testsrc2";
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Short name (also the default output folder name).
+    pub name: String,
+    /// What the scenario shows and what to watch in the results.
+    pub description: String,
+    /// How long the media session runs.
+    pub duration_s: f64,
+    /// Video codec.
+    pub codec: CodecName,
+    /// `None` for the test pattern, or a file FFmpeg can read (relative paths are resolved
+    /// against the scenario file's folder).
+    pub source: Option<PathBuf>,
+    /// Encoded width.
+    pub width: u32,
+    /// Encoded height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Who receives.
+    pub receiver: ReceiverKind,
+    /// Seed for everything random in the run.
+    pub seed: u64,
+    /// Initial target bitrate, bps.
+    pub initial_bps: u32,
+    /// Minimum target bitrate, bps.
+    pub min_bps: u32,
+    /// Maximum target bitrate, bps.
+    pub max_bps: u32,
+}
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file cannot be read.
+    #[error("cannot read scenario {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown/mistyped key.
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when TOML gave no position).
+        line: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{path}:{line}: field `{field}`: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the field (0 when the field was defaulted).
+        line: usize,
+        /// The field, dotted (`bitrate.min_kbps`).
+        field: String,
+        /// Why the value is refused.
+        reason: String,
+    },
+}
+
+impl ScenarioError {
+    /// The line the error points at (0 when unknown).
+    pub fn line(&self) -> usize {
+        match self {
+            ScenarioError::Io { .. } => 0,
+            ScenarioError::Syntax { line, .. } | ScenarioError::Invalid { line, .. } => *line,
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates scenario text; `path` is used in messages and to resolve `source`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ScenarioError> {
+        let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError::Syntax {
+            path: path.to_owned(),
+            line: e.span().map_or(0, |s| line_of(text, s.start)),
+            message: e.message().trim().to_owned(),
+        })?;
+        let invalid =
+            |field: &str, span: std::ops::Range<usize>, reason: String| ScenarioError::Invalid {
+                path: path.to_owned(),
+                line: if span.is_empty() {
+                    0
+                } else {
+                    line_of(text, span.start)
+                },
+                field: field.to_owned(),
+                reason,
+            };
+
+        let name = raw.name.get_ref().trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "name",
+                raw.name.span(),
+                "use letters, digits, '-', '_' or '.' (it names the output folder)".into(),
+            ));
+        }
+        let duration = *raw.duration_s.get_ref();
+        if !(duration > 0.0 && duration <= 3600.0) {
+            return Err(invalid(
+                "duration_s",
+                raw.duration_s.span(),
+                format!("{duration} is out of range; give seconds in (0, 3600]"),
+            ));
+        }
+        for (field, v) in [("width", &raw.width), ("height", &raw.height)] {
+            let x = *v.get_ref();
+            if !(16..=3840).contains(&x) || x % 2 != 0 {
+                return Err(invalid(
+                    field,
+                    v.span(),
+                    format!("{x} must be an even number of pixels in 16..=3840"),
+                ));
+            }
+        }
+        let fps = *raw.fps.get_ref();
+        if !(1..=60).contains(&fps) {
+            return Err(invalid(
+                "fps",
+                raw.fps.span(),
+                format!("{fps} must be in 1..=60"),
+            ));
+        }
+        let (initial, min, max) = match &raw.bitrate {
+            None => (1_000, 100, 3_000),
+            Some(b) => {
+                for (field, v) in [
+                    ("bitrate.initial_kbps", &b.initial_kbps),
+                    ("bitrate.min_kbps", &b.min_kbps),
+                    ("bitrate.max_kbps", &b.max_kbps),
+                ] {
+                    if !(30..=50_000).contains(v.get_ref()) {
+                        return Err(invalid(
+                            field,
+                            v.span(),
+                            format!("{} kbps must be in 30..=50000", v.get_ref()),
+                        ));
+                    }
+                }
+                let (i, lo, hi) = (
+                    *b.initial_kbps.get_ref(),
+                    *b.min_kbps.get_ref(),
+                    *b.max_kbps.get_ref(),
+                );
+                if lo > hi {
+                    return Err(invalid(
+                        "bitrate.min_kbps",
+                        b.min_kbps.span(),
+                        format!("min {lo} kbps is above max {hi} kbps"),
+                    ));
+                }
+                if !(lo..=hi).contains(&i) {
+                    return Err(invalid(
+                        "bitrate.initial_kbps",
+                        b.initial_kbps.span(),
+                        format!("initial {i} kbps must lie between min {lo} and max {hi}"),
+                    ));
+                }
+                (i, lo, hi)
+            }
+        };
+        let source = if raw.source == TEST_PATTERN {
+            None
+        } else {
+            let p = PathBuf::from(&raw.source);
+            Some(if p.is_relative() {
+                path.parent().unwrap_or(Path::new(".")).join(p)
+            } else {
+                p
+            })
+        };
+        Ok(Scenario {
+            name: name.to_owned(),
+            description: raw.description.trim().to_owned(),
+            duration_s: duration,
+            codec: raw.codec,
+            source,
+            width: *raw.width.get_ref(),
+            height: *raw.height.get_ref(),
+            fps,
+            receiver: raw.receiver,
+            seed: raw.seed,
+            initial_bps: initial * 1000,
+            min_bps: min * 1000,
+            max_bps: max * 1000,
+        })
+    }
+}
+
+/// Lists `*.toml` scenarios in a folder as (file, parsed scenario or error), sorted by file name.
+pub fn list(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<Scenario, ScenarioError>)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        // The scenario folder is also this crate's folder.
+        .filter(|p| p.file_name().is_some_and(|n| n != "Cargo.toml"))
+        .collect();
+    files.sort();
+    Ok(files
+        .into_iter()
+        .map(|p| {
+            let s = Scenario::load(&p);
+            (p, s)
+        })
+        .collect())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(text, Path::new("scenarios/test.toml"))
+    }
+
+    const GOOD: &str = r#"
+name = "clean"
+description = "No impairment."
+duration_s = 10
+codec = "vp8"
+width = 640
+height = 360
+
+[bitrate]
+initial_kbps = 800
+min_kbps = 100
+max_kbps = 2500
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults_filled_in() {
+        let s = parse(GOOD).unwrap();
+        assert_eq!(s.name, "clean");
+        assert_eq!(s.codec, CodecName::Vp8);
+        assert_eq!((s.width, s.height, s.fps), (640, 360, 30));
+        assert_eq!(s.source, None);
+        assert_eq!(
+            (s.initial_bps, s.min_bps, s.max_bps),
+            (800_000, 100_000, 2_500_000)
+        );
+        assert_eq!(s.receiver, ReceiverKind::Rust);
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("codec = \"vp8\"", "codek = \"vp8\"");
+        let err = parse(&text).unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.line(), 5, "{msg}");
+        assert!(msg.starts_with("scenarios/test.toml:5:"), "{msg}");
+        assert!(msg.contains("codek"), "{msg}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_line() {
+        let err = parse(&GOOD.replace("duration_s = 10", "duration_s = \"ten\"")).unwrap_err();
+        assert_eq!(err.line(), 4, "{err}");
+    }
+
+    #[test]
+    fn an_unknown_codec_is_refused() {
+        let err = parse(&GOOD.replace("\"vp8\"", "\"av1\"")).unwrap_err();
+        assert_eq!(err.line(), 5, "{err}");
+        assert!(err.to_string().contains("av1"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_field_and_line() {
+        let cases = [
+            ("duration_s = 10", "duration_s = -1", "duration_s", 4),
+            ("width = 640", "width = 641", "width", 6),
+            ("min_kbps = 100", "min_kbps = 3000", "bitrate.min_kbps", 11),
+            (
+                "initial_kbps = 800",
+                "initial_kbps = 50",
+                "bitrate.initial_kbps",
+                10,
+            ),
+        ];
+        for (from, to, field, line) in cases {
+            let err = parse(&GOOD.replace(from, to)).unwrap_err();
+            match &err {
+                ScenarioError::Invalid {
+                    field: f, line: l, ..
+                } => {
+                    assert_eq!((f.as_str(), *l), (field, line), "{err}");
+                }
+                other => panic!("{to}: expected Invalid, got {other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named() {
+        let err = parse(&GOOD.replace("duration_s = 10\n", "")).unwrap_err();
+        assert!(err.to_string().contains("duration_s"), "{err}");
+    }
+
+    #[test]
+    fn a_relative_source_resolves_against_the_scenario_folder() {
+        let s = parse(&GOOD.replace("codec", "source = \"clip.mp4\"\ncodec")).unwrap();
+        assert_eq!(s.source, Some(PathBuf::from("scenarios/clip.mp4")));
+    }
+
+    #[test]
+    fn the_shipped_scenarios_all_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let all = list(dir).unwrap();
+        assert!(!all.is_empty());
+        for (path, s) in all {
+            let s = s.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(
+                path.file_stem().and_then(|x| x.to_str()),
+                Some(s.name.as_str()),
+                "file name and scenario name differ"
+            );
+        }
+    }
+}

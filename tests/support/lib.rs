@@ -1,1 +1,56 @@
 //! Shared helpers for the integration tests.
+
+use rtclab_events::{Event, PeerRole, Record};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Real-time media sessions must not share the machine's two cores with each other, or the
+/// bounds the tests assert would measure CPU starvation instead of rtclab. Tests that run a
+/// session hold this lock for its duration.
+pub static MEDIA: Mutex<()> = Mutex::new(());
+
+/// Takes the media lock (a panicking test must not block the others).
+pub fn media_lock() -> std::sync::MutexGuard<'static, ()> {
+    MEDIA.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// A shipped scenario file, `scenarios/NAME.toml`.
+pub fn scenario(name: &str) -> rtclab_scenarios::Scenario {
+    let path = root().join("scenarios").join(format!("{name}.toml"));
+    rtclab_scenarios::Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The set of (peer, kind) pairs present in a log.
+pub fn kinds(records: &[Record]) -> BTreeSet<(PeerRole, &'static str)> {
+    records.iter().map(|r| (r.peer, r.event.kind())).collect()
+}
+
+/// Records of one peer and kind.
+pub fn of<'a>(records: &'a [Record], peer: PeerRole, kind: &str) -> Vec<&'a Record> {
+    records
+        .iter()
+        .filter(|r| r.peer == peer && r.event.kind() == kind)
+        .collect()
+}
+
+/// Where a test keeps its output: `target/test-runs/NAME` (kept for reading after a failure).
+pub fn out_dir(name: &str) -> PathBuf {
+    let dir = root().join("target").join("test-runs").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create test output folder");
+    dir
+}
+
+/// Shorthand to match an event variant in assertions.
+pub fn is_session_end(e: &Event) -> bool {
+    matches!(e, Event::SessionEnd { .. })
+}

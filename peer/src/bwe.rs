@@ -1,0 +1,102 @@
+//! Congestion-control logging: a `BandwidthEstimator` wrapper that publishes every estimate.
+//!
+//! `configure_congestion_control` moves the estimator into the interceptor chain, out of the
+//! application's reach, so the number is pushed rather than pulled: this wrapper forwards every
+//! call to the real estimator, stores the target where the encoder loop reads it, and logs a
+//! `bwe.estimate` event after every feedback report and every change of the target.
+
+use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
+use rtclab_events::{Event, EventSink, PeerRole};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// The target bitrate as the encoder loop reads it (an `f64` stored as bits).
+#[derive(Debug, Clone)]
+pub struct TargetHandle(Arc<AtomicU64>);
+
+impl TargetHandle {
+    /// A handle starting at `bps`.
+    pub fn new(bps: f64) -> Self {
+        TargetHandle(Arc::new(AtomicU64::new(bps.to_bits())))
+    }
+
+    /// The latest target, bits per second.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, bps: f64) {
+        self.0.store(bps.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Wraps an estimator, publishing and logging each estimate.
+pub struct ObservedEstimator<E: BandwidthEstimator> {
+    inner: E,
+    name: &'static str,
+    target: TargetHandle,
+    sink: EventSink,
+    last_logged: f64,
+}
+
+impl<E: BandwidthEstimator> ObservedEstimator<E> {
+    /// Wraps `inner`; `name` goes into the log (`stock` for webrtc-rs's `Gcc`).
+    pub fn new(inner: E, name: &'static str, sink: EventSink) -> (Self, TargetHandle) {
+        let target = TargetHandle::new(inner.target_bitrate());
+        (
+            ObservedEstimator {
+                inner,
+                name,
+                target: target.clone(),
+                sink,
+                last_logged: f64::NAN,
+            },
+            target,
+        )
+    }
+
+    fn publish(&mut self, force_log: bool) {
+        let bps = self.inner.target_bitrate();
+        self.target.set(bps);
+        if force_log || bps != self.last_logged {
+            self.last_logged = bps;
+            let stats: EstimatorStats = self.inner.stats();
+            self.sink.emit(
+                PeerRole::Sender,
+                Event::BweEstimate {
+                    estimator: self.name.to_owned(),
+                    target_bps: bps.round(),
+                    delay_based_bps: stats.delay_based_bitrate.map(f64::round),
+                    loss_based_bps: stats.loss_based_bitrate.map(f64::round),
+                    loss_ratio: stats.packet_loss,
+                    rtt_ms: stats.round_trip_time.map(|d| d.as_secs_f64() * 1000.0),
+                },
+            );
+        }
+    }
+}
+
+impl<E: BandwidthEstimator> BandwidthEstimator for ObservedEstimator<E> {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.inner.on_reports(now, reports);
+        self.publish(true);
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        self.inner.target_bitrate()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+        self.publish(false);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+
+    fn stats(&self) -> EstimatorStats {
+        self.inner.stats()
+    }
+}

@@ -1,0 +1,87 @@
+//! What a peer is asked to do.
+
+use rtclab_media::{Codec, Resolution, SourceSpec};
+use std::time::Duration;
+
+/// Sender or receiver of the video track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Encodes and sends video; makes the offer.
+    Sender,
+    /// Receives and decodes video; answers.
+    Receiver,
+}
+
+impl Role {
+    /// The event-log `peer` value for this role.
+    pub fn peer(self) -> rtclab_events::PeerRole {
+        match self {
+            Role::Sender => rtclab_events::PeerRole::Sender,
+            Role::Receiver => rtclab_events::PeerRole::Receiver,
+        }
+    }
+}
+
+/// Settings of one Rust peer.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// Sender or receiver.
+    pub role: Role,
+    /// Video codec offered and used.
+    pub codec: Codec,
+    /// Test pattern or file (sender only).
+    pub source: SourceSpec,
+    /// Encoded size (sender only).
+    pub size: Resolution,
+    /// Frames per second (sender only).
+    pub fps: u32,
+    /// Congestion controller's starting target, bps.
+    pub initial_bps: u32,
+    /// Lowest target, bps.
+    pub min_bps: u32,
+    /// Highest target, bps.
+    pub max_bps: u32,
+    /// Receiver only: also send a PLI this often (tests use it to check keyframe latency).
+    pub pli_interval: Option<Duration>,
+    /// Local UDP address to gather on (loopback by default).
+    pub udp_addr: String,
+}
+
+impl PeerConfig {
+    /// Defaults for `role`: H.264, test pattern, 720p30, 1 Mbps start within 100 kbps..3 Mbps.
+    pub fn new(role: Role) -> Self {
+        PeerConfig {
+            role,
+            codec: Codec::H264,
+            source: SourceSpec::TestPattern,
+            size: Resolution {
+                width: 1280,
+                height: 720,
+            },
+            fps: 30,
+            initial_bps: 1_000_000,
+            min_bps: 100_000,
+            max_bps: 3_000_000,
+            pli_interval: None,
+            udp_addr: "127.0.0.1:0".to_owned(),
+        }
+    }
+
+    /// Settings as written into `session.start`.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "codec": self.codec.to_string(),
+            "source": match &self.source {
+                SourceSpec::TestPattern => "testsrc2".to_owned(),
+                SourceSpec::File(p) => p.display().to_string(),
+            },
+            "width": self.size.width,
+            "height": self.size.height,
+            "fps": self.fps,
+            "initial_bps": self.initial_bps,
+            "min_bps": self.min_bps,
+            "max_bps": self.max_bps,
+            "estimator": "stock",
+        })
+    }
+}

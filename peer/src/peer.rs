@@ -1,0 +1,548 @@
+//! One Rust peer: builds the webrtc-rs connection, follows the signaling protocol, and logs the
+//! ICE/DTLS/connection life cycle. The media itself lives in [`crate::sender`] and
+//! [`crate::receiver`].
+
+use crate::bwe::{ObservedEstimator, TargetHandle};
+use crate::config::{PeerConfig, Role};
+use crate::error::PeerError;
+use crate::ice;
+use crate::receiver::{self, ReceiverContext};
+use crate::sender::{self, SenderHandle};
+use crate::signal_client::{self, SignalClient};
+use crate::tap::{SharedCounters, TAP_SLOT, WireTap};
+use rtc::interceptor::{Gcc, Registry, Slot};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, register_default_interceptors,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtclab_events::{Candidate, Event, EventSink, PeerRole, Side};
+use rtclab_media::Codec;
+use rtclab_signaling::protocol::{ClientMessage, IceCandidate, ServerMessage};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
+    RTCIceGatheringState, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+};
+use webrtc::runtime::Runtime;
+
+/// RTP payload types rtclab offers (dynamic range, RFC 3551 §6).
+const PT_VP8: u8 = 96;
+const PT_H264: u8 = 102;
+/// H.264 Constrained Baseline 3.1, packetization-mode 1 (RFC 6184 §8.1): what libx264's output
+/// with our settings fits, and what Chromium decodes.
+const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+/// How often the selected pair and DTLS state are polled (webrtc-rs has no event for either).
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long to wait for the connection once the other peer is known.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a peer stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerExit {
+    /// The caller's shutdown future fired.
+    Shutdown,
+    /// The other peer said bye or vanished.
+    PeerLeft,
+}
+
+/// What the handler tells the control loop.
+enum Control {
+    Candidate(RTCIceCandidateInit),
+    PcState(RTCPeerConnectionState),
+    Track(Arc<dyn TrackRemote>),
+}
+
+struct Handler {
+    role: PeerRole,
+    sink: EventSink,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        self.sink.emit(
+            self.role,
+            Event::IceCandidate {
+                side: Side::Local,
+                candidate: ice::from_rtc(&event.candidate, Some(&event.url)),
+            },
+        );
+        match event.candidate.to_json() {
+            Ok(init) => {
+                let _ = self.control.send(Control::Candidate(init));
+            }
+            Err(e) => tracing::warn!("cannot serialise local candidate: {e}"),
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        self.sink.emit(
+            self.role,
+            Event::IceGathering {
+                state: state.to_string(),
+            },
+        );
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        self.sink.emit(
+            self.role,
+            Event::IceState {
+                state: state.to_string(),
+            },
+        );
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.sink.emit(
+            self.role,
+            Event::PcState {
+                state: state.to_string(),
+            },
+        );
+        let _ = self.control.send(Control::PcState(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.control.send(Control::Track(track));
+    }
+}
+
+fn codec_parameters(codec: Codec) -> RTCRtpCodecParameters {
+    let (mime, fmtp, pt) = match codec {
+        Codec::H264 => (MIME_TYPE_H264, H264_FMTP, PT_H264),
+        Codec::Vp8 => (MIME_TYPE_VP8, "", PT_VP8),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+        ..Default::default()
+    }
+}
+
+/// Everything a running peer owns.
+struct Peer {
+    cfg: PeerConfig,
+    role: PeerRole,
+    sink: EventSink,
+    runtime: Arc<dyn Runtime>,
+    pc: Box<dyn PeerConnection>,
+    counters: SharedCounters,
+    target: Option<TargetHandle>,
+    track: Option<Arc<TrackLocalStaticSample>>,
+    sender: Option<SenderHandle>,
+    receiver: Option<receiver::ReceiverHandle>,
+}
+
+async fn build(
+    cfg: &PeerConfig,
+    sink: &EventSink,
+    runtime: Arc<dyn Runtime>,
+    control: mpsc::UnboundedSender<Control>,
+) -> Result<Peer, PeerError> {
+    let role = cfg.role.peer();
+    let mut media_engine = MediaEngine::default();
+    let codec = codec_parameters(cfg.codec);
+    media_engine.register_codec(codec.clone(), RtpCodecKind::Video)?;
+
+    let (tap, counters) = WireTap::new(role, sink.clone());
+    let mut registry = Registry::new().with(Slot::from(TAP_SLOT), tap);
+    let mut target = None;
+    if cfg.role == Role::Sender {
+        let gcc = Gcc::new(
+            f64::from(cfg.initial_bps),
+            f64::from(cfg.min_bps),
+            f64::from(cfg.max_bps),
+        );
+        let (estimator, handle) = ObservedEstimator::new(gcc, "stock", sink.clone());
+        target = Some(handle);
+        registry = crate::pacing::configure(
+            registry,
+            estimator,
+            f64::from(cfg.initial_bps),
+            &mut media_engine,
+        )?;
+        registry = configure_nack(registry, &mut media_engine);
+        registry = configure_rtcp_reports(registry);
+    } else {
+        // NACK generation, RR/SR and the TWCC receiver that reports arrivals to the sender.
+        registry = register_default_interceptors(registry, &mut media_engine)?;
+    }
+
+    let setting_engine = SettingEngineBuilder::new()
+        // mDNS would send multicast queries off the machine and hide the 127.0.0.1 address.
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_include_loopback_candidate(true)
+        .build();
+    let handler = Arc::new(Handler {
+        role,
+        sink: sink.clone(),
+        control,
+    });
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(setting_engine)
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_handler(handler as Arc<dyn PeerConnectionEventHandler>)
+        .with_runtime(runtime.clone())
+        .with_udp_addrs(vec![cfg.udp_addr.clone()])
+        .build()
+        .await?;
+
+    let mut track = None;
+    match cfg.role {
+        Role::Sender => {
+            let ssrc: u32 = rand::random();
+            let t = Arc::new(TrackLocalStaticSample::new(
+                runtime.now(),
+                MediaStreamTrack::new(
+                    "rtclab".to_owned(),
+                    "rtclab-video".to_owned(),
+                    "rtclab video".to_owned(),
+                    RtpCodecKind::Video,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            ssrc: Some(ssrc),
+                            ..Default::default()
+                        },
+                        codec: codec.rtp_codec.clone(),
+                        ..Default::default()
+                    }],
+                ),
+            )?);
+            pc.add_track(t.clone() as Arc<dyn TrackLocal>).await?;
+            track = Some(t);
+        }
+        Role::Receiver => {
+            pc.add_transceiver_from_kind(
+                RtpCodecKind::Video,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        }
+    }
+    Ok(Peer {
+        cfg: cfg.clone(),
+        role,
+        sink: sink.clone(),
+        runtime,
+        pc: Box::new(pc),
+        counters,
+        target,
+        track,
+        sender: None,
+        receiver: None,
+    })
+}
+
+/// Joins `room` on the signaling server at `signal_url` and runs until `shutdown` resolves or
+/// the other peer leaves. Every step is logged into `sink`.
+pub async fn run_peer(
+    signal_url: &str,
+    room: &str,
+    cfg: PeerConfig,
+    sink: EventSink,
+    runtime: Arc<dyn Runtime>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<PeerExit, PeerError> {
+    let signal = signal_client::connect(signal_url, room).await?;
+    run_with_signal(signal, cfg, sink, runtime, shutdown).await
+}
+
+/// Like [`run_peer`], on an already joined room.
+pub async fn run_with_signal(
+    signal: SignalClient,
+    cfg: PeerConfig,
+    sink: EventSink,
+    runtime: Arc<dyn Runtime>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<PeerExit, PeerError> {
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let mut peer = build(&cfg, &sink, runtime, control_tx).await?;
+    let result = peer.control_loop(signal, control_rx, shutdown).await;
+    peer.stop().await;
+    result
+}
+
+impl Peer {
+    fn note(&self, what: impl Into<String>) {
+        self.sink
+            .emit(self.role, Event::Signaling { what: what.into() });
+    }
+
+    async fn control_loop(
+        &mut self,
+        mut signal: SignalClient,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<PeerExit, PeerError> {
+        tokio::pin!(shutdown);
+        let mut pending_remote: Vec<RTCIceCandidateInit> = Vec::new();
+        let mut have_remote = false;
+        let mut selected: Option<(Candidate, Candidate)> = None;
+        let mut dtls_state = String::new();
+        let mut poll = self.runtime.interval(POLL_INTERVAL);
+        let mut connect_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => {
+                    let _ = signal.tx.send(ClientMessage::Bye);
+                    self.note("bye sent");
+                    return Ok(PeerExit::Shutdown);
+                }
+                msg = signal.rx.recv() => {
+                    let Some(msg) = msg else {
+                        return Err(PeerError::Signaling(
+                            "the signaling server closed the connection".into(),
+                        ));
+                    };
+                    match msg {
+                        ServerMessage::Joined { room, peers } => {
+                            self.note(format!("joined room {room} ({peers} peer(s))"));
+                            if peers == 2 {
+                                self.other_peer_present(&signal).await?;
+                                connect_deadline = Some(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+                            }
+                        }
+                        ServerMessage::PeerJoined => {
+                            self.note("peer joined");
+                            self.other_peer_present(&signal).await?;
+                            connect_deadline = Some(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+                        }
+                        ServerMessage::Offer { sdp } => {
+                            self.note("offer received");
+                            self.pc.set_remote_description(RTCSessionDescription::offer(sdp)?).await?;
+                            have_remote = true;
+                            self.add_candidates(&mut pending_remote).await;
+                            let answer = self.pc.create_answer(None).await?;
+                            self.pc.set_local_description(answer.clone()).await?;
+                            let _ = signal.tx.send(ClientMessage::Answer { sdp: answer.sdp });
+                            self.note("answer sent");
+                        }
+                        ServerMessage::Answer { sdp } => {
+                            self.note("answer received");
+                            self.pc.set_remote_description(RTCSessionDescription::answer(sdp)?).await?;
+                            have_remote = true;
+                            self.add_candidates(&mut pending_remote).await;
+                        }
+                        ServerMessage::Candidate { candidate } => {
+                            if let Some(c) = ice::parse_candidate_line(&candidate.candidate) {
+                                self.sink.emit(self.role, Event::IceCandidate { side: Side::Remote, candidate: c });
+                            }
+                            pending_remote.push(RTCIceCandidateInit {
+                                candidate: candidate.candidate,
+                                sdp_mid: candidate.sdp_mid,
+                                sdp_mline_index: candidate.sdp_mline_index,
+                                username_fragment: candidate.username_fragment,
+                                ..Default::default()
+                            });
+                            if have_remote {
+                                self.add_candidates(&mut pending_remote).await;
+                            }
+                        }
+                        ServerMessage::Bye | ServerMessage::PeerLeft => {
+                            self.note("peer left");
+                            return Ok(PeerExit::PeerLeft);
+                        }
+                        ServerMessage::Error { code, message } => {
+                            self.sink.emit(self.role, Event::Note {
+                                level: "error".into(),
+                                message: format!("signaling error {code:?}: {message}"),
+                            });
+                            if code == rtclab_signaling::protocol::ErrorCode::RoomFull {
+                                return Err(PeerError::Signaling(message));
+                            }
+                        }
+                    }
+                }
+                Some(ctl) = control.recv() => match ctl {
+                    Control::Candidate(init) => {
+                        let _ = signal.tx.send(ClientMessage::Candidate {
+                            candidate: IceCandidate {
+                                candidate: init.candidate,
+                                sdp_mid: init.sdp_mid,
+                                sdp_mline_index: init.sdp_mline_index,
+                                username_fragment: init.username_fragment,
+                            },
+                        });
+                    }
+                    Control::PcState(RTCPeerConnectionState::Connected) => {
+                        connect_deadline = None;
+                        self.start_media().await?;
+                    }
+                    Control::PcState(RTCPeerConnectionState::Failed) => {
+                        return Err(PeerError::Failed(
+                            "the peer connection failed (ICE or DTLS); see ice.* and dtls.state in the log".into(),
+                        ));
+                    }
+                    Control::PcState(_) => {}
+                    Control::Track(track) => {
+                        if self.cfg.role == Role::Receiver && self.receiver.is_none() {
+                            self.receiver = Some(receiver::start(ReceiverContext {
+                                track,
+                                sink: self.sink.clone(),
+                                runtime: self.runtime.clone(),
+                                counters: self.counters.clone(),
+                                pli_interval: self.cfg.pli_interval,
+                            }).await?);
+                        }
+                    }
+                },
+                _ = poll.tick() => {
+                    self.poll_transport(&mut selected, &mut dtls_state).await;
+                    if connect_deadline.is_some_and(|d| tokio::time::Instant::now() > d) {
+                        return Err(PeerError::Timeout(format!(
+                            "not connected {}s after the other peer joined; see ice.* events in the log",
+                            CONNECT_TIMEOUT.as_secs()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn other_peer_present(&mut self, signal: &SignalClient) -> Result<(), PeerError> {
+        // The sender always makes the offer: it owns the track, and a browser or Rust receiver
+        // can then simply answer.
+        if self.cfg.role == Role::Sender {
+            let offer = self.pc.create_offer(None).await?;
+            self.pc.set_local_description(offer.clone()).await?;
+            let _ = signal.tx.send(ClientMessage::Offer { sdp: offer.sdp });
+            self.note("offer sent");
+        }
+        Ok(())
+    }
+
+    async fn add_candidates(&self, pending: &mut Vec<RTCIceCandidateInit>) {
+        for c in pending.drain(..) {
+            if c.candidate.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.pc.add_ice_candidate(c.clone()).await {
+                self.sink.emit(
+                    self.role,
+                    Event::Note {
+                        level: "warn".into(),
+                        message: format!("remote candidate {:?} refused: {e}", c.candidate),
+                    },
+                );
+            }
+        }
+    }
+
+    async fn start_media(&mut self) -> Result<(), PeerError> {
+        if self.cfg.role != Role::Sender || self.sender.is_some() {
+            return Ok(());
+        }
+        let (Some(track), Some(target)) = (self.track.clone(), self.target.clone()) else {
+            return Ok(());
+        };
+        let senders = self.pc.get_senders().await;
+        let Some(rtp_sender) = senders.first() else {
+            return Err(PeerError::Failed("connected without an RTP sender".into()));
+        };
+        let params = rtp_sender.get_parameters().await?;
+        let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
+            return Err(PeerError::Failed(format!(
+                "the other peer accepted no {} payload type; it must support {}",
+                self.cfg.codec,
+                self.cfg.codec.mime_type()
+            )));
+        };
+        self.sender = Some(
+            sender::start(sender::SenderContext {
+                cfg: self.cfg.clone(),
+                track,
+                payload_type: pt,
+                target,
+                sink: self.sink.clone(),
+                runtime: self.runtime.clone(),
+                counters: self.counters.clone(),
+            })
+            .await?,
+        );
+        Ok(())
+    }
+
+    async fn poll_transport(
+        &self,
+        selected: &mut Option<(Candidate, Candidate)>,
+        dtls_state: &mut String,
+    ) {
+        let transport = match self.cfg.role {
+            Role::Sender => match self.pc.get_senders().await.first() {
+                Some(s) => s.transport().await.ok().flatten(),
+                None => None,
+            },
+            Role::Receiver => match self.pc.get_receivers().await.first() {
+                Some(r) => r.transport().await.ok().flatten(),
+                None => None,
+            },
+        };
+        let Some(dtls) = transport else { return };
+        if let Ok(state) = dtls.state().await {
+            let state = state.to_string();
+            if *dtls_state != state {
+                *dtls_state = state.clone();
+                self.sink.emit(self.role, Event::DtlsState { state });
+            }
+        }
+        if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
+            let now = (
+                ice::from_rtc(pair.local(), None),
+                ice::from_rtc(pair.remote(), None),
+            );
+            if selected.as_ref() != Some(&now) {
+                self.sink.emit(
+                    self.role,
+                    Event::IceSelectedPair {
+                        local: now.0.clone(),
+                        remote: now.1.clone(),
+                    },
+                );
+                *selected = Some(now);
+            }
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(s) = self.sender.take() {
+            s.stop().await;
+        }
+        if let Some(r) = self.receiver.take() {
+            r.stop().await;
+        }
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!("closing peer connection: {e}");
+        }
+    }
+}

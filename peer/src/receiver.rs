@@ -1,0 +1,500 @@
+//! The receiving media loop: RTP → frames (webrtc-rs `SampleBuilder`) → libavcodec decoder.
+//!
+//! A decoder does not report a lost reference (`../shared/notes/ffmpeg.md`): the picture just
+//! degrades until the next keyframe. So the receiver itself refuses to decode past a hole: after a
+//! frame is lost, or a decode error, it skips frames until a keyframe arrives and asks for one with
+//! a PLI (RFC 4585 §6.3.1), rate-limited so one loss does not become a PLI storm.
+
+use crate::error::PeerError;
+use crate::tap::SharedCounters;
+use bytes::Bytes;
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use rtclab_events::{Event, EventSink, MediaStats, PeerRole};
+use rtclab_media::{Codec, Decoder};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::runtime::{JoinHandle, Runtime};
+
+/// Packets the sample builder may hold while waiting for a retransmission (≈0.4 s at 3 Mbps).
+const MAX_LATE_PACKETS: u16 = 256;
+/// Longest a frame may wait for its missing packets before it is given up.
+const MAX_FRAME_WAIT: Duration = Duration::from_millis(300);
+/// Least time between two PLIs for the same reason of loss (libwebrtc uses a similar floor).
+const PLI_MIN_INTERVAL: Duration = Duration::from_millis(250);
+/// A sequence gap older than this many packets is counted as lost for good.
+const LOSS_HORIZON: u64 = 1_000;
+
+/// Everything the receiving loop needs.
+pub struct ReceiverContext {
+    /// The remote video track.
+    pub track: Arc<dyn TrackRemote>,
+    /// The session log.
+    pub sink: EventSink,
+    /// Clock and task spawner.
+    pub runtime: Arc<dyn Runtime>,
+    /// Wire counters of this peer.
+    pub counters: SharedCounters,
+    /// Also send a PLI this often (tests).
+    pub pli_interval: Option<Duration>,
+}
+
+/// Sequence-number accounting of one RTP stream: losses and late (repaired) arrivals.
+#[derive(Debug, Default)]
+pub struct SeqTracker {
+    highest: Option<u64>,
+    missing: BTreeSet<u64>,
+    lost_for_good: u64,
+    /// Packets that arrived after being counted missing (retransmissions or reordering).
+    pub recovered: u64,
+    /// Packets seen twice.
+    pub duplicates: u64,
+}
+
+impl SeqTracker {
+    /// Records one arrival; returns true if it filled a gap.
+    pub fn on_packet(&mut self, seq: u16) -> bool {
+        let ext = match self.highest {
+            None => {
+                self.highest = Some(u64::from(seq) + (1 << 16));
+                return false;
+            }
+            Some(h) => unwrap_seq(h, seq),
+        };
+        let h = self.highest.unwrap_or(ext);
+        if ext > h {
+            for s in h + 1..ext {
+                self.missing.insert(s);
+            }
+            self.highest = Some(ext);
+            while let Some(&oldest) = self.missing.first() {
+                if oldest + LOSS_HORIZON < ext {
+                    self.missing.remove(&oldest);
+                    self.lost_for_good += 1;
+                } else {
+                    break;
+                }
+            }
+            false
+        } else if self.missing.remove(&ext) {
+            self.recovered += 1;
+            true
+        } else {
+            self.duplicates += 1;
+            false
+        }
+    }
+
+    /// Packets currently counted lost (never arrived).
+    pub fn lost(&self) -> u64 {
+        self.lost_for_good + self.missing.len() as u64
+    }
+}
+
+/// Extends a 16-bit sequence number to the value closest to `highest` (RFC 3550 §A.1).
+fn unwrap_seq(highest: u64, seq: u16) -> u64 {
+    let base = highest & !0xffff;
+    let candidates = [base.wrapping_sub(1 << 16), base, base + (1 << 16)];
+    candidates
+        .iter()
+        .map(|b| b.wrapping_add(u64::from(seq)))
+        .filter(|c| *c < u64::MAX / 2)
+        .min_by_key(|c| c.abs_diff(highest))
+        .unwrap_or(base + u64::from(seq))
+}
+
+/// True if the assembled frame starts a new decodable sequence.
+pub fn is_keyframe(codec: Codec, frame: &[u8]) -> bool {
+    match codec {
+        // VP8 payload header, frame type bit: 0 = key frame (RFC 6386 §9.1).
+        Codec::Vp8 => frame.first().is_some_and(|b| b & 0x01 == 0),
+        // An IDR slice (NAL type 5, RFC 6184 §1.3) anywhere in the Annex-B access unit.
+        Codec::H264 => annexb_nal_types(frame).any(|t| t == 5),
+    }
+}
+
+fn annexb_nal_types(data: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    data.windows(4).enumerate().filter_map(move |(i, w)| {
+        if w[0] == 0 && w[1] == 0 && w[2] == 1 {
+            Some(w[3] & 0x1f)
+        } else if i == 0 && w == [0, 0, 0, 1] {
+            data.get(4).map(|b| b & 0x1f)
+        } else {
+            None
+        }
+    })
+}
+
+#[derive(Debug, Default, Clone)]
+struct RecvCounters {
+    frames_assembled: u64,
+    frames_decoded: u64,
+    frames_skipped: u64,
+    decode_errors: u64,
+    plis: u64,
+    lost: u64,
+    recovered: u64,
+}
+
+/// A running receiver; `stop` ends it after logging its final statistics.
+pub struct ReceiverHandle {
+    running: Arc<AtomicBool>,
+    stats_done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    tasks: Vec<Box<dyn JoinHandle>>,
+}
+
+impl ReceiverHandle {
+    /// Stops receiving and waits for the last `media.stats`.
+    pub async fn stop(self) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(done) = self.stats_done.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), done).await;
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts receiving `ctx.track`.
+pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
+    let ssrc = ctx.track.ssrcs().await.first().copied().unwrap_or(0);
+    let mime = ctx
+        .track
+        .codec(ssrc)
+        .await
+        .map(|c| c.mime_type.to_lowercase())
+        .unwrap_or_default();
+    let codec = if mime.contains("vp8") {
+        Codec::Vp8
+    } else if mime.contains("h264") {
+        Codec::H264
+    } else {
+        return Err(PeerError::Failed(format!(
+            "received a {mime:?} track; rtclab decodes video/H264 and video/VP8"
+        )));
+    };
+    rtclab_media::init()?;
+    let decoder = Decoder::new(codec)?;
+    let counters = Arc::new(Mutex::new(RecvCounters::default()));
+    let running = Arc::new(AtomicBool::new(true));
+    let (pli_tx, mut pli_rx) = mpsc::unbounded_channel::<&'static str>();
+    let frames = spawn_decoder_thread(
+        decoder,
+        codec,
+        ctx.sink.clone(),
+        counters.clone(),
+        pli_tx.clone(),
+    )?;
+    let mut tasks: Vec<Box<dyn JoinHandle>> = Vec::new();
+
+    // RTP in, frames out, PLIs back.
+    {
+        let track = ctx.track.clone();
+        let runtime = ctx.runtime.clone();
+        let counters = counters.clone();
+        let sink = ctx.sink.clone();
+        tasks.push(ctx.runtime.spawn(Box::pin(async move {
+            let mut assembler = Assembler::new(codec, frames, counters.clone(), pli_tx);
+            let mut last_pli: Option<Instant> = None;
+            loop {
+                tokio::select! {
+                    event = track.poll() => match event {
+                        Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                            assembler.push(runtime.now(), packet);
+                        }
+                        Some(TrackRemoteEvent::OnEnded) | None => break,
+                        Some(_) => {}
+                    },
+                    Some(reason) = pli_rx.recv() => {
+                        let now = runtime.now();
+                        // "interval" PLIs are the caller's explicit request; loss PLIs are limited.
+                        if reason != "interval"
+                            && last_pli.is_some_and(|t| now.saturating_duration_since(t) < PLI_MIN_INTERVAL)
+                        {
+                            continue;
+                        }
+                        last_pli = Some(now);
+                        sink.emit(PeerRole::Receiver, Event::DecoderPli { reason: reason.to_owned() });
+                        counters.lock().unwrap_or_else(|e| e.into_inner()).plis += 1;
+                        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+                        if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+                            tracing::debug!("PLI: {e}");
+                        }
+                    }
+                }
+            }
+        })));
+    }
+
+    // Optional periodic PLI (tests measure keyframe latency with it).
+    if let Some(every) = ctx.pli_interval {
+        let runtime = ctx.runtime.clone();
+        let running = running.clone();
+        let pli = PliSender(ctx.track.clone(), ssrc);
+        let sink = ctx.sink.clone();
+        let counters = counters.clone();
+        tasks.push(ctx.runtime.spawn(Box::pin(async move {
+            let mut ticker = runtime.interval(every);
+            ticker.tick().await;
+            while running.load(Ordering::Relaxed) {
+                ticker.tick().await;
+                sink.emit(
+                    PeerRole::Receiver,
+                    Event::DecoderPli {
+                        reason: "interval".into(),
+                    },
+                );
+                counters.lock().unwrap_or_else(|e| e.into_inner()).plis += 1;
+                pli.send().await;
+            }
+        })));
+    }
+
+    // Once a second: media.stats.
+    let (done_tx, done_rx) = oneshot::channel();
+    {
+        let runtime = ctx.runtime.clone();
+        let running = running.clone();
+        let sink = ctx.sink.clone();
+        let wire = ctx.counters.clone();
+        tasks.push(ctx.runtime.spawn(Box::pin(async move {
+            let mut ticker = runtime.interval(Duration::from_secs(1));
+            ticker.tick().await;
+            let mut last = (runtime.now(), 0u64, 0u64);
+            loop {
+                if running.load(Ordering::Relaxed) {
+                    ticker.tick().await;
+                }
+                // Read after the tick: a stop requested while waiting makes this the last line.
+                let stop = !running.load(Ordering::Relaxed);
+                let now = runtime.now();
+                let c = counters.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let w = wire.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let dt = now
+                    .saturating_duration_since(last.0)
+                    .as_secs_f64()
+                    .max(1e-3);
+                sink.emit(
+                    PeerRole::Receiver,
+                    Event::MediaStats(MediaStats {
+                        direction: "recv".into(),
+                        packets: w.rtp_in,
+                        bytes: w.rtp_in_bytes,
+                        frames: c.frames_decoded,
+                        lost: c.lost,
+                        retransmitted: c.recovered,
+                        bitrate_bps: ((w.rtp_in_bytes - last.1) as f64 * 8.0 / dt).round(),
+                        fps: ((c.frames_decoded - last.2) as f64 / dt * 10.0).round() / 10.0,
+                        decode_errors: c.decode_errors,
+                    }),
+                );
+                last = (now, w.rtp_in_bytes, c.frames_decoded);
+                if stop {
+                    break;
+                }
+            }
+            let _ = done_tx.send(());
+        })));
+    }
+
+    Ok(ReceiverHandle {
+        running,
+        stats_done: tokio::sync::Mutex::new(Some(done_rx)),
+        tasks,
+    })
+}
+
+struct PliSender(Arc<dyn TrackRemote>, u32);
+
+impl PliSender {
+    async fn send(&self) {
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: self.1,
+        };
+        if let Err(e) = self.0.write_rtcp(vec![Box::new(pli)]).await {
+            tracing::debug!("PLI: {e}");
+        }
+    }
+}
+
+/// Frames to decode, with their keyframe flag.
+type FrameTx = std::sync::mpsc::Sender<(Bytes, bool)>;
+
+fn spawn_decoder_thread(
+    mut decoder: Decoder,
+    _codec: Codec,
+    sink: EventSink,
+    counters: Arc<Mutex<RecvCounters>>,
+    pli: mpsc::UnboundedSender<&'static str>,
+) -> Result<FrameTx, PeerError> {
+    let (tx, rx) = std::sync::mpsc::channel::<(Bytes, bool)>();
+    std::thread::Builder::new()
+        .name("rtclab-decoder".into())
+        .spawn(move || {
+            while let Ok((data, _keyframe)) = rx.recv() {
+                match decoder.decode(&data) {
+                    Ok(frames) => {
+                        tracing::trace!(out = frames.len(), "decoded");
+                        counters
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .frames_decoded += frames.len() as u64;
+                    }
+                    Err(e) => {
+                        counters
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .decode_errors += 1;
+                        sink.emit(
+                            PeerRole::Receiver,
+                            Event::DecoderError {
+                                message: e.to_string(),
+                            },
+                        );
+                        let _ = pli.send("decode error");
+                    }
+                }
+            }
+        })
+        .map_err(|e| PeerError::Failed(format!("cannot start the decoder thread: {e}")))?;
+    Ok(tx)
+}
+
+/// Reassembles frames and decides which ones are decodable.
+struct Assembler {
+    codec: Codec,
+    builder: Builder,
+    seq: SeqTracker,
+    waiting_for_keyframe: bool,
+    frames: FrameTx,
+    counters: Arc<Mutex<RecvCounters>>,
+    pli: mpsc::UnboundedSender<&'static str>,
+}
+
+enum Builder {
+    H264(SampleBuilder<H264Packet>),
+    Vp8(SampleBuilder<Vp8Packet>),
+}
+
+impl Builder {
+    fn push(&mut self, now: Instant, p: rtc::rtp::Packet) {
+        match self {
+            Builder::H264(b) => b.push(now, p),
+            Builder::Vp8(b) => b.push(now, p),
+        }
+    }
+    fn pop(&mut self, now: Instant) -> Option<rtc::media::Sample> {
+        match self {
+            Builder::H264(b) => b.pop(now),
+            Builder::Vp8(b) => b.pop(now),
+        }
+    }
+}
+
+fn builder<D: Depacketizer>(d: D) -> SampleBuilder<D> {
+    SampleBuilder::new(MAX_LATE_PACKETS, d, 90_000).with_max_time_delay(MAX_FRAME_WAIT)
+}
+
+impl Assembler {
+    fn new(
+        codec: Codec,
+        frames: FrameTx,
+        counters: Arc<Mutex<RecvCounters>>,
+        pli: mpsc::UnboundedSender<&'static str>,
+    ) -> Self {
+        let builder = match codec {
+            Codec::H264 => Builder::H264(builder(H264Packet::default())),
+            Codec::Vp8 => Builder::Vp8(builder(Vp8Packet::default())),
+        };
+        Assembler {
+            codec,
+            builder,
+            seq: SeqTracker::default(),
+            waiting_for_keyframe: true,
+            frames,
+            counters,
+            pli,
+        }
+    }
+
+    fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) {
+        self.seq.on_packet(packet.header.sequence_number);
+        self.builder.push(now, packet);
+        while let Some(sample) = self.builder.pop(now) {
+            let key = is_keyframe(self.codec, &sample.data);
+            tracing::trace!(
+                ts = sample.packet_timestamp,
+                bytes = sample.data.len(),
+                key,
+                dropped = sample.prev_dropped_packets,
+                "frame assembled"
+            );
+            let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+            c.lost = self.seq.lost();
+            c.recovered = self.seq.recovered;
+            if sample.prev_dropped_packets > 0 {
+                // Packets of an earlier frame never arrived: references are broken.
+                self.waiting_for_keyframe = true;
+            }
+            if self.waiting_for_keyframe && !key {
+                c.frames_skipped += 1;
+                drop(c);
+                let _ = self.pli.send("frame lost; waiting for a keyframe");
+                continue;
+            }
+            self.waiting_for_keyframe = false;
+            c.frames_assembled += 1;
+            drop(c);
+            let _ = self.frames.send((sample.data, key));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_count_as_lost_until_filled() {
+        let mut t = SeqTracker::default();
+        for s in [10u16, 11, 14, 15] {
+            t.on_packet(s);
+        }
+        assert_eq!(t.lost(), 2);
+        assert!(t.on_packet(12));
+        assert_eq!((t.lost(), t.recovered), (1, 1));
+        t.on_packet(12);
+        assert_eq!(t.duplicates, 1);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut t = SeqTracker::default();
+        for s in [65534u16, 65535, 1, 2] {
+            t.on_packet(s);
+        }
+        assert_eq!(t.lost(), 1, "only 0 is missing");
+        assert!(t.on_packet(0));
+        assert_eq!(t.lost(), 0);
+    }
+
+    #[test]
+    fn keyframes_are_recognised() {
+        assert!(is_keyframe(Codec::Vp8, &[0x10, 0x02]));
+        assert!(!is_keyframe(Codec::Vp8, &[0x11, 0x02]));
+        // SPS, PPS, IDR
+        let idr = [0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 1, 0, 0, 1, 0x65, 9];
+        assert!(is_keyframe(Codec::H264, &idr));
+        let p = [0, 0, 0, 1, 0x41, 9, 9];
+        assert!(!is_keyframe(Codec::H264, &p));
+    }
+}

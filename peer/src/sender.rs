@@ -1,0 +1,351 @@
+//! The sending media loop: FFmpeg source → encoder at the congestion controller's target →
+//! RTP track, one frame per tick of the runtime clock. A PLI or FIR makes the next frame a
+//! keyframe.
+//!
+//! Encoding runs on its own thread (libavcodec calls block for milliseconds); the loop that paces
+//! frames, reads the target and writes RTP is async and takes its time from the webrtc-rs runtime.
+
+use crate::bwe::TargetHandle;
+use crate::config::PeerConfig;
+use crate::error::PeerError;
+use crate::tap::SharedCounters;
+use rtc::media::Sample;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtclab_events::{Event, EventSink, MediaStats, PeerRole};
+use rtclab_media::{EncodedFrame, Encoder, EncoderConfig, VideoSource};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use webrtc::media_stream::Track;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::runtime::{JoinHandle, Runtime};
+
+/// Everything the sending loop needs.
+pub struct SenderContext {
+    /// Peer settings (codec, source, size, fps, bitrate limits).
+    pub cfg: PeerConfig,
+    /// The local track to write samples to.
+    pub track: Arc<TrackLocalStaticSample>,
+    /// Negotiated payload type.
+    pub payload_type: u8,
+    /// The congestion controller's target.
+    pub target: TargetHandle,
+    /// The session log.
+    pub sink: EventSink,
+    /// Clock and task spawner.
+    pub runtime: Arc<dyn Runtime>,
+    /// Wire counters of this peer.
+    pub counters: SharedCounters,
+}
+
+/// A request for a keyframe, with when it arrived on the session clock.
+#[derive(Debug, Clone)]
+struct KeyframeRequest {
+    reason: &'static str,
+    at: Instant,
+}
+
+/// One frame's worth of work for the encoder thread.
+struct EncodeJob {
+    target_bps: u32,
+    keyframe: bool,
+    reply: oneshot::Sender<Result<Vec<EncodedFrame>, rtclab_media::MediaError>>,
+}
+
+/// A running sender; `stop` ends it and writes its final statistics.
+pub struct SenderHandle {
+    running: Arc<AtomicBool>,
+    done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    tasks: Vec<Box<dyn JoinHandle>>,
+}
+
+impl SenderHandle {
+    /// Stops the loop and waits for it to log its last statistics.
+    pub async fn stop(self) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(done) = self.done.lock().await.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), done).await;
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Opens the source and encoder (so a bad file fails here, loudly) and starts sending.
+pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
+    let ssrc = ctx
+        .track
+        .ssrcs()
+        .await
+        .first()
+        .copied()
+        .ok_or_else(|| PeerError::Failed("the video track has no SSRC".into()))?;
+    rtclab_media::init()?;
+    let source = VideoSource::open(&ctx.cfg.source, ctx.cfg.size, ctx.cfg.fps)?;
+    let encoder = Encoder::new(&EncoderConfig {
+        codec: ctx.cfg.codec,
+        size: ctx.cfg.size,
+        fps: ctx.cfg.fps,
+        target_bps: ctx.target.get().round() as u32,
+    })?;
+    let jobs = spawn_encoder_thread(source, encoder)?;
+
+    let running = Arc::new(AtomicBool::new(true));
+    let keyframe: Arc<Mutex<Option<KeyframeRequest>>> = Arc::new(Mutex::new(None));
+    let mut tasks = Vec::new();
+
+    // Keyframe requests: PLI/FIR reach the application through the track (the wire tap marks
+    // them for delivery).
+    {
+        let track = ctx.track.clone();
+        let keyframe = keyframe.clone();
+        let runtime = ctx.runtime.clone();
+        tasks.push(ctx.runtime.spawn(Box::pin(async move {
+            while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
+                for p in packets {
+                    let any = p.as_any();
+                    let reason = if any.is::<PictureLossIndication>() {
+                        "pli"
+                    } else if any.is::<FullIntraRequest>() {
+                        "fir"
+                    } else {
+                        continue;
+                    };
+                    let mut slot = keyframe.lock().unwrap_or_else(|e| e.into_inner());
+                    // Keep the earliest pending request: latency is measured from it.
+                    if slot.is_none() {
+                        *slot = Some(KeyframeRequest {
+                            reason,
+                            at: runtime.now(),
+                        });
+                    }
+                }
+            }
+        })));
+    }
+
+    let (done_tx, done_rx) = oneshot::channel();
+    let send_loop = SendLoop {
+        ctx,
+        ssrc,
+        jobs,
+        keyframe,
+        running: running.clone(),
+    };
+    let runtime = send_loop.ctx.runtime.clone();
+    tasks.push(runtime.spawn(Box::pin(async move {
+        send_loop.run().await;
+        let _ = done_tx.send(());
+    })));
+    Ok(SenderHandle {
+        running,
+        done: tokio::sync::Mutex::new(Some(done_rx)),
+        tasks,
+    })
+}
+
+fn spawn_encoder_thread(
+    mut source: VideoSource,
+    mut encoder: Encoder,
+) -> Result<std::sync::mpsc::Sender<EncodeJob>, PeerError> {
+    let (tx, rx) = std::sync::mpsc::channel::<EncodeJob>();
+    std::thread::Builder::new()
+        .name("rtclab-encoder".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                let result = source.next_frame().and_then(|mut raw| {
+                    encoder.set_target_bps(job.target_bps);
+                    if job.keyframe {
+                        encoder.request_keyframe();
+                    }
+                    encoder.encode(&mut raw)
+                });
+                let _ = job.reply.send(result);
+            }
+        })
+        .map_err(|e| PeerError::Failed(format!("cannot start the encoder thread: {e}")))?;
+    Ok(tx)
+}
+
+struct SendLoop {
+    ctx: SenderContext,
+    ssrc: u32,
+    jobs: std::sync::mpsc::Sender<EncodeJob>,
+    keyframe: Arc<Mutex<Option<KeyframeRequest>>>,
+    running: Arc<AtomicBool>,
+}
+
+/// Per-second accounting of the encoder.
+#[derive(Default)]
+struct Window {
+    bits: u64,
+    frames: u32,
+    keyframes: u32,
+}
+
+impl SendLoop {
+    async fn run(self) {
+        let ctx = &self.ctx;
+        let role = PeerRole::Sender;
+        let frame_duration = Duration::from_secs_f64(1.0 / f64::from(ctx.cfg.fps));
+        let mut ticker = ctx.runtime.interval(frame_duration);
+        let mut window = Window::default();
+        let mut window_start = ctx.runtime.now();
+        let mut frames_total: u64 = 0;
+        let mut last_stats = StatsSnapshot::default();
+        // The first frame out of an encoder is a keyframe anyway; log it as such.
+        let mut pending_reason: Option<KeyframeRequest> = Some(KeyframeRequest {
+            reason: "start",
+            at: ctx.runtime.now(),
+        });
+        let (min, max) = (f64::from(ctx.cfg.min_bps), f64::from(ctx.cfg.max_bps));
+        while self.running.load(Ordering::Relaxed) {
+            ticker.tick().await;
+            let target = ctx.target.get().clamp(min, max);
+            let request = self
+                .keyframe
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            let force = request.is_some();
+            if let Some(r) = request {
+                pending_reason.get_or_insert(r);
+            }
+            let (reply, result) = oneshot::channel();
+            if self
+                .jobs
+                .send(EncodeJob {
+                    target_bps: target.round() as u32,
+                    keyframe: force,
+                    reply,
+                })
+                .is_err()
+            {
+                break;
+            }
+            let frames = match result.await {
+                Ok(Ok(frames)) => frames,
+                Ok(Err(e)) => {
+                    ctx.sink.emit(
+                        role,
+                        Event::Note {
+                            level: "error".into(),
+                            message: format!("encoding stopped: {e}"),
+                        },
+                    );
+                    break;
+                }
+                Err(_) => break,
+            };
+            let now = ctx.runtime.now();
+            for frame in frames {
+                window.bits += frame.data.len() as u64 * 8;
+                window.frames += 1;
+                frames_total += 1;
+                if frame.keyframe {
+                    window.keyframes += 1;
+                    if let Some(r) = pending_reason.take() {
+                        ctx.sink.emit(
+                            role,
+                            Event::EncoderKeyframe {
+                                reason: r.reason.to_owned(),
+                                frame_index: frame.frame_index,
+                                after_request_ms: Some(
+                                    now.saturating_duration_since(r.at).as_secs_f64() * 1000.0,
+                                ),
+                            },
+                        );
+                    }
+                }
+                let sample = Sample {
+                    data: frame.data,
+                    duration: frame_duration,
+                    ..Sample::new(now)
+                };
+                if let Err(e) = ctx
+                    .track
+                    .sample_writer(self.ssrc, ctx.payload_type)
+                    .write_sample(&sample)
+                    .await
+                {
+                    tracing::debug!("write_sample: {e}");
+                }
+            }
+            let elapsed = now.saturating_duration_since(window_start).as_secs_f64();
+            if elapsed >= 1.0 {
+                self.emit_second(&window, elapsed, target, frames_total, &mut last_stats);
+                window = Window::default();
+                window_start = now;
+            }
+        }
+        let elapsed = ctx
+            .runtime
+            .now()
+            .saturating_duration_since(window_start)
+            .as_secs_f64()
+            .max(1e-3);
+        let target = ctx.target.get().clamp(min, max);
+        self.emit_second(&window, elapsed, target, frames_total, &mut last_stats);
+    }
+
+    fn emit_second(
+        &self,
+        window: &Window,
+        elapsed: f64,
+        target: f64,
+        frames_total: u64,
+        last: &mut StatsSnapshot,
+    ) {
+        let ctx = &self.ctx;
+        ctx.sink.emit(
+            PeerRole::Sender,
+            Event::EncoderRate {
+                codec: ctx.cfg.codec.to_string(),
+                target_bps: target.round(),
+                actual_bps: (window.bits as f64 / elapsed).round(),
+                fps: round1(f64::from(window.frames) / elapsed),
+                width: ctx.cfg.size.width,
+                height: ctx.cfg.size.height,
+                keyframes: window.keyframes,
+            },
+        );
+        let c = ctx
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let now = StatsSnapshot {
+            bytes: c.rtp_out_bytes,
+            frames: frames_total,
+        };
+        ctx.sink.emit(
+            PeerRole::Sender,
+            Event::MediaStats(MediaStats {
+                direction: "send".into(),
+                packets: c.rtp_out,
+                bytes: c.rtp_out_bytes,
+                frames: frames_total,
+                lost: c.remote_cumulative_lost,
+                retransmitted: c.rtx_out,
+                bitrate_bps: ((now.bytes - last.bytes) as f64 * 8.0 / elapsed).round(),
+                fps: round1((now.frames - last.frames) as f64 / elapsed),
+                decode_errors: 0,
+            }),
+        );
+        *last = now;
+    }
+}
+
+#[derive(Default)]
+struct StatsSnapshot {
+    bytes: u64,
+    frames: u64,
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}

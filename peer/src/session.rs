@@ -1,0 +1,284 @@
+//! `rtclab run`: one process, a signaling server on an ephemeral loopback port, a Rust sender and
+//! a Rust receiver, one event log, one summary.
+
+use crate::clock::RuntimeClock;
+use crate::config::{PeerConfig, Role};
+use crate::error::PeerError;
+use crate::peer::{PeerExit, run_peer};
+use crate::summary::Summary;
+use rtclab_events::{Event, EventSink, PeerRole, read_log};
+use rtclab_media::{Codec, Resolution, SourceSpec};
+use rtclab_scenarios::{CodecName, Scenario};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use webrtc::runtime::Runtime;
+
+/// How long peers get to stop and write their last statistics.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A scenario run as asked for on the command line.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Output folder (created if missing).
+    pub out: PathBuf,
+    /// Overrides the scenario's duration.
+    pub duration_s: Option<f64>,
+    /// Overrides the scenario's codec.
+    pub codec: Option<Codec>,
+    /// Receiver sends a PLI this often (tests).
+    pub pli_interval: Option<Duration>,
+}
+
+/// What a finished run leaves behind.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// `DIR/events.jsonl`.
+    pub events: PathBuf,
+    /// `DIR/summary.json`.
+    pub summary_path: PathBuf,
+    /// The summary.
+    pub summary: Summary,
+    /// `completed`, `interrupted` or `error: ...`.
+    pub reason: String,
+}
+
+fn codec_of(name: CodecName) -> Codec {
+    match name {
+        CodecName::H264 => Codec::H264,
+        CodecName::Vp8 => Codec::Vp8,
+    }
+}
+
+fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
+    let s = &req.scenario;
+    let mut cfg = PeerConfig::new(role);
+    cfg.codec = req.codec.unwrap_or_else(|| codec_of(s.codec));
+    cfg.source = match &s.source {
+        None => SourceSpec::TestPattern,
+        Some(p) => SourceSpec::File(p.clone()),
+    };
+    cfg.size = Resolution {
+        width: s.width,
+        height: s.height,
+    };
+    cfg.fps = s.fps;
+    cfg.initial_bps = s.initial_bps;
+    cfg.min_bps = s.min_bps;
+    cfg.max_bps = s.max_bps;
+    if role == Role::Receiver {
+        cfg.pli_interval = req.pli_interval;
+    }
+    cfg
+}
+
+/// Runs a scenario to completion (or until `interrupt` resolves, e.g. on Ctrl-C).
+///
+/// Whatever happens, `events.jsonl` ends with `session.end` and `summary.json` is written.
+pub async fn run_scenario(
+    req: RunRequest,
+    interrupt: impl Future<Output = ()>,
+) -> Result<RunOutcome, PeerError> {
+    std::fs::create_dir_all(&req.out).map_err(|source| PeerError::Io {
+        path: req.out.clone(),
+        source,
+    })?;
+    // The source must exist before anything starts: failing after the call is up helps no one.
+    if let Some(p) = &req.scenario.source {
+        if !p.is_file() {
+            return Err(PeerError::Media(rtclab_media::MediaError::FileNotFound {
+                path: p.clone(),
+            }));
+        }
+    }
+    let runtime: Arc<dyn Runtime> = webrtc::runtime::default_runtime()
+        .ok_or_else(|| PeerError::Failed("webrtc-rs was built without a runtime".into()))?;
+    let events = req.out.join("events.jsonl");
+    let sender_cfg = peer_config(&req, Role::Sender);
+    let receiver_cfg = peer_config(&req, Role::Receiver);
+    let duration = req.duration_s.unwrap_or(req.scenario.duration_s);
+    let mut config = sender_cfg.describe();
+    config["duration_s"] = duration.into();
+    config["seed"] = req.scenario.seed.into();
+    let sink = EventSink::create(
+        &events,
+        Arc::new(RuntimeClock(runtime.clone())),
+        Some(req.scenario.name.clone()),
+        config,
+    )?;
+
+    let result = run_peers(
+        &sink,
+        runtime.clone(),
+        sender_cfg,
+        receiver_cfg,
+        duration,
+        interrupt,
+    )
+    .await;
+    let reason = match &result {
+        Ok(reason) => reason.clone(),
+        Err(e) => {
+            sink.emit(
+                PeerRole::Lab,
+                Event::Note {
+                    level: "error".into(),
+                    message: e.to_string(),
+                },
+            );
+            format!("error: {e}")
+        }
+    };
+    let outcome = finish(&sink, &req.out, reason);
+    match (result, outcome) {
+        (Err(e), _) => Err(e),
+        (Ok(_), outcome) => outcome,
+    }
+}
+
+async fn run_peers(
+    sink: &EventSink,
+    runtime: Arc<dyn Runtime>,
+    sender_cfg: PeerConfig,
+    receiver_cfg: PeerConfig,
+    duration: f64,
+    interrupt: impl Future<Output = ()>,
+) -> Result<String, PeerError> {
+    let (listener, addr) = rtclab_signaling::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| PeerError::Signaling(format!("cannot start the signaling server: {e}")))?;
+    let (server_stop_tx, server_stop_rx) = watch::channel(false);
+    let server = tokio::spawn(rtclab_signaling::serve_with_shutdown(
+        listener,
+        Arc::new(rtclab_signaling::AppState::new(None)),
+        wait_true(server_stop_rx),
+    ));
+    sink.emit(
+        PeerRole::Lab,
+        Event::Signaling {
+            what: format!("signaling server on ws://{addr}"),
+        },
+    );
+    let url = format!("ws://{addr}");
+    let room = "run";
+
+    let (recv_stop_tx, recv_stop_rx) = watch::channel(false);
+    let (send_stop_tx, send_stop_rx) = watch::channel(false);
+    let receiver = tokio::spawn({
+        let (url, sink, runtime) = (url.clone(), sink.clone(), runtime.clone());
+        async move {
+            run_peer(
+                &url,
+                room,
+                receiver_cfg,
+                sink,
+                runtime,
+                wait_true(recv_stop_rx),
+            )
+            .await
+        }
+    });
+    // Let the receiver join first so the sender finds it and offers at once.
+    runtime.sleep(Duration::from_millis(100)).await;
+    let sender = tokio::spawn({
+        let (url, sink, runtime) = (url.clone(), sink.clone(), runtime.clone());
+        async move {
+            run_peer(
+                &url,
+                room,
+                sender_cfg,
+                sink,
+                runtime,
+                wait_true(send_stop_rx),
+            )
+            .await
+        }
+    });
+
+    tokio::pin!(interrupt);
+    let mut sender = sender;
+    let mut receiver = receiver;
+    let ended_early: Option<(
+        Role,
+        Result<Result<PeerExit, PeerError>, tokio::task::JoinError>,
+    )>;
+    let reason = tokio::select! {
+        _ = runtime.sleep(Duration::from_secs_f64(duration)) => { ended_early = None; "completed".to_owned() }
+        _ = &mut interrupt => { ended_early = None; "interrupted".to_owned() }
+        r = &mut sender => { ended_early = Some((Role::Sender, r)); "sender stopped early".to_owned() }
+        r = &mut receiver => { ended_early = Some((Role::Receiver, r)); "receiver stopped early".to_owned() }
+    };
+
+    // Stop the sender first so its last statistics precede the receiver's.
+    let _ = send_stop_tx.send(true);
+    let sender_result = match &ended_early {
+        Some((Role::Sender, _)) => None,
+        _ => Some(tokio::time::timeout(STOP_GRACE, &mut sender).await),
+    };
+    let _ = recv_stop_tx.send(true);
+    let receiver_result = match &ended_early {
+        Some((Role::Receiver, _)) => None,
+        _ => Some(tokio::time::timeout(STOP_GRACE, &mut receiver).await),
+    };
+    let _ = server_stop_tx.send(true);
+    let _ = tokio::time::timeout(STOP_GRACE, server).await;
+
+    if let Some((role, r)) = ended_early {
+        return Err(match r {
+            Ok(Err(e)) => e,
+            Ok(Ok(exit)) => PeerError::Failed(format!("the {role:?} stopped early: {exit:?}")),
+            Err(e) => PeerError::Failed(format!("the {role:?} task failed: {e}")),
+        });
+    }
+    for (role, r) in [
+        (Role::Sender, sender_result),
+        (Role::Receiver, receiver_result),
+    ] {
+        match r {
+            Some(Ok(Ok(Err(e)))) => return Err(e),
+            Some(Ok(Err(e))) => {
+                return Err(PeerError::Failed(format!("the {role:?} task failed: {e}")));
+            }
+            Some(Err(_)) => {
+                sink.emit(
+                    PeerRole::Lab,
+                    Event::Note {
+                        level: "warn".into(),
+                        message: format!("the {role:?} did not stop within {STOP_GRACE:?}"),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(reason)
+}
+
+async fn wait_true(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Computes the summary from the log, writes `summary.json`, and closes the log with it.
+fn finish(sink: &EventSink, out: &Path, reason: String) -> Result<RunOutcome, PeerError> {
+    let records = read_log(sink.path())?;
+    let summary = Summary::from_records(&records);
+    let summary_value = serde_json::to_value(&summary).unwrap_or_default();
+    let summary_path = out.join("summary.json");
+    let text = serde_json::to_string_pretty(&summary_value).unwrap_or_default();
+    let write = std::fs::write(&summary_path, text + "\n").map_err(|source| PeerError::Io {
+        path: summary_path.clone(),
+        source,
+    });
+    sink.end(&reason, summary_value)?;
+    write?;
+    Ok(RunOutcome {
+        events: sink.path().to_owned(),
+        summary_path,
+        summary,
+        reason,
+    })
+}

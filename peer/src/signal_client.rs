@@ -1,0 +1,91 @@
+//! The peer's side of the signaling protocol: a WebSocket to `/ws?room=NAME`.
+
+use crate::error::PeerError;
+use futures::{SinkExt, StreamExt};
+use rtclab_signaling::protocol::{ClientMessage, ServerMessage};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A joined room: send with `tx`, receive with `rx` (closed when the socket closes).
+pub struct SignalClient {
+    /// Messages to the server.
+    pub tx: mpsc::UnboundedSender<ClientMessage>,
+    /// Messages from the server; `None` once the socket is gone.
+    pub rx: mpsc::UnboundedReceiver<ServerMessage>,
+}
+
+/// Builds the WebSocket URL for `room` from a server base URL (`ws://`, `http://` or `host:port`).
+pub fn room_url(base: &str, room: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let base = if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if base.starts_with("ws://") || base.starts_with("wss://") {
+        base.to_owned()
+    } else {
+        format!("ws://{base}")
+    };
+    let base = base.trim_end_matches("/ws");
+    format!("{base}/ws?room={room}")
+}
+
+/// Connects to the signaling server and joins `room`.
+pub async fn connect(base: &str, room: &str) -> Result<SignalClient, PeerError> {
+    let url = room_url(base, room);
+    let (ws, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| {
+        PeerError::Signaling(format!(
+            "cannot reach the signaling server at {url}: {e}; is `rtclab serve` running there?"
+        ))
+    })?;
+    let (mut write, mut read) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ClientMessage>();
+    let (in_tx, in_rx) = mpsc::unbounded_channel::<ServerMessage>();
+    tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            let Ok(text) = serde_json::to_string(&msg) else {
+                continue;
+            };
+            if write.send(Message::text(text)).await.is_err() {
+                break;
+            }
+        }
+        let _ = write.close().await;
+    });
+    tokio::spawn(async move {
+        while let Some(frame) = read.next().await {
+            match frame {
+                Ok(Message::Text(text)) => match serde_json::from_str::<ServerMessage>(&text) {
+                    Ok(msg) => {
+                        if in_tx.send(msg).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => tracing::warn!("ignoring unparsable signaling message: {e}"),
+                },
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    });
+    Ok(SignalClient {
+        tx: out_tx,
+        rx: in_rx,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::room_url;
+
+    #[test]
+    fn base_urls_become_room_urls() {
+        assert_eq!(
+            room_url("ws://127.0.0.1:8080", "a"),
+            "ws://127.0.0.1:8080/ws?room=a"
+        );
+        assert_eq!(room_url("http://h:1/", "a"), "ws://h:1/ws?room=a");
+        assert_eq!(room_url("h:1", "a"), "ws://h:1/ws?room=a");
+        assert_eq!(room_url("ws://h:1/ws", "a"), "ws://h:1/ws?room=a");
+    }
+}

@@ -1,0 +1,215 @@
+//! The run summary, computed from the event log alone so that `summary.json` always agrees with
+//! `events.jsonl` and `rtclab report` can recompute it from any log.
+
+use rtclab_events::{Candidate, Direction, Event, MediaStats, PeerRole, Record};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The ICE path a session used, as one side saw it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PathSummary {
+    /// Local candidate type (host, srflx, prflx, relay).
+    pub local_type: String,
+    /// Local transport protocol.
+    pub local_protocol: String,
+    /// Local address:port.
+    pub local_address: String,
+    /// Remote candidate type.
+    pub remote_type: String,
+    /// Remote transport protocol.
+    pub remote_protocol: String,
+    /// Remote address:port.
+    pub remote_address: String,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Scenario name, if any.
+    pub scenario: Option<String>,
+    /// Codec used.
+    pub codec: String,
+    /// Media duration in seconds (first to last sender statistics).
+    pub duration_s: f64,
+    /// Frames the sender encoded and sent.
+    pub frames_sent: u64,
+    /// Frames the receiver decoded.
+    pub frames_decoded: u64,
+    /// Frames the receiver could not decode.
+    pub decode_errors: u64,
+    /// RTP packets sent (first transmissions).
+    pub packets_sent: u64,
+    /// RTP packets received (including retransmissions).
+    pub packets_received: u64,
+    /// Packets that never arrived (receiver's sequence accounting).
+    pub packets_lost: u64,
+    /// NACK packets the receiver sent.
+    pub nacks: u64,
+    /// Sequence numbers those NACKs asked for.
+    pub nacked_packets: u64,
+    /// PLIs the receiver sent.
+    pub plis: u64,
+    /// FIRs the receiver sent.
+    pub firs: u64,
+    /// Retransmissions the sender sent.
+    pub retransmissions: u64,
+    /// Keyframes the sender produced.
+    pub keyframes: u64,
+    /// Mean congestion-controller target over the run, bps.
+    pub mean_target_bps: f64,
+    /// Mean of the sender's per-second RTP bitrate, bps.
+    pub mean_send_bps: f64,
+    /// Mean of the receiver's per-second RTP bitrate, bps.
+    pub mean_recv_bps: f64,
+    /// Mean of the encoder's per-second output bitrate, bps.
+    pub mean_encoder_bps: f64,
+    /// Number of `bwe.estimate` events.
+    pub bwe_estimates: u64,
+    /// The selected candidate pair, as the sender saw it last.
+    pub selected_pair: Option<PathSummary>,
+    /// How many times the selected pair changed.
+    pub selected_pair_changes: u64,
+    /// RTCP packets per "peer direction type" (e.g. `receiver out RR`).
+    pub rtcp: BTreeMap<String, u64>,
+    /// Candidates gathered per "peer side type" (e.g. `sender local host`).
+    pub candidates: BTreeMap<String, u64>,
+}
+
+fn last_stats<'a>(records: &'a [Record], peer: PeerRole) -> Option<&'a MediaStats> {
+    records.iter().rev().find_map(|r| match &r.event {
+        Event::MediaStats(s) if r.peer == peer => Some(s),
+        _ => None,
+    })
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        (sum / f64::from(n)).round()
+    }
+}
+
+fn path(local: &Candidate, remote: &Candidate) -> PathSummary {
+    PathSummary {
+        local_type: local.typ.clone(),
+        local_protocol: local.protocol.clone(),
+        local_address: format!("{}:{}", local.address, local.port),
+        remote_type: remote.typ.clone(),
+        remote_protocol: remote.protocol.clone(),
+        remote_address: format!("{}:{}", remote.address, remote.port),
+    }
+}
+
+impl Summary {
+    /// Computes the summary from a session's records.
+    pub fn from_records(records: &[Record]) -> Summary {
+        let mut s = Summary::default();
+        for r in records {
+            match &r.event {
+                Event::SessionStart {
+                    scenario, config, ..
+                } => {
+                    s.scenario = scenario.clone();
+                    if let Some(c) = config.get("codec").and_then(|c| c.as_str()) {
+                        s.codec = c.to_owned();
+                    }
+                }
+                Event::Rtcp { direction, packet } => {
+                    let dir = match direction {
+                        Direction::In => "in",
+                        Direction::Out => "out",
+                    };
+                    *s.rtcp
+                        .entry(format!("{} {dir} {}", r.peer, packet.type_name()))
+                        .or_default() += 1;
+                    if r.peer == PeerRole::Receiver && *direction == Direction::Out {
+                        match packet {
+                            rtclab_events::Rtcp::Nack { seqs, .. } => {
+                                s.nacks += 1;
+                                s.nacked_packets += seqs.len() as u64;
+                            }
+                            rtclab_events::Rtcp::Pli { .. } => s.plis += 1,
+                            rtclab_events::Rtcp::Fir { .. } => s.firs += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                Event::IceCandidate { side, candidate } => {
+                    let side = match side {
+                        rtclab_events::Side::Local => "local",
+                        rtclab_events::Side::Remote => "remote",
+                    };
+                    *s.candidates
+                        .entry(format!("{} {side} {}", r.peer, candidate.typ))
+                        .or_default() += 1;
+                }
+                Event::IceSelectedPair { local, remote } if r.peer != PeerRole::Receiver => {
+                    if s.selected_pair.is_some() {
+                        s.selected_pair_changes += 1;
+                    }
+                    s.selected_pair = Some(path(local, remote));
+                }
+                Event::IceSelectedPair { local, remote } if s.selected_pair.is_none() => {
+                    // A receiver-only log (the sender is elsewhere): use its view.
+                    s.selected_pair = Some(path(remote, local));
+                }
+                Event::BweEstimate { .. } => s.bwe_estimates += 1,
+                Event::EncoderRate { keyframes, .. } => s.keyframes += u64::from(*keyframes),
+                _ => {}
+            }
+        }
+        let sender_stats: Vec<&MediaStats> = records
+            .iter()
+            .filter(|r| r.peer == PeerRole::Sender)
+            .filter_map(|r| match &r.event {
+                Event::MediaStats(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        let sender_times: Vec<f64> = records
+            .iter()
+            .filter(|r| r.peer == PeerRole::Sender && matches!(r.event, Event::MediaStats(_)))
+            .map(|r| r.t)
+            .collect();
+        if let (Some(first), Some(last)) = (sender_times.first(), sender_times.last()) {
+            // The first statistics line closes the first second of media.
+            s.duration_s = ((last - first + 1.0) * 10.0).round() / 10.0;
+        }
+        if let Some(st) = last_stats(records, PeerRole::Sender) {
+            s.frames_sent = st.frames;
+            s.packets_sent = st.packets;
+            s.retransmissions = st.retransmitted;
+        }
+        if let Some(st) = last_stats(records, PeerRole::Receiver) {
+            s.frames_decoded = st.frames;
+            s.packets_received = st.packets;
+            s.packets_lost = st.lost;
+            s.decode_errors = st.decode_errors;
+        }
+        s.mean_send_bps = mean(sender_stats.iter().map(|m| m.bitrate_bps));
+        s.mean_recv_bps = mean(records.iter().filter_map(|r| match &r.event {
+            Event::MediaStats(m) if r.peer == PeerRole::Receiver => Some(m.bitrate_bps),
+            _ => None,
+        }));
+        s.mean_target_bps = mean(records.iter().filter_map(|r| match &r.event {
+            Event::EncoderRate { target_bps, .. } => Some(*target_bps),
+            _ => None,
+        }));
+        s.mean_encoder_bps = mean(records.iter().filter_map(|r| match &r.event {
+            Event::EncoderRate { actual_bps, .. } => Some(*actual_bps),
+            _ => None,
+        }));
+        s
+    }
+
+    /// Fraction of sent frames that were decoded (0 when nothing was sent).
+    pub fn decoded_ratio(&self) -> f64 {
+        if self.frames_sent == 0 {
+            0.0
+        } else {
+            self.frames_decoded as f64 / self.frames_sent as f64
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The wire tap: an interceptor nearest the network that sees every RTP and RTCP packet both
+//! ways, counts them, and logs each RTCP packet as an `rtcp` event.
+//!
+//! webrtc-rs 0.21 leaves several statistics empty (see `../shared/notes/webrtc-rs-0.21.md`), so
+//! rtclab counts from the wire instead. The tap also marks inbound PLI/FIR for delivery to the
+//! application, because the sender's encoder must see them and the chain's terminus drops inbound
+//! RTCP that nobody marked.
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::sansio::Protocol;
+use rtc::shared::marshal::MarshalSize;
+use rtclab_events::{Direction, Event, EventSink, PeerRole, ReportBlock, Rtcp};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Where the tap sits: below `Slot::CongestionControl` (1_000), so nothing is between it and the
+/// wire on either leg.
+pub const TAP_SLOT: usize = 500;
+
+/// Video clock rate (RFC 6184 §8.2.1, RFC 7741 §6.1), used to express RR jitter in ms.
+const VIDEO_CLOCK_HZ: f64 = 90_000.0;
+
+/// Counters the tap keeps, shared with the peer that reads them once a second.
+#[derive(Debug, Clone, Default)]
+pub struct WireCounters {
+    /// RTP packets sent (first transmissions).
+    pub rtp_out: u64,
+    /// RTP bytes sent, header + payload, including retransmissions.
+    pub rtp_out_bytes: u64,
+    /// Retransmissions sent in answer to NACK.
+    pub rtx_out: u64,
+    /// RTP packets received (any).
+    pub rtp_in: u64,
+    /// RTP bytes received.
+    pub rtp_in_bytes: u64,
+    /// RTCP packets by (direction, type name).
+    pub rtcp: HashMap<(Direction, &'static str), u64>,
+    /// Sequence numbers NACKed, by direction.
+    pub nacked_seqs: HashMap<Direction, u64>,
+    /// Latest cumulative-lost figure from inbound receiver reports (the sender's view of loss).
+    pub remote_cumulative_lost: u64,
+}
+
+/// Handle to read the tap's counters from outside the interceptor chain.
+pub type SharedCounters = Arc<Mutex<WireCounters>>;
+
+/// The tap interceptor.
+pub struct WireTap {
+    peer: PeerRole,
+    sink: EventSink,
+    counters: SharedCounters,
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+impl WireTap {
+    /// A tap logging as `peer` into `sink`; returns the tap and the handle to its counters.
+    pub fn new(peer: PeerRole, sink: EventSink) -> (Self, SharedCounters) {
+        let counters = SharedCounters::default();
+        (
+            WireTap {
+                peer,
+                sink,
+                counters: counters.clone(),
+                read_queue: VecDeque::new(),
+                write_queue: VecDeque::new(),
+            },
+            counters,
+        )
+    }
+
+    fn observe(&mut self, msg: &mut TaggedPacket, direction: Direction) {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let retransmission = msg.message.has(&Attribute::Retransmission);
+        match &msg.message.packet {
+            Packet::Rtp(p) => {
+                let bytes = (p.header.marshal_size() + p.payload.len()) as u64;
+                match direction {
+                    Direction::Out => {
+                        counters.rtp_out_bytes += bytes;
+                        if retransmission {
+                            counters.rtx_out += 1;
+                        } else {
+                            counters.rtp_out += 1;
+                        }
+                    }
+                    Direction::In => {
+                        counters.rtp_in += 1;
+                        counters.rtp_in_bytes += bytes;
+                    }
+                }
+            }
+            Packet::Rtcp(packets) => {
+                let mut deliver = false;
+                for packet in packets {
+                    let described = describe(packet.as_ref());
+                    *counters
+                        .rtcp
+                        .entry((direction, described.type_name()))
+                        .or_default() += 1;
+                    match &described {
+                        Rtcp::Nack { seqs, .. } => {
+                            *counters.nacked_seqs.entry(direction).or_default() +=
+                                seqs.len() as u64;
+                        }
+                        Rtcp::ReceiverReport { reports, .. }
+                        | Rtcp::SenderReport { reports, .. }
+                            if direction == Direction::In =>
+                        {
+                            if let Some(r) = reports.first() {
+                                counters.remote_cumulative_lost = u64::from(r.cumulative_lost);
+                            }
+                        }
+                        Rtcp::Pli { .. } | Rtcp::Fir { .. } if direction == Direction::In => {
+                            deliver = true;
+                        }
+                        _ => {}
+                    }
+                    self.sink.emit(
+                        self.peer,
+                        Event::Rtcp {
+                            direction,
+                            packet: described,
+                        },
+                    );
+                }
+                if deliver {
+                    msg.message.add(Attribute::DeliverToApplication);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn block(r: &ReceptionReport) -> ReportBlock {
+    ReportBlock {
+        media_ssrc: r.ssrc,
+        fraction_lost: f64::from(r.fraction_lost) / 256.0,
+        cumulative_lost: r.total_lost,
+        highest_seq: r.last_sequence_number,
+        jitter: r.jitter,
+        jitter_ms: f64::from(r.jitter) / VIDEO_CLOCK_HZ * 1000.0,
+    }
+}
+
+/// Turns one RTCP packet into its event form.
+pub fn describe(packet: &dyn rtcp::Packet) -> Rtcp {
+    let any = packet.as_any();
+    if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+        Rtcp::ReceiverReport {
+            ssrc: rr.ssrc,
+            reports: rr.reports.iter().map(block).collect(),
+        }
+    } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+        Rtcp::SenderReport {
+            ssrc: sr.ssrc,
+            packets: sr.packet_count,
+            octets: sr.octet_count,
+            reports: sr.reports.iter().map(block).collect(),
+        }
+    } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+        Rtcp::Nack {
+            media_ssrc: nack.media_ssrc,
+            seqs: nack.nacks.iter().flat_map(|n| n.packet_list()).collect(),
+        }
+    } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+        Rtcp::Pli {
+            media_ssrc: pli.media_ssrc,
+        }
+    } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+        Rtcp::Fir {
+            media_ssrc: fir.fir.first().map_or(fir.media_ssrc, |e| e.ssrc),
+        }
+    } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+        Rtcp::Twcc {
+            base_seq: cc.base_sequence_number,
+            packet_count: cc.packet_status_count,
+            fb_count: cc.fb_pkt_count,
+            received: cc.recv_deltas.len() as u32,
+        }
+    } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+        Rtcp::Remb {
+            bitrate_bps: f64::from(remb.bitrate),
+            ssrcs: remb.ssrcs.clone(),
+        }
+    } else {
+        let h = packet.header();
+        match h.packet_type as u8 {
+            202 => Rtcp::Sdes,
+            203 => Rtcp::Bye,
+            pt => Rtcp::Other {
+                name: format!("pt={pt} fmt={}", h.count),
+            },
+        }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for WireTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.observe(&mut msg, Direction::In);
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.observe(&mut msg, Direction::Out);
+        self.write_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write_queue.pop_front()
+    }
+}
+
+impl Interceptor for WireTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

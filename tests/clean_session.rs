@@ -1,0 +1,177 @@
+//! A clean Rust→Rust session through the signaling server, once per codec: frames flow and
+//! decode, the log holds what the backbone promises, and `summary.json` agrees with the log.
+
+use rtclab_events::{Direction, Event, PeerRole, Rtcp, SCHEMA, Side, read_log};
+use rtclab_media::Codec;
+use rtclab_peer::{RunRequest, Summary, run_scenario};
+use rtclab_tests::{is_session_end, kinds, media_lock, of, out_dir, scenario};
+
+/// Long enough for several RTCP report intervals and the estimator to move, short enough for CI.
+const DURATION_S: f64 = 8.0;
+
+async fn clean_run(codec: Codec, name: &str) {
+    let _media = media_lock();
+    let out = out_dir(name);
+    let outcome = run_scenario(
+        RunRequest {
+            scenario: scenario("clean"),
+            out: out.clone(),
+            duration_s: Some(DURATION_S),
+            codec: Some(codec),
+            pli_interval: None,
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{name}: run failed: {e}; log in {}", out.display()));
+    assert_eq!(outcome.reason, "completed");
+    let s = &outcome.summary;
+    let records = read_log(&outcome.events).expect("log parses");
+
+    // Frames flow: at 30 fps for 8 s about 240 frames are sent. A frame still in flight when the
+    // sender stops is the only excusable difference, hence 90 % (the issue's bound).
+    assert!(
+        s.frames_sent >= 150,
+        "{name}: only {} frames sent",
+        s.frames_sent
+    );
+    assert!(
+        s.frames_decoded as f64 >= 0.9 * s.frames_sent as f64,
+        "{name}: decoded {} of {} frames",
+        s.frames_decoded,
+        s.frames_sent
+    );
+    assert_eq!(s.decode_errors, 0, "{name}: decode errors on a clean link");
+    assert_eq!(s.codec, codec.to_string());
+
+    // The log's shape.
+    match &records[0].event {
+        Event::SessionStart { schema, .. } => assert_eq!(schema, SCHEMA),
+        e => panic!("first line is {e:?}"),
+    }
+    assert!(
+        is_session_end(&records.last().unwrap().event),
+        "last line is not session.end"
+    );
+    let k = kinds(&records);
+    for (peer, kind) in [
+        (PeerRole::Sender, "ice.candidate"),
+        (PeerRole::Receiver, "ice.candidate"),
+        (PeerRole::Sender, "ice.selected_pair"),
+        (PeerRole::Receiver, "ice.selected_pair"),
+        (PeerRole::Sender, "ice.state"),
+        (PeerRole::Sender, "dtls.state"),
+        (PeerRole::Sender, "pc.state"),
+        (PeerRole::Sender, "bwe.estimate"),
+        (PeerRole::Sender, "encoder.rate"),
+        (PeerRole::Sender, "media.stats"),
+        (PeerRole::Receiver, "media.stats"),
+    ] {
+        assert!(
+            k.contains(&(peer, kind)),
+            "{name}: no {kind} from the {peer}"
+        );
+    }
+    for role in [PeerRole::Sender, PeerRole::Receiver] {
+        let sides: Vec<Side> = of(&records, role, "ice.candidate")
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::IceCandidate { side, .. } => Some(*side),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            sides.contains(&Side::Local),
+            "{name}: {role} logged no local candidate"
+        );
+        assert!(
+            sides.contains(&Side::Remote),
+            "{name}: {role} logged no remote candidate"
+        );
+    }
+    // RTCP counted on the wire: the receiver sends RR and TWCC, the sender receives them.
+    let rtcp = |peer, dir, ty: &str| {
+        records
+            .iter()
+            .filter(|r| r.peer == peer)
+            .filter(|r| matches!(&r.event, Event::Rtcp { direction, packet } if *direction == dir && packet.type_name() == ty))
+            .count()
+    };
+    for ty in ["RR", "TWCC"] {
+        assert!(
+            rtcp(PeerRole::Receiver, Direction::Out, ty) > 0,
+            "{name}: receiver sent no {ty}"
+        );
+        assert!(
+            rtcp(PeerRole::Sender, Direction::In, ty) > 0,
+            "{name}: sender received no {ty}"
+        );
+    }
+    assert!(
+        rtcp(PeerRole::Sender, Direction::Out, "SR") > 0,
+        "{name}: sender sent no SR"
+    );
+    let rr_loss: Vec<f64> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Rtcp {
+                packet: Rtcp::ReceiverReport { reports, .. },
+                direction: Direction::In,
+            } => reports.first().map(|b| b.fraction_lost),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        rr_loss.iter().all(|f| *f == 0.0),
+        "{name}: RR reports loss on a clean link: {rr_loss:?}"
+    );
+
+    // The path is host/udp on loopback.
+    let path = s.selected_pair.as_ref().expect("a selected pair");
+    assert_eq!(
+        (path.local_type.as_str(), path.local_protocol.as_str()),
+        ("host", "udp")
+    );
+    assert!(path.local_address.starts_with("127.0.0.1:"), "{path:?}");
+
+    // The encoder follows the target loosely on a clean link (the tight bound is issue 5's
+    // benchmark): mean output within a factor of two of the mean target.
+    assert!(s.mean_target_bps > 0.0 && s.mean_encoder_bps > 0.0);
+    let ratio = s.mean_encoder_bps / s.mean_target_bps;
+    assert!(
+        (0.5..=2.0).contains(&ratio),
+        "{name}: encoder/target = {ratio:.2}"
+    );
+
+    // summary.json on disk is exactly what the log recomputes to, and agrees with raw counts.
+    let on_disk: Summary =
+        serde_json::from_str(&std::fs::read_to_string(&outcome.summary_path).unwrap()).unwrap();
+    assert_eq!(&on_disk, s);
+    assert_eq!(&Summary::from_records(&records[..records.len() - 1]), s);
+    let nacks = rtcp(PeerRole::Receiver, Direction::Out, "NACK") as u64;
+    assert_eq!(s.nacks, nacks);
+    let last_recv = of(&records, PeerRole::Receiver, "media.stats")
+        .last()
+        .map(|r| r.event.clone());
+    match last_recv {
+        Some(Event::MediaStats(m)) => assert_eq!(
+            (m.frames, m.packets),
+            (s.frames_decoded, s.packets_received)
+        ),
+        other => panic!("no receiver stats: {other:?}"),
+    }
+    match &records.last().unwrap().event {
+        Event::SessionEnd { summary, .. } => assert_eq!(summary, &serde_json::to_value(s).unwrap()),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_h264_session_decodes_every_frame() {
+    clean_run(Codec::H264, "clean-h264").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_vp8_session_decodes_every_frame() {
+    clean_run(Codec::Vp8, "clean-vp8").await;
+}
