@@ -372,6 +372,23 @@ pub enum Event {
     /// Once a second per peer and direction.
     #[serde(rename = "media.stats")]
     MediaStats(MediaStats),
+    /// A browser's `getStats()` snapshot, once a second, as the page sent it: `inbound-rtp`,
+    /// `outbound-rtp`, `remote-inbound-rtp`, `candidate-pair` (list), `local-candidate` (list),
+    /// `remote-candidate` (list), `transport`, each with the browser's own field names.
+    #[serde(rename = "browser.stats")]
+    BrowserStats {
+        /// The snapshot.
+        stats: serde_json::Value,
+    },
+    /// Something the browser page saw (connection state, an error, a user action).
+    #[serde(rename = "browser.event")]
+    BrowserEvent {
+        /// What happened, in a few words.
+        what: String,
+        /// Details, if any.
+        #[serde(default)]
+        detail: serde_json::Value,
+    },
     /// Diagnostics a reader should see (a warning that changes how to read the run).
     #[serde(rename = "note")]
     Note {
@@ -410,6 +427,8 @@ impl Event {
             Event::DecoderPli { .. } => "decoder.pli",
             Event::DecoderError { .. } => "decoder.error",
             Event::MediaStats(_) => "media.stats",
+            Event::BrowserStats { .. } => "browser.stats",
+            Event::BrowserEvent { .. } => "browser.event",
             Event::Note { .. } => "note",
             Event::SessionEnd { .. } => "session.end",
         }

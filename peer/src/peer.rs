@@ -369,6 +369,8 @@ impl Peer {
                                 self.add_candidates(&mut pending_remote).await;
                             }
                         }
+                        // Session-log lines pushed for the browser page; a Rust peer has its own.
+                        ServerMessage::Event { .. } => {}
                         ServerMessage::Bye | ServerMessage::PeerLeft => {
                             self.note("peer left");
                             return Ok(PeerExit::PeerLeft);

@@ -19,6 +19,9 @@ pub enum AppError {
     /// The query string could not be parsed.
     #[error("bad query string; use /ws?room=NAME: {0}")]
     BadQuery(#[from] QueryRejection),
+    /// No event log is known for the room.
+    #[error("no event log for room {0:?}: start a session in that room first")]
+    NoLog(String),
 }
 
 impl IntoResponse for AppError {
@@ -27,6 +30,7 @@ impl IntoResponse for AppError {
             // Keep axum's own status (400/405/426) so clients see the precise HTTP reason.
             AppError::NotWebSocket(rejection) => rejection.status(),
             AppError::BadQuery(rejection) => rejection.status(),
+            AppError::NoLog(_) => axum::http::StatusCode::NOT_FOUND,
         };
         tracing::debug!(%status, error = %self, "refused HTTP request");
         (status, self.to_string()).into_response()

@@ -39,6 +39,8 @@ pub use rooms::{Rooms, validate_room_name};
 pub type EventHook = Arc<dyn Fn(&str, serde_json::Value) + Send + Sync>;
 /// Called with (room, peers now in it) after a peer joined; must not block.
 pub type JoinHook = Arc<dyn Fn(&str, usize) + Send + Sync>;
+/// Finds the event log of a room's current (or last) session, for `GET /api/log?room=NAME`.
+pub type LogLookup = Arc<dyn Fn(&str) -> Option<PathBuf> + Send + Sync>;
 
 /// Shared server state: the rooms, the web directory and the hooks.
 pub struct AppState {
@@ -48,6 +50,8 @@ pub struct AppState {
     pub on_event: Option<EventHook>,
     /// Told about every successful join.
     pub on_join: Option<JoinHook>,
+    /// Where `GET /api/log` finds a room's log; without it the route answers 404.
+    pub log_lookup: Option<LogLookup>,
     rooms: Mutex<Rooms<ws::Peer>>,
     shutdown: watch::Sender<bool>,
 }
@@ -59,6 +63,7 @@ impl AppState {
             web_dir,
             on_event: None,
             on_join: None,
+            log_lookup: None,
             rooms: Mutex::new(Rooms::new()),
             shutdown: watch::Sender::new(false),
         }
@@ -77,6 +82,22 @@ impl AppState {
     pub fn with_join_hook(mut self, hook: impl Fn(&str, usize) + Send + Sync + 'static) -> Self {
         self.on_join = Some(Arc::new(hook));
         self
+    }
+
+    /// Sets how `GET /api/log?room=NAME` finds a room's event log.
+    pub fn with_log_lookup(
+        mut self,
+        lookup: impl Fn(&str) -> Option<PathBuf> + Send + Sync + 'static,
+    ) -> Self {
+        self.log_lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Queues `msg` for every peer in `room` (used to push session-log lines to the page).
+    pub fn broadcast(&self, room: &str, msg: &ServerMessage) {
+        for peer in self.lock_rooms().members(room) {
+            peer.deliver(msg.clone());
+        }
     }
 
     /// Rooms with at least one peer.
@@ -117,7 +138,8 @@ impl fmt::Debug for AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     let router = Router::new()
         .route("/ws", get(ws::ws_handler))
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .route("/api/log", get(log_file));
     let router = match state.web_dir.as_deref().filter(|dir| dir.is_dir()) {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => {
@@ -144,6 +166,37 @@ async fn health(State(state): State<Arc<AppState>>) -> axum::Json<Health> {
         rooms: rooms.room_count(),
         peers: rooms.peer_count(),
     })
+}
+
+/// Query of `GET /api/log`.
+#[derive(Debug, serde::Deserialize)]
+struct LogQuery {
+    room: String,
+}
+
+/// `GET /api/log?room=NAME`: the room's session log as a JSON-lines download.
+async fn log_file(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Query(q): axum::extract::Query<LogQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let path = state
+        .log_lookup
+        .as_ref()
+        .and_then(|lookup| lookup(&q.room))
+        .ok_or_else(|| AppError::NoLog(q.room.clone()))?;
+    let body = tokio::fs::read(&path)
+        .await
+        .map_err(|_| AppError::NoLog(q.room.clone()))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"rtclab-{}.jsonl\"", q.room),
+            ),
+        ],
+        body,
+    ))
 }
 
 async fn no_web_dir() -> impl IntoResponse {

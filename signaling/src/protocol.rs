@@ -98,6 +98,12 @@ pub enum ServerMessage {
     },
     /// Relayed bye.
     Bye,
+    /// A line of the room's session log, pushed by the server (the browser page charts and
+    /// lists these); peers that do not care ignore it.
+    Event {
+        /// One event-log record.
+        event: serde_json::Value,
+    },
     /// Something you sent was refused; `code` is stable, `message` says what to do.
     Error {
         /// Machine-readable reason, one of [`ErrorCode`].

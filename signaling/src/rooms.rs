@@ -123,6 +123,14 @@ impl<H: Clone> Rooms<H> {
         Some(others)
     }
 
+    /// Handles of every peer in `room`.
+    pub fn members(&self, room: &str) -> Vec<H> {
+        self.rooms
+            .get(room)
+            .map(|members| members.iter().map(|(_, h)| h.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Handles of the peers in `room` other than `id`.
     pub fn others(&self, room: &str, id: PeerId) -> Vec<H> {
         self.rooms

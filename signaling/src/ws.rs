@@ -48,7 +48,7 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// Queues a message without waiting; a full queue disconnects the (non-reading) peer.
-    fn deliver(&self, msg: ServerMessage) {
+    pub(crate) fn deliver(&self, msg: ServerMessage) {
         match self.tx.try_send(msg) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
