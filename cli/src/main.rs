@@ -35,6 +35,27 @@ enum Command {
         #[arg(long)]
         codec: Option<CodecArg>,
     },
+    /// The browser demo: serve the page, and send video to every browser that opens it.
+    Demo {
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Video codec the Rust sender prefers (the page can choose the other).
+        #[arg(long, default_value = "h264")]
+        codec: CodecArg,
+        /// Video file to send, looped [default: FFmpeg testsrc2 pattern].
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Room in the printed URL.
+        #[arg(long, default_value = "demo")]
+        room: String,
+        /// Folder for session logs.
+        #[arg(long, default_value = "runs/demo")]
+        out: PathBuf,
+        /// Folder with the web page [default: web/ of the repository].
+        #[arg(long)]
+        web: Option<PathBuf>,
+    },
     /// Run the signaling server (and the web page) only.
     Serve {
         /// Address to listen on.
@@ -115,10 +136,25 @@ fn unix_time() -> u64 {
         .unwrap_or(0)
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, so that `kill` also ends a run cleanly.
 async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handler available: never interrupt.
-        std::future::pending::<()>().await;
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            if r.is_err() {
+                // No SIGINT handler could be installed: only SIGTERM ends the run.
+                std::future::pending::<()>().await;
+            }
+        }
+        _ = term => {}
     }
 }
 
@@ -142,6 +178,49 @@ async fn main() -> Result<()> {
             codec,
         } => run(&file, out, duration, codec).await,
         Command::Serve { addr, web } => serve(&addr, web).await,
+        Command::Demo {
+            addr,
+            codec,
+            source,
+            room,
+            out,
+            web,
+        } => {
+            let mut sender = PeerConfig::new(Role::Sender);
+            sender.codec = codec.into();
+            if let Some(p) = source {
+                if !p.is_file() {
+                    bail!("--source {}: no such file", p.display());
+                }
+                sender.source = rtclab_media::SourceSpec::File(p);
+            }
+            rtclab_signaling::validate_room_name(&room)
+                .map_err(|e| anyhow::anyhow!("--room {room:?}: {e}"))?;
+            let web = web.unwrap_or_else(rtclab_peer::demo::default_web_dir);
+            if !rtclab_peer::demo::is_web_dir(&web) {
+                eprintln!(
+                    "rtclab demo: warning: {} has no index.html; the page will be missing (use --web DIR)",
+                    web.display()
+                );
+            }
+            let addr: std::net::SocketAddr = addr.parse().with_context(|| {
+                format!("--addr {addr:?} is not an IP:port such as 127.0.0.1:8080")
+            })?;
+            let cfg = rtclab_peer::demo::DemoConfig {
+                addr,
+                web_dir: web,
+                out,
+                room,
+                sender,
+            };
+            rtclab_peer::demo::run_demo(cfg, webrtc_runtime()?, ctrl_c(), |url| {
+                println!("rtclab demo: open {url}");
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            })
+            .await?;
+            Ok(())
+        }
         Command::Peer {
             signal,
             room,

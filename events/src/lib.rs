@@ -10,4 +10,4 @@ pub mod sink;
 pub use schema::{
     Candidate, Direction, Event, MediaStats, PeerRole, Record, ReportBlock, Rtcp, SCHEMA, Side,
 };
-pub use sink::{Clock, EventSink, ReadError, SinkError, SystemClock, read_log};
+pub use sink::{Clock, EventSink, Listener, ReadError, SinkError, SystemClock, read_log};

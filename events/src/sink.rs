@@ -80,11 +80,15 @@ struct State {
     first_error: Option<std::io::Error>,
 }
 
+/// Called with every record after it is written (the demo pushes them to the browser page).
+pub type Listener = Arc<dyn Fn(&Record) + Send + Sync>;
+
 struct Inner {
     path: PathBuf,
     start: Instant,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    listener: Mutex<Option<Listener>>,
 }
 
 /// A cloneable handle to one session's log; every component emits through one of these.
@@ -131,6 +135,7 @@ impl EventSink {
                     lines: 0,
                     first_error: None,
                 }),
+                listener: Mutex::new(None),
             }),
         };
         sink.emit(
@@ -145,6 +150,15 @@ impl EventSink {
         );
         sink.check()?;
         Ok(sink)
+    }
+
+    /// Sets the listener told about every record written from now on.
+    pub fn set_listener(&self, listener: Listener) {
+        *self
+            .inner
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(listener);
     }
 
     /// Path of the log file.
@@ -201,17 +215,29 @@ impl EventSink {
             ),
         };
         line.push('\n');
-        let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.ended {
-            return;
-        }
-        if let Some(file) = state.file.as_mut() {
-            // One write per line: a line is either whole in the file or absent.
-            if let Err(e) = file.write_all(line.as_bytes()) {
-                state.first_error.get_or_insert(e);
-            } else {
-                state.lines += 1;
+        {
+            let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.ended {
+                return;
             }
+            if let Some(file) = state.file.as_mut() {
+                // One write per line: a line is either whole in the file or absent.
+                if let Err(e) = file.write_all(line.as_bytes()) {
+                    state.first_error.get_or_insert(e);
+                } else {
+                    state.lines += 1;
+                }
+            }
+        }
+        // Outside the state lock: a listener may be slow or emit itself.
+        let listener = self
+            .inner
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(listener) = listener {
+            listener(record);
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod bwe;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod ice;
 pub mod pacing;

@@ -167,8 +167,15 @@ async fn build(
 ) -> Result<Peer, PeerError> {
     let role = cfg.role.peer();
     let mut media_engine = MediaEngine::default();
+    // Both codecs are offered, the configured one first: a browser picks with
+    // setCodecPreferences, and the sender encodes whatever the answer put first.
     let codec = codec_parameters(cfg.codec);
+    let other = match cfg.codec {
+        Codec::H264 => Codec::Vp8,
+        Codec::Vp8 => Codec::H264,
+    };
     media_engine.register_codec(codec.clone(), RtpCodecKind::Video)?;
+    media_engine.register_codec(codec_parameters(other), RtpCodecKind::Video)?;
 
     let (tap, counters) = WireTap::new(role, sink.clone());
     let mut registry = Registry::new().with(Slot::from(TAP_SLOT), tap);
@@ -408,7 +415,8 @@ impl Peer {
                     }
                     Control::PcState(_) => {}
                     Control::Track(track) => {
-                        if self.cfg.role == Role::Receiver && self.receiver.is_none() {
+                        // Any role receives: a browser in the demo may send its camera back.
+                        if self.receiver.is_none() {
                             self.receiver = Some(receiver::start(ReceiverContext {
                                 track,
                                 sink: self.sink.clone(),
@@ -473,16 +481,34 @@ impl Peer {
             return Err(PeerError::Failed("connected without an RTP sender".into()));
         };
         let params = rtp_sender.get_parameters().await?;
-        let Some(pt) = params.rtp_parameters.codecs.first().map(|c| c.payload_type) else {
-            return Err(PeerError::Failed(format!(
-                "the other peer accepted no {} payload type; it must support {}",
-                self.cfg.codec,
-                self.cfg.codec.mime_type()
-            )));
+        let Some(negotiated) = params.rtp_parameters.codecs.first() else {
+            return Err(PeerError::Failed(
+                "the other peer accepted neither video/H264 nor video/VP8".into(),
+            ));
         };
+        let pt = negotiated.payload_type;
+        let mime = negotiated.rtp_codec.mime_type.to_lowercase();
+        let mut cfg = self.cfg.clone();
+        cfg.codec = if mime.contains("vp8") {
+            Codec::Vp8
+        } else {
+            Codec::H264
+        };
+        if cfg.codec != self.cfg.codec {
+            self.sink.emit(
+                self.role,
+                Event::Note {
+                    level: "info".into(),
+                    message: format!(
+                        "the other peer chose {} over the configured {}",
+                        cfg.codec, self.cfg.codec
+                    ),
+                },
+            );
+        }
         self.sender = Some(
             sender::start(sender::SenderContext {
-                cfg: self.cfg.clone(),
+                cfg,
                 track,
                 payload_type: pt,
                 target,

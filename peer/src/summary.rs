@@ -156,7 +156,13 @@ impl Summary {
                     s.selected_pair = Some(path(remote, local));
                 }
                 Event::BweEstimate { .. } => s.bwe_estimates += 1,
-                Event::EncoderRate { keyframes, .. } => s.keyframes += u64::from(*keyframes),
+                Event::EncoderRate {
+                    keyframes, codec, ..
+                } => {
+                    // The negotiated codec, which may differ from the configured one.
+                    s.codec = codec.clone();
+                    s.keyframes += u64::from(*keyframes);
+                }
                 _ => {}
             }
         }

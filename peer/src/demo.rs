@@ -1,0 +1,261 @@
+//! `rtclab demo`: the signaling server serving the page, and a Rust sender that joins a room
+//! whenever a browser joins it.
+//!
+//! Each browser session gets its own event log (`OUT/<room>-<unix time>/events.jsonl`). The Rust
+//! sender logs into it, the browser's `getStats()` snapshots arrive over the signaling socket and
+//! are written into it as `peer: "browser"` lines, and every line is pushed back to the page so
+//! it can chart the sender's target and encoder bitrate next to what it receives.
+
+use crate::clock::RuntimeClock;
+use crate::config::PeerConfig;
+use crate::error::PeerError;
+use crate::peer::{PeerExit, run_peer};
+use crate::summary::Summary;
+use rtclab_events::{Event, EventSink, PeerRole, Record, read_log};
+use rtclab_signaling::{AppState, ServerMessage};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::watch;
+use webrtc::runtime::Runtime;
+
+/// What `rtclab demo` is asked to do.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Address to serve on (port 0 = any free port).
+    pub addr: SocketAddr,
+    /// The web page's folder.
+    pub web_dir: PathBuf,
+    /// Where session logs go.
+    pub out: PathBuf,
+    /// The room printed in the URL.
+    pub room: String,
+    /// Settings of the Rust sender started for each browser.
+    pub sender: PeerConfig,
+}
+
+/// The live session of one room.
+struct RoomSession {
+    sink: EventSink,
+    log: PathBuf,
+}
+
+/// Shared between the server hooks and the sessions they start.
+struct Demo {
+    cfg: DemoConfig,
+    url: String,
+    runtime: Arc<dyn Runtime>,
+    /// The latest session per room (kept after it ends, so its log can still be downloaded).
+    rooms: Mutex<HashMap<String, RoomSession>>,
+    /// Set once the server state exists (the hooks need it to push events to the page).
+    state: Mutex<Weak<AppState>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Demo {
+    /// A browser joined `room` alone: start a session and a Rust sender for it.
+    fn start_session(self: &Arc<Self>, room: &str) {
+        let log = self
+            .cfg
+            .out
+            .join(format!("{room}-{}", unix_time()))
+            .join("events.jsonl");
+        let mut config = self.cfg.sender.describe();
+        config["mode"] = "demo".into();
+        config["room"] = room.into();
+        let sink = match EventSink::create(
+            &log,
+            Arc::new(RuntimeClock(self.runtime.clone())),
+            None,
+            config,
+        ) {
+            Ok(sink) => sink,
+            Err(e) => {
+                tracing::error!("demo: {e}");
+                return;
+            }
+        };
+        // Every line goes to the page too.
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let room_name = room.to_owned();
+        sink.set_listener(Arc::new(move |record: &Record| {
+            if let (Some(state), Ok(event)) = (state.upgrade(), serde_json::to_value(record)) {
+                state.broadcast(&room_name, &ServerMessage::Event { event });
+            }
+        }));
+        println!(
+            "rtclab demo: browser joined room {room}; session log {}",
+            log.display()
+        );
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            room.to_owned(),
+            RoomSession {
+                sink: sink.clone(),
+                log: log.clone(),
+            },
+        );
+        let demo = self.clone();
+        let room = room.to_owned();
+        tokio::spawn(async move {
+            let mut stop = demo.shutdown.clone();
+            let result = run_peer(
+                &demo.url,
+                &room,
+                demo.cfg.sender.clone(),
+                sink.clone(),
+                demo.runtime.clone(),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )
+            .await;
+            let reason = match &result {
+                Ok(PeerExit::PeerLeft) => "browser left".to_owned(),
+                Ok(PeerExit::Shutdown) => "interrupted".to_owned(),
+                Err(e) => format!("error: {e}"),
+            };
+            close(&sink, &reason);
+            println!("rtclab demo: session in room {room} ended ({reason})");
+        });
+    }
+
+    /// A browser event for `room`'s log.
+    fn browser_event(&self, room: &str, event: serde_json::Value) {
+        let sink = match self
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(room)
+        {
+            Some(s) => s.sink.clone(),
+            None => return,
+        };
+        // Only the browser kinds are accepted from a page; anything else would let a page
+        // forge sender events in the log.
+        match serde_json::from_value::<Event>(event) {
+            Ok(e @ (Event::BrowserStats { .. } | Event::BrowserEvent { .. })) => {
+                sink.emit(PeerRole::Browser, e)
+            }
+            Ok(other) => tracing::warn!("demo: ignoring {} event from a browser", other.kind()),
+            Err(e) => tracing::warn!("demo: ignoring malformed browser event: {e}"),
+        }
+    }
+}
+
+/// Ends a session's log with its summary.
+fn close(sink: &EventSink, reason: &str) {
+    let summary = read_log(sink.path())
+        .map(|r| serde_json::to_value(Summary::from_records(&r)).unwrap_or_default())
+        .unwrap_or_default();
+    if let Err(e) = sink.end(reason, summary) {
+        tracing::error!("demo: {e}");
+    }
+}
+
+/// Runs the demo until `interrupt` resolves. `on_ready` gets the page URL once listening.
+pub async fn run_demo(
+    cfg: DemoConfig,
+    runtime: Arc<dyn Runtime>,
+    interrupt: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&str),
+) -> Result<(), PeerError> {
+    let (listener, addr) = rtclab_signaling::bind(cfg.addr)
+        .await
+        .map_err(|e| PeerError::Signaling(format!("{e}; pick another port with --addr")))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let demo = Arc::new(Demo {
+        url: format!("ws://{addr}"),
+        cfg: cfg.clone(),
+        runtime,
+        rooms: Mutex::new(HashMap::new()),
+        state: Mutex::new(Weak::new()),
+        shutdown: stop_rx,
+    });
+    let web_dir = cfg.web_dir.is_dir().then(|| cfg.web_dir.clone());
+    let (join_demo, event_demo, log_demo) = (demo.clone(), demo.clone(), demo.clone());
+    let state = Arc::new(
+        AppState::new(web_dir)
+            .with_join_hook(move |room, peers| {
+                // Alone in the room means a browser just arrived; the second join is our own
+                // sender answering the call.
+                if peers == 1 {
+                    join_demo.start_session(room);
+                }
+            })
+            .with_event_hook(move |room, event| event_demo.browser_event(room, event))
+            .with_log_lookup(move |room| {
+                log_demo
+                    .rooms
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(room)
+                    .map(|s| s.log.clone())
+            }),
+    );
+    *demo.state.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&state);
+    on_ready(&format!("http://{addr}/?room={}", cfg.room));
+
+    let (server_stop_tx, server_stop_rx) = watch::channel(false);
+    let server = tokio::spawn(rtclab_signaling::serve_with_shutdown(
+        listener,
+        state.clone(),
+        async move {
+            let mut rx = server_stop_rx;
+            let _ = rx.wait_for(|s| *s).await;
+        },
+    ));
+    interrupt.await;
+    // Sessions first (they say bye and write their last statistics), then the server.
+    let _ = stop_tx.send(true);
+    let sessions: Vec<EventSink> = demo
+        .rooms
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .map(|s| s.sink.clone())
+        .collect();
+    for _ in 0..50 {
+        if sessions.iter().all(EventSink::ended) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for sink in &sessions {
+        close(sink, "interrupted");
+    }
+    let _ = server_stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), server).await;
+    Ok(())
+}
+
+/// The folder of the web page next to a binary run from the repository (`target/*/rtclab`), or
+/// `web/` in the current directory.
+pub fn default_web_dir() -> PathBuf {
+    let cwd = PathBuf::from("web");
+    if cwd.is_dir() {
+        return cwd;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .skip(1)
+                .map(|d| d.join("web"))
+                .find(|d| d.join("index.html").is_file())
+        })
+        .unwrap_or(cwd)
+}
+
+/// True if `dir` looks like rtclab's web folder.
+pub fn is_web_dir(dir: &Path) -> bool {
+    dir.join("index.html").is_file()
+}
