@@ -230,6 +230,12 @@ pub struct MediaStats {
     /// Decode errors since the start (receiver only).
     #[serde(default)]
     pub decode_errors: u64,
+    /// Video freezes since the start (receiver only; see `video.freeze`).
+    #[serde(default)]
+    pub freezes: u64,
+    /// Total frozen time since the start, ms (receiver only).
+    #[serde(default)]
+    pub freeze_ms: f64,
 }
 
 /// Everything rtclab reports. The `kind` tag names the event on the line.
@@ -369,6 +375,14 @@ pub enum Event {
         /// What the decoder said.
         message: String,
     },
+    /// The picture stood still: no new decoded frame for longer than
+    /// max(3 × frame interval, frame interval + 150 ms) (the W3C `freezeCount` rule, as in
+    /// libwebrtc). Logged when the next frame arrives; `t` is that moment.
+    #[serde(rename = "video.freeze")]
+    VideoFreeze {
+        /// How long no new frame was shown, ms.
+        duration_ms: f64,
+    },
     /// Once a second per peer and direction.
     #[serde(rename = "media.stats")]
     MediaStats(MediaStats),
@@ -426,6 +440,7 @@ impl Event {
             Event::EncoderKeyframe { .. } => "encoder.keyframe",
             Event::DecoderPli { .. } => "decoder.pli",
             Event::DecoderError { .. } => "decoder.error",
+            Event::VideoFreeze { .. } => "video.freeze",
             Event::MediaStats(_) => "media.stats",
             Event::BrowserStats { .. } => "browser.stats",
             Event::BrowserEvent { .. } => "browser.event",

@@ -456,7 +456,7 @@ mod tests {
                 retransmitted: 1,
                 bitrate_bps: 96000.0,
                 fps: 3.0,
-                decode_errors: 0,
+                ..Default::default()
             }),
         ]
     }

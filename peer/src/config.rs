@@ -45,6 +45,8 @@ pub struct PeerConfig {
     pub pli_interval: Option<Duration>,
     /// Local UDP address to gather on (loopback by default).
     pub udp_addr: String,
+    /// Write this peer's decrypted RTP/RTCP here (one peer per session should).
+    pub pcap: Option<crate::pcap::PcapSink>,
 }
 
 impl PeerConfig {
@@ -64,6 +66,7 @@ impl PeerConfig {
             max_bps: 3_000_000,
             pli_interval: None,
             udp_addr: "127.0.0.1:0".to_owned(),
+            pcap: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod ice;
 pub mod pacing;
+pub mod pcap;
 pub mod peer;
 pub mod receiver;
 pub mod sender;

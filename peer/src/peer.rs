@@ -177,7 +177,7 @@ async fn build(
     media_engine.register_codec(codec.clone(), RtpCodecKind::Video)?;
     media_engine.register_codec(codec_parameters(other), RtpCodecKind::Video)?;
 
-    let (tap, counters) = WireTap::new(role, sink.clone());
+    let (tap, counters) = WireTap::new(role, sink.clone(), cfg.pcap.clone());
     let mut registry = Registry::new().with(Slot::from(TAP_SLOT), tap);
     let mut target = None;
     if cfg.role == Role::Sender {
@@ -550,6 +550,16 @@ impl Peer {
                 ice::from_rtc(pair.remote(), None),
             );
             if selected.as_ref() != Some(&now) {
+                if let Some(pcap) = &self.cfg.pcap {
+                    let addr = |c: &Candidate| {
+                        format!("{}:{}", c.address, c.port)
+                            .parse::<std::net::SocketAddr>()
+                            .ok()
+                    };
+                    if let (Some(l), Some(r)) = (addr(&now.0), addr(&now.1)) {
+                        pcap.set_path(l, r);
+                    }
+                }
                 self.sink.emit(
                     self.role,
                     Event::IceSelectedPair {

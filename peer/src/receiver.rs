@@ -141,6 +141,8 @@ struct RecvCounters {
     plis: u64,
     lost: u64,
     recovered: u64,
+    freezes: u64,
+    freeze_ms: f64,
 }
 
 /// A running receiver; `stop` ends it after logging its final statistics.
@@ -188,7 +190,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
     let (pli_tx, mut pli_rx) = mpsc::unbounded_channel::<&'static str>();
     let frames = spawn_decoder_thread(
         decoder,
-        codec,
+        ctx.runtime.clone(),
         ctx.sink.clone(),
         counters.clone(),
         pli_tx.clone(),
@@ -294,6 +296,8 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                         bitrate_bps: ((w.rtp_in_bytes - last.1) as f64 * 8.0 / dt).round(),
                         fps: ((c.frames_decoded - last.2) as f64 / dt * 10.0).round() / 10.0,
                         decode_errors: c.decode_errors,
+                        freezes: c.freezes,
+                        freeze_ms: c.freeze_ms.round(),
                     }),
                 );
                 last = (now, w.rtp_in_bytes, c.frames_decoded);
@@ -326,28 +330,64 @@ impl PliSender {
     }
 }
 
-/// Frames to decode, with their keyframe flag.
-type FrameTx = std::sync::mpsc::Sender<(Bytes, bool)>;
+/// A frame to decode: its bytes and its nominal duration (from RTP timestamps).
+type FrameTx = std::sync::mpsc::Sender<(Bytes, Duration)>;
+
+/// Freeze detection by the W3C `freezeCount` rule (as libwebrtc): a gap between two decoded
+/// frames longer than max(3 × frame interval, frame interval + 150 ms).
+#[derive(Debug, Default)]
+pub struct FreezeDetector {
+    last: Option<Instant>,
+}
+
+/// Fixed part of the freeze threshold (webrtc-stats `freezeCount`).
+const FREEZE_EXTRA: Duration = Duration::from_millis(150);
+
+impl FreezeDetector {
+    /// A frame was shown at `now`; returns the freeze that just ended, if any.
+    pub fn on_frame(&mut self, now: Instant, interval: Duration) -> Option<Duration> {
+        let gap = self.last.map(|l| now.saturating_duration_since(l));
+        self.last = Some(now);
+        let threshold = (interval * 3).max(interval + FREEZE_EXTRA);
+        gap.filter(|g| *g > threshold)
+    }
+}
 
 fn spawn_decoder_thread(
     mut decoder: Decoder,
-    _codec: Codec,
+    runtime: Arc<dyn Runtime>,
     sink: EventSink,
     counters: Arc<Mutex<RecvCounters>>,
     pli: mpsc::UnboundedSender<&'static str>,
 ) -> Result<FrameTx, PeerError> {
-    let (tx, rx) = std::sync::mpsc::channel::<(Bytes, bool)>();
+    let (tx, rx) = std::sync::mpsc::channel::<(Bytes, Duration)>();
     std::thread::Builder::new()
         .name("rtclab-decoder".into())
         .spawn(move || {
-            while let Ok((data, _keyframe)) = rx.recv() {
+            let mut freezes = FreezeDetector::default();
+            while let Ok((data, interval)) = rx.recv() {
                 match decoder.decode(&data) {
                     Ok(frames) => {
                         tracing::trace!(out = frames.len(), "decoded");
-                        counters
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .frames_decoded += frames.len() as u64;
+                        let frozen = if frames.is_empty() {
+                            None
+                        } else {
+                            freezes.on_frame(runtime.now(), interval)
+                        };
+                        let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
+                        c.frames_decoded += frames.len() as u64;
+                        if let Some(gap) = frozen {
+                            let ms = gap.as_secs_f64() * 1000.0;
+                            c.freezes += 1;
+                            c.freeze_ms += ms;
+                            drop(c);
+                            sink.emit(
+                                PeerRole::Receiver,
+                                Event::VideoFreeze {
+                                    duration_ms: ms.round(),
+                                },
+                            );
+                        }
                     }
                     Err(e) => {
                         counters
@@ -454,7 +494,15 @@ impl Assembler {
             self.waiting_for_keyframe = false;
             c.frames_assembled += 1;
             drop(c);
-            let _ = self.frames.send((sample.data, key));
+            // The RTP timestamp step is the frame interval; fall back to 30 fps when it is
+            // unknown (first frame) or absurd (a timestamp jump).
+            let interval = if sample.duration.is_zero() || sample.duration > Duration::from_secs(1)
+            {
+                Duration::from_millis(33)
+            } else {
+                sample.duration
+            };
+            let _ = self.frames.send((sample.data, interval));
         }
     }
 }
@@ -485,6 +533,23 @@ mod tests {
         assert_eq!(t.lost(), 1, "only 0 is missing");
         assert!(t.on_packet(0));
         assert_eq!(t.lost(), 0);
+    }
+
+    #[test]
+    fn freezes_follow_the_w3c_rule() {
+        let mut f = FreezeDetector::default();
+        let t0 = Instant::now();
+        let frame = Duration::from_millis(33);
+        assert_eq!(f.on_frame(t0, frame), None);
+        // 180 ms at 30 fps: the threshold is max(99, 183) ms, so not a freeze.
+        assert_eq!(f.on_frame(t0 + Duration::from_millis(180), frame), None);
+        // 200 ms after that: a freeze of 200 ms.
+        let gap = f.on_frame(t0 + Duration::from_millis(380), frame);
+        assert_eq!(gap, Some(Duration::from_millis(200)));
+        // At 5 fps the 3-interval part dominates: 500 ms is fine, 700 ms is not.
+        let slow = Duration::from_millis(200);
+        assert_eq!(f.on_frame(t0 + Duration::from_millis(880), slow), None);
+        assert!(f.on_frame(t0 + Duration::from_millis(1580), slow).is_some());
     }
 
     #[test]

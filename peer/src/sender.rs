@@ -333,7 +333,7 @@ impl SendLoop {
                 retransmitted: c.rtx_out,
                 bitrate_bps: ((now.bytes - last.bytes) as f64 * 8.0 / elapsed).round(),
                 fps: round1((now.frames - last.frames) as f64 / elapsed),
-                decode_errors: 0,
+                ..Default::default()
             }),
         );
         *last = now;

@@ -4,6 +4,7 @@
 use crate::clock::RuntimeClock;
 use crate::config::{PeerConfig, Role};
 use crate::error::PeerError;
+use crate::pcap::PcapSink;
 use crate::peer::{PeerExit, run_peer};
 use crate::summary::Summary;
 use rtclab_events::{Event, EventSink, PeerRole, read_log};
@@ -98,7 +99,7 @@ pub async fn run_scenario(
     let runtime: Arc<dyn Runtime> = webrtc::runtime::default_runtime()
         .ok_or_else(|| PeerError::Failed("webrtc-rs was built without a runtime".into()))?;
     let events = req.out.join("events.jsonl");
-    let sender_cfg = peer_config(&req, Role::Sender);
+    let mut sender_cfg = peer_config(&req, Role::Sender);
     let receiver_cfg = peer_config(&req, Role::Receiver);
     let duration = req.duration_s.unwrap_or(req.scenario.duration_s);
     let mut config = sender_cfg.describe();
@@ -111,6 +112,18 @@ pub async fn run_scenario(
         config,
     )?;
 
+    // The sender's tap sees both directions of the one media path; the receiver's would only
+    // duplicate it.
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let pcap_path = req.out.join("rtp.pcap");
+    sender_cfg.pcap = Some(
+        PcapSink::create(&pcap_path, base).map_err(|source| PeerError::Io {
+            path: pcap_path.clone(),
+            source,
+        })?,
+    );
     let result = run_peers(
         &sink,
         runtime.clone(),

@@ -37,6 +37,10 @@ pub struct Summary {
     pub frames_decoded: u64,
     /// Frames the receiver could not decode.
     pub decode_errors: u64,
+    /// Video freezes at the receiver (W3C `freezeCount` rule).
+    pub freezes: u64,
+    /// Total frozen time at the receiver, ms.
+    pub freeze_ms: f64,
     /// RTP packets sent (first transmissions).
     pub packets_sent: u64,
     /// RTP packets received (including retransmissions).
@@ -193,6 +197,8 @@ impl Summary {
             s.packets_received = st.packets;
             s.packets_lost = st.lost;
             s.decode_errors = st.decode_errors;
+            s.freezes = st.freezes;
+            s.freeze_ms = st.freeze_ms;
         }
         s.mean_send_bps = mean(sender_stats.iter().map(|m| m.bitrate_bps));
         s.mean_recv_bps = mean(records.iter().filter_map(|r| match &r.event {

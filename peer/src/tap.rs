@@ -6,6 +6,7 @@
 //! application, because the sender's encoder must see them and the chain's terminus drops inbound
 //! RTCP that nobody marked.
 
+use crate::pcap::PcapSink;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -17,7 +18,7 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
-use rtc::shared::marshal::MarshalSize;
+use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtclab_events::{Direction, Event, EventSink, PeerRole, ReportBlock, Rtcp};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,7 @@ pub type SharedCounters = Arc<Mutex<WireCounters>>;
 pub struct WireTap {
     peer: PeerRole,
     sink: EventSink,
+    pcap: Option<PcapSink>,
     counters: SharedCounters,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
@@ -65,12 +67,13 @@ pub struct WireTap {
 
 impl WireTap {
     /// A tap logging as `peer` into `sink`; returns the tap and the handle to its counters.
-    pub fn new(peer: PeerRole, sink: EventSink) -> (Self, SharedCounters) {
+    pub fn new(peer: PeerRole, sink: EventSink, pcap: Option<PcapSink>) -> (Self, SharedCounters) {
         let counters = SharedCounters::default();
         (
             WireTap {
                 peer,
                 sink,
+                pcap,
                 counters: counters.clone(),
                 read_queue: VecDeque::new(),
                 write_queue: VecDeque::new(),
@@ -79,7 +82,25 @@ impl WireTap {
         )
     }
 
+    fn capture(&self, msg: &TaggedPacket, direction: Direction) {
+        let Some(pcap) = &self.pcap else { return };
+        let bytes = match &msg.message.packet {
+            Packet::Rtp(p) => p.marshal().ok().map(|b| b.to_vec()),
+            Packet::Rtcp(packets) if !packets.is_empty() => packets
+                .iter()
+                .map(|p| p.marshal().map(|b| b.to_vec()))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()
+                .map(|parts| parts.concat()),
+            _ => None,
+        };
+        let Some(bytes) = bytes else { return };
+        let at = std::time::Duration::from_secs_f64(self.sink.elapsed());
+        pcap.write(at, direction == Direction::Out, &bytes);
+    }
+
     fn observe(&mut self, msg: &mut TaggedPacket, direction: Direction) {
+        self.capture(msg, direction);
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let retransmission = msg.message.has(&Attribute::Retransmission);
         match &msg.message.packet {
