@@ -189,7 +189,10 @@ async fn log_file(
         .map_err(|_| AppError::NoLog(q.room.clone()))?;
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/x-ndjson".to_owned(),
+            ),
             (
                 axum::http::header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"rtclab-{}.jsonl\"", q.room),
