@@ -19,6 +19,7 @@ async fn clean_run(codec: Codec, name: &str) {
             duration_s: Some(DURATION_S),
             codec: Some(codec),
             pli_interval: None,
+            on_record: None,
         },
         std::future::pending(),
     )

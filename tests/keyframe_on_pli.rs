@@ -19,6 +19,7 @@ async fn pli_gets_a_keyframe_within_one_frame_interval() {
             duration_s: Some(6.0),
             codec: Some(Codec::H264),
             pli_interval: Some(Duration::from_millis(1500)),
+            on_record: None,
         },
         std::future::pending(),
     )

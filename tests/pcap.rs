@@ -30,6 +30,7 @@ async fn tshark_decodes_every_sent_rtp_packet_from_the_pcap() {
             duration_s: Some(4.0),
             codec: Some(Codec::Vp8),
             pli_interval: None,
+            on_record: None,
         },
         std::future::pending(),
     )

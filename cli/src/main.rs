@@ -266,18 +266,16 @@ async fn run(
         duration.unwrap_or(scenario.duration_s),
         out.display()
     );
-    let outcome = rtclab_peer::run_scenario(
-        RunRequest {
-            scenario,
-            out: out.clone(),
-            duration_s: duration,
-            codec: codec.map(Into::into),
-            pli_interval: None,
-        },
-        ctrl_c(),
-    )
-    .await
-    .with_context(|| format!("run failed; the event log so far is in {}", out.display()))?;
+    let total = duration.unwrap_or(scenario.duration_s);
+    let bar = progress_bar(total);
+    let mut req = RunRequest::new(scenario, out.clone());
+    req.duration_s = duration;
+    req.codec = codec.map(Into::into);
+    req.on_record = Some(progress_listener(bar.clone()));
+    let outcome = rtclab_peer::run_scenario(req, ctrl_c()).await;
+    bar.finish_and_clear();
+    let outcome = outcome
+        .with_context(|| format!("run failed; the event log so far is in {}", out.display()))?;
     print_summary(&outcome.summary);
     println!();
     println!("events:  {}", outcome.events.display());
@@ -286,6 +284,37 @@ async fn run(
         println!("ended:   {}", outcome.reason);
     }
     Ok(())
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(total_s: f64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new((total_s * 10.0).round() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {elapsed:>4}  target {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Moves the bar with the session clock and shows the latest target bitrate and loss.
+fn progress_listener(bar: indicatif::ProgressBar) -> rtclab_events::Listener {
+    use rtclab_events::Event;
+    let state = std::sync::Mutex::new((0.0_f64, 0_u64, 0_u64));
+    Arc::new(move |r: &rtclab_events::Record| {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        match &r.event {
+            Event::BweEstimate { target_bps, .. } => s.0 = *target_bps,
+            Event::MediaStats(m) if m.direction == "recv" => (s.1, s.2) = (m.lost, m.packets),
+            _ => return,
+        }
+        let loss = if s.2 > 0 {
+            s.1 as f64 * 100.0 / (s.1 + s.2) as f64
+        } else {
+            0.0
+        };
+        bar.set_position((r.t * 10.0) as u64);
+        bar.set_message(format!("{:.0} kbps  loss {loss:.1} %", s.0 / 1000.0));
+    })
 }
 
 async fn serve(addr: &str, web: PathBuf) -> Result<()> {

@@ -21,7 +21,7 @@ use webrtc::runtime::Runtime;
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A scenario run as asked for on the command line.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunRequest {
     /// The scenario.
     pub scenario: Scenario,
@@ -33,6 +33,22 @@ pub struct RunRequest {
     pub codec: Option<Codec>,
     /// Receiver sends a PLI this often (tests).
     pub pli_interval: Option<Duration>,
+    /// Told about every event as it is logged (the CLI's progress bar).
+    pub on_record: Option<rtclab_events::Listener>,
+}
+
+impl RunRequest {
+    /// A run of `scenario` into `out` with the scenario's own settings.
+    pub fn new(scenario: Scenario, out: PathBuf) -> Self {
+        RunRequest {
+            scenario,
+            out,
+            duration_s: None,
+            codec: None,
+            pli_interval: None,
+            on_record: None,
+        }
+    }
 }
 
 /// What a finished run leaves behind.
@@ -111,6 +127,9 @@ pub async fn run_scenario(
         Some(req.scenario.name.clone()),
         config,
     )?;
+    if let Some(listener) = req.on_record.clone() {
+        sink.set_listener(listener);
+    }
 
     // The sender's tap sees both directions of the one media path; the receiver's would only
     // duplicate it.
