@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceConnectionState,
@@ -154,7 +154,7 @@ struct Peer {
     pc: Box<dyn PeerConnection>,
     counters: SharedCounters,
     target: Option<TargetHandle>,
-    track: Option<Arc<TrackLocalStaticSample>>,
+    track: Option<Arc<TrackLocalStaticRTP>>,
     sender: Option<SenderHandle>,
     receiver: Option<receiver::ReceiverHandle>,
 }
@@ -205,6 +205,10 @@ async fn build(
         // mDNS would send multicast queries off the machine and hide the 127.0.0.1 address.
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true)
+        // Answer as the DTLS server (a=setup:passive). The answer to a renegotiation must keep
+        // the role of the first exchange; webrtc-rs would answer `active` again, which Chromium
+        // refuses ("Failed to set SSL role") after it answered our first offer as `active`.
+        .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
         .build();
     let handler = Arc::new(Handler {
         role,
@@ -226,23 +230,38 @@ async fn build(
     match cfg.role {
         Role::Sender => {
             let ssrc: u32 = rand::random();
-            let t = Arc::new(TrackLocalStaticSample::new(
-                runtime.now(),
-                MediaStreamTrack::new(
-                    "rtclab".to_owned(),
-                    "rtclab-video".to_owned(),
-                    "rtclab video".to_owned(),
+            // Offer both codecs on the transceiver the track will use; add_track would
+            // otherwise narrow the offer to the track's own codec.
+            let transceiver = pc
+                .add_transceiver_from_kind(
                     RtpCodecKind::Video,
-                    vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters {
-                            ssrc: Some(ssrc),
-                            ..Default::default()
-                        },
-                        codec: codec.rtp_codec.clone(),
+                    Some(RTCRtpTransceiverInit {
+                        // add_track below takes this transceiver and makes it sendrecv (so a
+                        // browser can send its camera back on it); webrtc-rs refuses a sending
+                        // direction here without encodings.
+                        direction: RTCRtpTransceiverDirection::Recvonly,
                         ..Default::default()
-                    }],
-                ),
-            )?);
+                    }),
+                )
+                .await?;
+            transceiver
+                .set_codec_preferences(vec![codec.clone(), codec_parameters(other)])
+                .await?;
+            // An RTP track: the sender packetizes itself, for whichever codec is negotiated.
+            let t = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                "rtclab".to_owned(),
+                "rtclab-video".to_owned(),
+                "rtclab video".to_owned(),
+                RtpCodecKind::Video,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: codec.rtp_codec.clone(),
+                    ..Default::default()
+                }],
+            )));
             pc.add_track(t.clone() as Arc<dyn TrackLocal>).await?;
             track = Some(t);
         }
@@ -487,6 +506,7 @@ impl Peer {
             ));
         };
         let pt = negotiated.payload_type;
+        let negotiated_codec = negotiated.rtp_codec.clone();
         let mime = negotiated.rtp_codec.mime_type.to_lowercase();
         let mut cfg = self.cfg.clone();
         cfg.codec = if mime.contains("vp8") {
@@ -510,6 +530,7 @@ impl Peer {
             sender::start(sender::SenderContext {
                 cfg,
                 track,
+                codec: negotiated_codec,
                 payload_type: pt,
                 target,
                 sink: self.sink.clone(),

@@ -9,9 +9,10 @@ use crate::bwe::TargetHandle;
 use crate::config::PeerConfig;
 use crate::error::PeerError;
 use crate::tap::SharedCounters;
-use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::packetizer::Packetizer;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtclab_events::{Event, EventSink, MediaStats, PeerRole};
 use rtclab_media::{EncodedFrame, Encoder, EncoderConfig, VideoSource};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use webrtc::media_stream::Track;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::runtime::{JoinHandle, Runtime};
 
@@ -27,8 +28,10 @@ use webrtc::runtime::{JoinHandle, Runtime};
 pub struct SenderContext {
     /// Peer settings (codec, source, size, fps, bitrate limits).
     pub cfg: PeerConfig,
-    /// The local track to write samples to.
-    pub track: Arc<TrackLocalStaticSample>,
+    /// The local track to write RTP to.
+    pub track: Arc<TrackLocalStaticRTP>,
+    /// The negotiated codec (decides the RTP payload format).
+    pub codec: RTCRtpCodec,
     /// Negotiated payload type.
     pub payload_type: u8,
     /// The congestion controller's target.
@@ -93,6 +96,19 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
         target_bps: ctx.target.get().round() as u32,
     })?;
     let jobs = spawn_encoder_thread(source, encoder)?;
+    let payloader = ctx.codec.payloader().map_err(|e| {
+        PeerError::Failed(format!("no RTP payloader for {}: {e}", ctx.codec.mime_type))
+    })?;
+    // MTU as webrtc-rs's own sample track uses (`RTP_OUTBOUND_MTU`).
+    let packetizer: Box<dyn Packetizer + Send> = Box::new(rtc::rtp::packetizer::new_packetizer(
+        ctx.runtime.now(),
+        RTP_MTU,
+        ctx.payload_type,
+        ssrc,
+        payloader,
+        Box::new(rtc::rtp::sequence::new_random_sequencer()),
+        ctx.codec.clock_rate,
+    ));
 
     let running = Arc::new(AtomicBool::new(true));
     let keyframe: Arc<Mutex<Option<KeyframeRequest>>> = Arc::new(Mutex::new(None));
@@ -131,7 +147,7 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
     let (done_tx, done_rx) = oneshot::channel();
     let send_loop = SendLoop {
         ctx,
-        ssrc,
+        packetizer,
         jobs,
         keyframe,
         running: running.clone(),
@@ -171,9 +187,12 @@ fn spawn_encoder_thread(
     Ok(tx)
 }
 
+/// RTP payload budget per packet, as webrtc-rs's sample track (room for SRTP and extensions).
+const RTP_MTU: usize = 1200;
+
 struct SendLoop {
     ctx: SenderContext,
-    ssrc: u32,
+    packetizer: Box<dyn Packetizer + Send>,
     jobs: std::sync::mpsc::Sender<EncodeJob>,
     keyframe: Arc<Mutex<Option<KeyframeRequest>>>,
     running: Arc<AtomicBool>,
@@ -188,7 +207,7 @@ struct Window {
 }
 
 impl SendLoop {
-    async fn run(self) {
+    async fn run(mut self) {
         let ctx = &self.ctx;
         let role = PeerRole::Sender;
         let frame_duration = Duration::from_secs_f64(1.0 / f64::from(ctx.cfg.fps));
@@ -261,18 +280,19 @@ impl SendLoop {
                         );
                     }
                 }
-                let sample = Sample {
-                    data: frame.data,
-                    duration: frame_duration,
-                    ..Sample::new(now)
+                let samples = (frame_duration.as_secs_f64() * f64::from(self.ctx.codec.clock_rate))
+                    .round() as u32;
+                let packets = match self.packetizer.packetize(now, &frame.data, samples) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::debug!("packetize: {e}");
+                        continue;
+                    }
                 };
-                if let Err(e) = ctx
-                    .track
-                    .sample_writer(self.ssrc, ctx.payload_type)
-                    .write_sample(&sample)
-                    .await
-                {
-                    tracing::debug!("write_sample: {e}");
+                for packet in packets {
+                    if let Err(e) = self.ctx.track.write_rtp(packet).await {
+                        tracing::debug!("write_rtp: {e}");
+                    }
                 }
             }
             let elapsed = now.saturating_duration_since(window_start).as_secs_f64();

@@ -120,6 +120,7 @@ pub async fn run_scenario(
     let duration = req.duration_s.unwrap_or(req.scenario.duration_s);
     let mut config = sender_cfg.describe();
     config["duration_s"] = duration.into();
+    config["description"] = req.scenario.description.clone().into();
     config["seed"] = req.scenario.seed.into();
     let sink = EventSink::create(
         &events,
@@ -290,15 +291,40 @@ async fn run_peers(
     Ok(reason)
 }
 
+/// `summary.json`: the backbone's summary plus the report's figures (utilisation, queuing delay,
+/// freezes, reaction and recovery times, impairment totals); the summary's fields win on a clash.
+pub fn merged_summary(summary: &Summary, report: &rtclab_report::RunReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(summary).unwrap_or_default();
+    if let (Some(obj), serde_json::Value::Object(figures)) =
+        (value.as_object_mut(), report.figures_json())
+    {
+        for (k, v) in figures {
+            obj.entry(k).or_insert(v);
+        }
+    }
+    value
+}
+
 async fn wait_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Computes the summary from the log, writes `summary.json`, and closes the log with it.
+/// Computes the summary from the log, writes `summary.json` and `report.html`, and closes the
+/// log with the summary.
 fn finish(sink: &EventSink, out: &Path, reason: String) -> Result<RunOutcome, PeerError> {
     let records = read_log(sink.path())?;
     let summary = Summary::from_records(&records);
-    let summary_value = serde_json::to_value(&summary).unwrap_or_default();
+    let report = rtclab_report::RunReport::from_records(&records);
+    let summary_value = merged_summary(&summary, &report);
+    if let Err(e) = rtclab_report::write_html(&report, &summary_value, out) {
+        sink.emit(
+            PeerRole::Lab,
+            Event::Note {
+                level: "warn".into(),
+                message: format!("report.html not written: {e}"),
+            },
+        );
+    }
     let summary_path = out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary_value).unwrap_or_default();
     let write = std::fs::write(&summary_path, text + "\n").map_err(|source| PeerError::Io {

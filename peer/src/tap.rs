@@ -148,7 +148,7 @@ impl WireTap {
                         _ => {}
                     }
                     self.sink.emit(
-                        self.peer,
+                        attribute(self.peer, direction, &described),
                         Event::Rtcp {
                             direction,
                             packet: described,
@@ -161,6 +161,28 @@ impl WireTap {
             }
             _ => {}
         }
+    }
+}
+
+/// Which side of the peer an RTCP packet belongs to. A peer can send and receive at once (the
+/// demo's Rust sender decodes the browser's camera), so RTCP is attributed by what it does:
+/// feedback about a stream this peer receives (RR, NACK, PLI, FIR, TWCC, REMB going out; SR
+/// coming in) is the receiving side's, feedback about a stream it sends is the sending side's.
+fn attribute(peer: PeerRole, direction: Direction, packet: &Rtcp) -> PeerRole {
+    let receiving_side = match packet {
+        Rtcp::SenderReport { .. } => direction == Direction::In,
+        Rtcp::ReceiverReport { .. }
+        | Rtcp::Nack { .. }
+        | Rtcp::Pli { .. }
+        | Rtcp::Fir { .. }
+        | Rtcp::Twcc { .. }
+        | Rtcp::Remb { .. } => direction == Direction::Out,
+        Rtcp::Sdes | Rtcp::Bye | Rtcp::Other { .. } => return peer,
+    };
+    if receiving_side {
+        PeerRole::Receiver
+    } else {
+        PeerRole::Sender
     }
 }
 
@@ -260,4 +282,46 @@ impl Interceptor for WireTap {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtcp_is_attributed_to_the_side_it_serves() {
+        let twcc = Rtcp::Twcc {
+            base_seq: 0,
+            packet_count: 1,
+            fb_count: 0,
+            received: 1,
+        };
+        let sr = Rtcp::SenderReport {
+            ssrc: 1,
+            packets: 0,
+            octets: 0,
+            reports: vec![],
+        };
+        // A sending peer that also receives (the demo): its outgoing TWCC is receiver feedback.
+        assert_eq!(
+            attribute(PeerRole::Sender, Direction::Out, &twcc),
+            PeerRole::Receiver
+        );
+        assert_eq!(
+            attribute(PeerRole::Sender, Direction::In, &twcc),
+            PeerRole::Sender
+        );
+        assert_eq!(
+            attribute(PeerRole::Sender, Direction::Out, &sr),
+            PeerRole::Sender
+        );
+        assert_eq!(
+            attribute(PeerRole::Receiver, Direction::In, &sr),
+            PeerRole::Receiver
+        );
+        assert_eq!(
+            attribute(PeerRole::Receiver, Direction::Out, &Rtcp::Sdes),
+            PeerRole::Receiver
+        );
+    }
 }

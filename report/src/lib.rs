@@ -1,0 +1,43 @@
+//! What one rtclab run did, for a reader: figures, per-second time series, plots and tables,
+//! all computed from the session's `events.jsonl` alone.
+//!
+//! [`RunReport::from_records`] is the pure computation; [`write_html`] renders `report.html` (with
+//! the plots inline and as `plots/*.svg`), [`print_tables`] the terminal view of `rtclab report`,
+//! and [`sweep_table`] compares several runs.
+
+mod html;
+mod impair;
+mod metrics;
+mod plots;
+mod tables;
+
+pub use html::write_html;
+pub use metrics::{
+    CapacityDrop, CapacityRise, Freeze, IceCandidateRow, ImpairTotals, RtcpCount, RunReport,
+    SecondSample, SelectedPairRow,
+};
+pub use plots::{PLOT_NAMES, Plot, render_plots};
+pub use tables::{print_tables, sweep_table};
+
+use std::path::PathBuf;
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A directory or file could not be created or written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The plotting library refused to draw a chart.
+    #[error("cannot draw plot {name}: {message}")]
+    Plot {
+        /// Which plot.
+        name: String,
+        /// What plotters said.
+        message: String,
+    },
+}

@@ -1,0 +1,564 @@
+//! The report as tables: the rows both the terminal and the HTML page show, the terminal view of
+//! `rtclab report`, and the comparison table of a sweep.
+
+use crate::metrics::RunReport;
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::Write;
+
+/// "–": the figure does not apply to this run or was not logged.
+pub(crate) const NONE: &str = "–";
+
+/// RTCP types in the order a reader expects them.
+const RTCP_ORDER: [&str; 10] = [
+    "SR", "RR", "TWCC", "REMB", "NACK", "PLI", "FIR", "SDES", "BYE", "other",
+];
+
+/// A bitrate in the unit that keeps it readable.
+pub(crate) fn fmt_bps(bps: f64) -> String {
+    if bps >= 1e6 {
+        format!("{:.2} Mbps", bps / 1e6)
+    } else {
+        format!("{:.0} kbps", bps / 1e3)
+    }
+}
+
+fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map_or_else(|| NONE.to_owned(), f)
+}
+
+/// `f(v)` when there is a value, nothing otherwise: for optional parts of a cell.
+fn suffix<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+    v.map_or_else(String::new, f)
+}
+
+fn num(summary: &Value, key: &str) -> Option<f64> {
+    summary.get(key).and_then(Value::as_f64)
+}
+
+fn text<'a>(summary: &'a Value, key: &str) -> Option<&'a str> {
+    summary.get(key).and_then(Value::as_str)
+}
+
+/// Scenario description: the log's config first, then the summary.
+pub(crate) fn description<'a>(report: &'a RunReport, summary: &'a Value) -> Option<&'a str> {
+    report
+        .scenario_description
+        .as_deref()
+        .or_else(|| text(summary, "description"))
+        .or_else(|| text(summary, "scenario_description"))
+}
+
+/// Codec: the summary's (negotiated) first, then the configured one.
+pub(crate) fn codec<'a>(report: &'a RunReport, summary: &'a Value) -> Option<&'a str> {
+    text(summary, "codec")
+        .filter(|c| !c.is_empty())
+        .or_else(|| report.config.get("codec").and_then(Value::as_str))
+}
+
+/// (figure, value, how it is measured) rows of the figures table.
+pub(crate) fn figure_rows(r: &RunReport, summary: &Value) -> Vec<[String; 3]> {
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    let mut row = |a: &str, b: String, c: &str| rows.push([a.to_owned(), b, c.to_owned()]);
+    row(
+        "media duration",
+        format!("{:.1} s", r.media_duration_s),
+        "first to last sender statistics",
+    );
+    row(
+        "frames decoded",
+        match r.frames_decoded_pct {
+            Some(p) => format!("{p:.1} % ({} of {})", r.frames_decoded, r.frames_sent),
+            None => NONE.to_owned(),
+        },
+        "receiver decoded ÷ sender encoded",
+    );
+    row(
+        "freezes",
+        if r.freeze_count == 0 {
+            "0".to_owned()
+        } else {
+            format!(
+                "{} — total {:.0} ms, longest {:.0} ms{}",
+                r.freeze_count,
+                r.freeze_total_ms,
+                r.freeze_longest_ms,
+                suffix(r.frozen_pct, |p| format!(" ({p:.1} % of the time)"))
+            )
+        },
+        "video.freeze: no new frame for > max(3 frame intervals, interval + 150 ms)",
+    );
+    row(
+        "low-fps seconds",
+        format!("{} s", r.low_fps_s),
+        "seconds the receiver decoded < 1/3 of the sender's fps",
+    );
+    row(
+        "link utilisation",
+        match r.link_utilisation_pct {
+            Some(u) => format!("{u:.1} % over {:.0} s", r.capacity_limited_s),
+            None => format!("{NONE} (capacity never limited)"),
+        },
+        "downlink bytes delivered ÷ capacity, over the limited seconds",
+    );
+    row(
+        "queuing delay p50 / p95 / max",
+        if r.queue_delay_p50_ms.is_some() || r.queue_delay_max_ms.is_some() {
+            format!(
+                "{} / {} / {} ms",
+                opt(r.queue_delay_p50_ms, |v| format!("{v:.1}")),
+                opt(r.queue_delay_p95_ms, |v| format!("{v:.1}")),
+                opt(r.queue_delay_max_ms, |v| format!("{v:.1}")),
+            )
+        } else {
+            format!("{NONE} (no impairment stats)")
+        },
+        "downlink; approximated from per-second percentiles",
+    );
+    row(
+        "RTT mean / max",
+        match (r.rtt_mean_ms, r.rtt_max_ms) {
+            (Some(m), Some(x)) => format!("{m:.1} / {x:.1} ms"),
+            _ => format!("{NONE} (not in bwe.estimate)"),
+        },
+        "bwe.estimate rtt_ms",
+    );
+    row(
+        "reaction to capacity drops",
+        if r.capacity_drops.is_empty() {
+            format!("{NONE} (no drop)")
+        } else {
+            format!(
+                "max {}, mean {} ({} drop(s), {} never reached)",
+                opt(r.reaction_time_max_s, |v| format!("{v:.2} s")),
+                opt(r.reaction_time_mean_s, |v| format!("{v:.2} s")),
+                r.capacity_drops.len(),
+                r.reactions_missed
+            )
+        },
+        "drop → first target below the new capacity",
+    );
+    row(
+        "recovery after capacity rises",
+        if r.capacity_rises.is_empty() {
+            format!("{NONE} (no rise)")
+        } else {
+            format!(
+                "max {} ({} rise(s))",
+                opt(r.recovery_time_max_s, |v| format!("{v:.2} s")),
+                r.capacity_rises.len()
+            )
+        },
+        "rise → target ≥ 90 % of min(new capacity, target before the drop)",
+    );
+    let bitrates = [
+        ("target", "mean_target_bps"),
+        ("encoder", "mean_encoder_bps"),
+        ("sent", "mean_send_bps"),
+        ("received", "mean_recv_bps"),
+    ]
+    .iter()
+    .filter_map(|(name, key)| num(summary, key).map(|v| format!("{name} {}", fmt_bps(v))))
+    .collect::<Vec<_>>();
+    row(
+        "mean bitrates",
+        if bitrates.is_empty() {
+            NONE.to_owned()
+        } else {
+            bitrates.join(", ")
+        },
+        "summary.json means of the per-second values",
+    );
+    row(
+        "packets",
+        format!(
+            "sent {}, received {}, lost {}{}",
+            opt(num(summary, "packets_sent"), |v| format!("{v:.0}")),
+            opt(num(summary, "packets_received"), |v| format!("{v:.0}")),
+            r.packets_lost,
+            suffix(r.network_lost_packets, |n| format!(
+                ", dropped by impairment {n}"
+            )),
+        ),
+        "lost = never received after retransmission",
+    );
+    row(
+        "NACK / PLI / FIR sent",
+        format!(
+            "{} ({} seqs) / {} / {}",
+            r.nacks, r.nacked_packets, r.plis, r.firs
+        ),
+        "RTCP the receiver sent",
+    );
+    row(
+        "retransmissions",
+        format!(
+            "{}{}",
+            r.retransmissions,
+            suffix(r.retransmissions_per_lost, |v| format!(
+                " ({v:.2} per lost packet)"
+            ))
+        ),
+        &format!("per lost packet: ÷ {}", r.retransmissions_per_lost_basis),
+    );
+    row(
+        "keyframes / decode errors",
+        format!(
+            "{} / {}",
+            opt(num(summary, "keyframes"), |v| format!("{v:.0}")),
+            opt(num(summary, "decode_errors"), |v| format!("{v:.0}")),
+        ),
+        "encoder keyframes; frames the decoder refused",
+    );
+    rows
+}
+
+/// RTCP counts as (column headers "peer dir", rows of type + counts).
+pub(crate) fn rtcp_pivot(r: &RunReport) -> (Vec<String>, Vec<Vec<String>>) {
+    let cols: BTreeSet<(String, String)> = r
+        .rtcp_counts
+        .iter()
+        .map(|c| (c.peer.clone(), c.direction.clone()))
+        .collect();
+    let types: BTreeSet<&str> = r.rtcp_counts.iter().map(|c| c.rtcp_type.as_str()).collect();
+    let mut ordered: Vec<&str> = RTCP_ORDER
+        .iter()
+        .copied()
+        .filter(|t| types.contains(t))
+        .collect();
+    ordered.extend(types.iter().filter(|t| !RTCP_ORDER.contains(t)));
+    let rows = ordered
+        .iter()
+        .map(|t| {
+            let mut row = vec![(*t).to_owned()];
+            for (peer, dir) in &cols {
+                let n = r
+                    .rtcp_counts
+                    .iter()
+                    .find(|c| &c.peer == peer && &c.direction == dir && c.rtcp_type == *t)
+                    .map_or(0, |c| c.count);
+                row.push(n.to_string());
+            }
+            row
+        })
+        .collect();
+    let headers = cols.iter().map(|(p, d)| format!("{p} {d}")).collect();
+    (headers, rows)
+}
+
+/// Candidate rows: peer, side, type, protocol, address, related address, url.
+pub(crate) fn candidate_rows(r: &RunReport) -> Vec<[String; 7]> {
+    r.ice_candidates
+        .iter()
+        .map(|c| {
+            [
+                c.peer.clone(),
+                c.side.clone(),
+                c.candidate_type.clone(),
+                c.protocol.clone(),
+                c.address.clone(),
+                c.related_address.clone().unwrap_or_else(|| NONE.to_owned()),
+                c.url.clone().unwrap_or_else(|| NONE.to_owned()),
+            ]
+        })
+        .collect()
+}
+
+/// Selected-pair rows: at, peer, local, remote.
+pub(crate) fn pair_rows(r: &RunReport) -> Vec<[String; 4]> {
+    r.ice_selected_pairs
+        .iter()
+        .map(|p| {
+            [
+                format!("{:.2} s", p.t_s),
+                p.peer.clone(),
+                format!("{} {} {}", p.local_type, p.local_protocol, p.local_address),
+                format!(
+                    "{} {} {}",
+                    p.remote_type, p.remote_protocol, p.remote_address
+                ),
+            ]
+        })
+        .collect()
+}
+
+/// Impairment rows: direction, in, out, dropped by cause, limited seconds, max queue delay.
+pub(crate) fn impair_rows(r: &RunReport) -> Vec<[String; 6]> {
+    r.impairment
+        .iter()
+        .map(|i| {
+            let causes = if i.dropped.is_empty() {
+                "0".to_owned()
+            } else {
+                let by: Vec<String> = i.dropped.iter().map(|(c, n)| format!("{c} {n}")).collect();
+                format!("{} ({})", i.dropped_total, by.join(", "))
+            };
+            [
+                i.direction.clone(),
+                format!("{} pkt / {} B", i.packets_in, i.bytes_in),
+                format!("{} pkt / {} B", i.packets_out, i.bytes_out),
+                causes,
+                format!("{:.0} s", i.capacity_limited_s),
+                opt(i.queue_delay_max_ms, |v| format!("{v:.1} ms")),
+            ]
+        })
+        .collect()
+}
+
+pub(crate) const CANDIDATE_HEADERS: [&str; 7] = [
+    "peer",
+    "side",
+    "type",
+    "protocol",
+    "address",
+    "related address",
+    "url",
+];
+pub(crate) const PAIR_HEADERS: [&str; 4] = ["selected at", "peer", "local", "remote"];
+pub(crate) const IMPAIR_HEADERS: [&str; 6] = [
+    "direction",
+    "in",
+    "delivered",
+    "dropped (by cause)",
+    "capacity limited",
+    "max queue delay",
+];
+
+fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t.set_header(headers.to_vec());
+    t
+}
+
+fn right_align(t: &mut Table, from: usize) {
+    for i in from..t.column_count() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// Writes the terminal tables of `rtclab report DIR`: run, ICE, RTCP, figures, impairment.
+pub fn print_tables(
+    report: &RunReport,
+    summary_json: &Value,
+    w: &mut impl Write,
+) -> std::io::Result<()> {
+    let name = report.scenario.as_deref().unwrap_or("(no scenario)");
+    writeln!(w, "run        {name}")?;
+    if let Some(d) = description(report, summary_json) {
+        // The description is a paragraph; keep it on one line per sentence group.
+        writeln!(
+            w,
+            "about      {}",
+            d.split_whitespace().collect::<Vec<_>>().join(" ")
+        )?;
+    }
+    if let Some(c) = codec(report, summary_json) {
+        writeln!(w, "codec      {c}")?;
+    }
+    if let Some(s) = &report.session_id {
+        writeln!(
+            w,
+            "session    {s}  started {}",
+            report.started_at.as_deref().unwrap_or(NONE)
+        )?;
+    }
+
+    writeln!(w, "\nICE candidates")?;
+    let rows = candidate_rows(report);
+    if rows.is_empty() {
+        writeln!(w, "  none logged")?;
+    } else {
+        let mut t = table(&CANDIDATE_HEADERS);
+        t.add_rows(rows.iter().map(|r| r.to_vec()));
+        writeln!(w, "{t}")?;
+    }
+    writeln!(w, "\nSelected candidate pair")?;
+    let rows = pair_rows(report);
+    if rows.is_empty() {
+        writeln!(w, "  none logged")?;
+    } else {
+        let mut t = table(&PAIR_HEADERS);
+        t.add_rows(rows.iter().map(|r| r.to_vec()));
+        writeln!(w, "{t}")?;
+    }
+
+    writeln!(w, "\nRTCP packets per type and direction")?;
+    let (cols, rows) = rtcp_pivot(report);
+    if rows.is_empty() {
+        writeln!(w, "  none logged")?;
+    } else {
+        let mut headers = vec!["type"];
+        headers.extend(cols.iter().map(String::as_str));
+        let mut t = table(&headers);
+        t.add_rows(rows);
+        right_align(&mut t, 1);
+        writeln!(w, "{t}")?;
+    }
+
+    writeln!(w, "\nBitrate and quality of experience")?;
+    // The "how it is measured" column is in report.html; it would make this table too wide.
+    let mut t = table(&["figure", "value"]);
+    t.add_rows(
+        figure_rows(report, summary_json)
+            .iter()
+            .map(|[f, v, _]| vec![f.clone(), v.clone()]),
+    );
+    writeln!(w, "{t}")?;
+    if !report.capacity_drops.is_empty() || !report.capacity_rises.is_empty() {
+        let mut t = table(&["at", "capacity change", "controller"]);
+        for d in &report.capacity_drops {
+            t.add_row(vec![
+                format!("{:.1} s", d.t_s),
+                format!("drop {} → {}", opt(d.from_bps, fmt_bps), fmt_bps(d.to_bps)),
+                opt(d.reaction_s, |v| format!("under it after {v:.2} s")),
+            ]);
+        }
+        for r in &report.capacity_rises {
+            t.add_row(vec![
+                format!("{:.1} s", r.t_s),
+                format!(
+                    "rise {} → {}",
+                    fmt_bps(r.from_bps),
+                    r.to_bps.map_or_else(|| "unlimited".to_owned(), fmt_bps)
+                ),
+                match (r.goal_bps, r.recovery_s) {
+                    (Some(g), Some(v)) => format!("≥ {} after {v:.2} s", fmt_bps(g)),
+                    (Some(g), None) => format!("never ≥ {}", fmt_bps(g)),
+                    _ => NONE.to_owned(),
+                },
+            ]);
+        }
+        writeln!(w, "{t}")?;
+    }
+
+    writeln!(w, "\nImpairment")?;
+    let rows = impair_rows(report);
+    if rows.is_empty() {
+        writeln!(w, "  none (clean link: no impair.stats in the log)")?;
+    } else {
+        let mut t = table(&IMPAIR_HEADERS);
+        t.add_rows(rows.iter().map(|r| r.to_vec()));
+        right_align(&mut t, 1);
+        writeln!(w, "{t}")?;
+    }
+    if !report.report_notes.is_empty() {
+        writeln!(w, "\nNotes")?;
+        for n in &report.report_notes {
+            writeln!(w, "  - {n}")?;
+        }
+    }
+    Ok(())
+}
+
+/// A figure of one sweep row: flat key first, then under `report`, then a fallback computation.
+fn sweep_value(v: &Value, keys: &[&str]) -> Option<f64> {
+    keys.iter().find_map(|k| {
+        v.get(*k)
+            .or_else(|| v.get("report").and_then(|r| r.get(*k)))
+            .and_then(Value::as_f64)
+    })
+}
+
+/// Comparison table of a sweep: one row per variant (`summary.json` merged with the report's
+/// figures), one column per headline figure.
+pub fn sweep_table(rows: &[(String, Value)]) -> String {
+    let mut t = table(&[
+        "variant",
+        "utilisation",
+        "queue delay p95",
+        "frames decoded",
+        "freeze time",
+        "NACKs",
+        "rtx / lost",
+        "reaction",
+    ]);
+    for (name, v) in rows {
+        let decoded = sweep_value(v, &["frames_decoded_pct"]).or_else(|| {
+            let sent = sweep_value(v, &["frames_sent"])?;
+            let dec = sweep_value(v, &["frames_decoded"])?;
+            (sent > 0.0).then(|| 100.0 * dec / sent)
+        });
+        let missed = sweep_value(v, &["reactions_missed"]).unwrap_or(0.0);
+        let reaction = match sweep_value(v, &["reaction_time_max_s"]) {
+            Some(s) if missed > 0.0 => format!("{s:.2} s (+{missed:.0} missed)"),
+            Some(s) => format!("{s:.2} s"),
+            None if missed > 0.0 => format!("missed {missed:.0}"),
+            None => NONE.to_owned(),
+        };
+        t.add_row(vec![
+            name.clone(),
+            opt(sweep_value(v, &["link_utilisation_pct"]), |x| {
+                format!("{x:.1} %")
+            }),
+            opt(sweep_value(v, &["queue_delay_p95_ms"]), |x| {
+                format!("{x:.1} ms")
+            }),
+            opt(decoded, |x| format!("{x:.1} %")),
+            opt(sweep_value(v, &["freeze_total_ms", "freeze_ms"]), |x| {
+                format!("{x:.0} ms")
+            }),
+            opt(sweep_value(v, &["nacks"]), |x| format!("{x:.0}")),
+            opt(sweep_value(v, &["retransmissions_per_lost"]), |x| {
+                format!("{x:.2}")
+            }),
+            reaction,
+        ]);
+    }
+    right_align(&mut t, 1);
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sweep_table_has_one_row_per_variant_and_dashes_for_missing() {
+        let rows = vec![
+            (
+                "loss-2%".to_owned(),
+                json!({"link_utilisation_pct": 81.3, "queue_delay_p95_ms": 42.0,
+                       "frames_decoded_pct": 97.5, "freeze_total_ms": 640.0, "nacks": 12,
+                       "retransmissions_per_lost": 0.93, "reaction_time_max_s": 0.8}),
+            ),
+            (
+                "clean".to_owned(),
+                json!({"frames_sent": 300, "frames_decoded": 299, "freeze_ms": 0.0, "nacks": 0}),
+            ),
+        ];
+        let out = sweep_table(&rows);
+        let loss = out
+            .lines()
+            .find(|l| l.contains("loss-2%"))
+            .expect("loss row");
+        for want in [
+            "81.3 %", "42.0 ms", "97.5 %", "640 ms", "12", "0.93", "0.80 s",
+        ] {
+            assert!(loss.contains(want), "{want} missing from {loss}");
+        }
+        let clean = out
+            .lines()
+            .find(|l| l.contains("clean"))
+            .expect("clean row");
+        assert!(clean.contains("99.7 %"), "{clean}");
+        assert!(clean.contains(NONE), "{clean}");
+        assert!(out.contains("reaction"));
+    }
+
+    #[test]
+    fn print_tables_on_an_empty_log_says_what_is_missing() {
+        let rep = RunReport::from_records(&[]);
+        let mut out = Vec::new();
+        print_tables(&rep, &Value::Null, &mut out).expect("writes to a Vec");
+        let s = String::from_utf8(out).expect("utf-8");
+        assert!(s.contains("ICE candidates"));
+        assert!(s.contains("none (clean link"));
+        assert!(s.contains("link utilisation"));
+    }
+}

@@ -1,0 +1,830 @@
+// rtclab browser page: receives the Rust sender's video, charts what the browser measures next
+// to what the sender logs, lists ICE candidates and the session's event log.
+//
+// Protocol (signaling/src/protocol.rs): the page connects to ws://HOST/ws?room=NAME; the server
+// starts a Rust sender for the room, which makes the offer; the page answers (picking the codec
+// with setCodecPreferences) and trickles candidates. Every session-log line is pushed to the page
+// as {type:"event"}; the page sends its getStats() once a second as a browser.stats event.
+
+import uPlot from '/node_modules/uplot/dist/uPlot.esm.js';
+
+const WINDOW_S = 60;          // chart window, one point per second
+const MIN_WINDOW_S = 15;      // narrowest chart window while a session is young
+const LOG_KEEP = 5000;        // events kept in memory for re-filtering
+const LOG_ROWS = 3000;        // rows in the DOM at most
+const DEFAULT_HIDDEN = new Set(['browser.stats']);  // noisy kinds, unchecked until asked for
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+// ---------------------------------------------------------------------------------------------
+// state
+
+const app = {
+  ws: null,
+  pc: null,
+  running: false,
+  stopping: false,
+  pendingCandidates: [],
+  camera: null,             // MediaStream of the local camera, once sent
+  stats: null,              // latest snapshot (what is sent as browser.stats)
+  prev: null,               // previous raw values for per-second deltas
+  statsTimer: null,
+  sender: { target: null, encoder: null, rtt: null, encoderInfo: null },  // latest Rust sender figures
+  timing: { firstFrameMs: null, wsOpenMs: null, offerMs: null, answerMs: null, iceConnectedMs: null, connectedMs: null },
+  eventsSeen: 0,
+};
+
+// ---------------------------------------------------------------------------------------------
+// small helpers
+
+function setState(which, value) {
+  const el = $('state-' + which);
+  el.textContent = value;
+  el.dataset.state = value;
+}
+
+function showBanner(text, { retry = true } = {}) {
+  $('banner-text').textContent = text;
+  $('retry').hidden = !retry;
+  $('banner').hidden = false;
+  $('banner').dataset.kind = 'error';
+}
+
+function hideBanner() {
+  $('banner').hidden = true;
+}
+
+function send(msg) {
+  if (app.ws && app.ws.readyState === WebSocket.OPEN) {
+    app.ws.send(JSON.stringify(msg));
+    return true;
+  }
+  return false;
+}
+
+/** A notable page event, into the session log (peer "browser"). */
+function browserEvent(what, detail = {}) {
+  send({ type: 'event', event: { kind: 'browser.event', what, detail } });
+}
+
+function fmtBytes(n) {
+  if (n == null) return '';
+  if (n < 1024) return n + ' B';
+  if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' KiB';
+  return (n / 1024 / 1024).toFixed(1) + ' MiB';
+}
+
+function roomName() {
+  return $('room').value.trim() || 'demo';
+}
+
+function updateDownloadLink() {
+  const room = roomName();
+  $('download').href = '/api/log?room=' + encodeURIComponent(room);
+  $('download').download = room + '-events.jsonl';
+}
+
+// ---------------------------------------------------------------------------------------------
+// session: signaling socket and peer connection
+
+function start() {
+  if (app.running) return;
+  const room = roomName();
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(room)) {
+    showBanner(`Room name "${room}" is invalid: use 1–64 characters of A–Z a–z 0–9 _ . -`, { retry: false });
+    return;
+  }
+  hideBanner();
+  updateDownloadLink();
+  app.running = true;
+  app.stopping = false;
+  app.pendingCandidates = [];
+  app.prev = null;
+  resetCharts();
+  app.sender = { target: null, encoder: null, rtt: null, encoderInfo: null };
+  $('video-empty').textContent = 'connecting…';
+  $('start').disabled = true;
+  $('stop').disabled = false;
+  $('room').disabled = true;
+  $('codec').disabled = true;
+
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(`${proto}//${location.host}/ws?room=${encodeURIComponent(room)}`);
+  app.ws = ws;
+  setState('ws', 'connecting');
+  ws.onopen = () => {
+    if (app.ws !== ws) return;
+    setState('ws', 'open');
+    app.timing.wsOpenMs ??= performance.now();
+    browserEvent('start', { room, codec: $('codec').value, autostart: params.get('autostart') === '1', userAgent: navigator.userAgent });
+  };
+  ws.onmessage = (e) => {
+    if (app.ws !== ws) return;
+    let msg;
+    try { msg = JSON.parse(e.data); } catch { return; }
+    onSignal(msg).catch((err) => fail('negotiation failed', err));
+  };
+  ws.onclose = (e) => {
+    if (app.ws !== ws) return;
+    setState('ws', 'closed');
+    if (!app.stopping) {
+      const why = e.reason ? ` (${e.code} ${e.reason})` : ` (code ${e.code})`;
+      if ($('banner').hidden) {
+        showBanner(`The signaling socket closed${why}. Is \`rtclab demo\` still running?`);
+      }
+      teardown();
+    }
+  };
+  ws.onerror = () => { /* onclose follows with the details */ };
+  startStatsLoop();
+}
+
+function stop(reason = 'user') {
+  if (!app.running) return;
+  app.stopping = true;
+  browserEvent('stop', { reason });
+  send({ type: 'bye' });
+  teardown();
+}
+
+/** Closes everything; leaves the banner as it is. */
+function teardown() {
+  app.running = false;
+  const ws = app.ws;
+  app.ws = null;
+  if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, 'bye');
+  setState('ws', 'closed');
+  if (app.pc) {
+    app.pc.close();
+    app.pc = null;
+  }
+  if (app.camera) {
+    app.camera.getTracks().forEach((t) => t.stop());
+    app.camera = null;
+  }
+  const video = $('video');
+  video.srcObject = null;
+  for (const id of ['ov-res', 'ov-fps', 'ov-codec']) $(id).textContent = '–';
+  $('overlay').hidden = true;
+  $('video-empty').textContent = 'stopped — press Start';
+  $('video-empty').hidden = false;
+  $('self-view').hidden = true;
+  $('self-view').srcObject = null;
+  $('self-label').hidden = true;
+  stopStatsLoop();
+  $('start').disabled = false;
+  $('stop').disabled = true;
+  $('camera').disabled = true;
+  $('camera').textContent = 'Send my camera too';
+  $('room').disabled = false;
+  $('codec').disabled = false;
+  setState('signaling', '–');
+  setState('ice', '–');
+  setState('pc', '–');
+}
+
+function retry() {
+  hideBanner();
+  if (app.running) {
+    app.stopping = true;
+    send({ type: 'bye' });
+    teardown();
+  }
+  start();
+}
+
+function fail(what, err) {
+  const text = `${what}: ${err && err.message ? err.message : err}`;
+  console.error(text, err);
+  browserEvent('error', { what, message: String(err && err.message ? err.message : err) });
+  showBanner(text);
+}
+
+async function onSignal(msg) {
+  switch (msg.type) {
+    case 'joined':
+      setState('signaling', msg.peers === 1 ? 'waiting for sender' : 'peer present');
+      break;
+    case 'peer-joined':
+      setState('signaling', 'peer joined');
+      break;
+    case 'offer':
+      app.timing.offerMs ??= performance.now();
+      await onOffer(msg.sdp);
+      break;
+    case 'answer':
+      if (!app.pc) return;
+      await app.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+      await flushCandidates();
+      browserEvent('answer received', {});
+      break;
+    case 'candidate':
+      if (!msg.candidate || !msg.candidate.candidate) return;  // end-of-candidates
+      if (app.pc && app.pc.remoteDescription) {
+        await app.pc.addIceCandidate(msg.candidate).catch((err) => browserEvent('error', { what: 'addIceCandidate', message: err.message }));
+      } else {
+        app.pendingCandidates.push(msg.candidate);
+      }
+      break;
+    case 'event':
+      onLogEvent(msg.event);
+      break;
+    case 'bye':
+    case 'peer-left':
+      showBanner('The Rust sender left the room (its session ended). Retry starts a new session.');
+      app.stopping = true;
+      teardown();
+      break;
+    case 'error':
+      if (msg.code === 'room-full') {
+        showBanner(`Room "${roomName()}" is full (two peers already): pick another room name, or stop the other page, then retry.`);
+        app.stopping = true;
+        teardown();
+      } else if (msg.code === 'bad-room') {
+        showBanner(`Bad room name: ${msg.message}`, { retry: false });
+        app.stopping = true;
+        teardown();
+      } else {
+        showBanner(`Signaling error ${msg.code}: ${msg.message}`);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+function createPc() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  app.pc = pc;
+  pc.onicecandidate = (e) => {
+    if (e.candidate) send({ type: 'candidate', candidate: e.candidate.toJSON() });
+  };
+  pc.ontrack = (e) => {
+    if (e.track.kind !== 'video') return;
+    const video = $('video');
+    video.srcObject = e.streams[0] || new MediaStream([e.track]);
+    video.play().catch(() => {});
+    watchFirstFrame(video);
+  };
+  const stateHandler = (which, getter, evName) => () => {
+    if (app.pc !== pc) return;
+    const s = getter();
+    setState(which, s);
+    browserEvent(evName, { state: s });
+  };
+  pc.onsignalingstatechange = stateHandler('signaling', () => pc.signalingState, 'signaling state');
+  pc.oniceconnectionstatechange = () => {
+    stateHandler('ice', () => pc.iceConnectionState, 'ice state')();
+    if (app.pc === pc && pc.iceConnectionState === 'connected') app.timing.iceConnectedMs ??= performance.now();
+  };
+  pc.onconnectionstatechange = () => {
+    if (app.pc !== pc) return;
+    const s = pc.connectionState;
+    setState('pc', s);
+    browserEvent('pc state', { state: s });
+    if (s === 'connected') {
+      app.timing.connectedMs ??= performance.now();
+      $('camera').disabled = !!app.camera;
+    }
+    if (s === 'failed') showBanner('The peer connection failed (ICE or DTLS): see the candidate table and the ice.* events below.');
+  };
+  return pc;
+}
+
+/** Puts the codec chosen in the codec control first; the Rust sender encodes what the answer lists first. */
+function preferCodec(transceiver, codec) {
+  if (!transceiver.setCodecPreferences || !RTCRtpReceiver.getCapabilities) return false;
+  const caps = RTCRtpReceiver.getCapabilities('video');
+  if (!caps) return false;
+  const mime = codec === 'vp8' ? 'video/vp8' : 'video/h264';
+  const score = (c) => {
+    if (c.mimeType.toLowerCase() !== mime) return 0;
+    if (mime === 'video/h264') {
+      const f = c.sdpFmtpLine || '';
+      // The sender offers constrained baseline, packetization-mode=1.
+      return (f.includes('packetization-mode=1') ? 2 : 0) + (f.includes('42e01f') ? 1 : 0) + 1;
+    }
+    return 1;
+  };
+  const ordered = caps.codecs.map((c, i) => ({ c, i, s: score(c) }))
+    .sort((a, b) => b.s - a.s || a.i - b.i)
+    .map((x) => x.c);
+  transceiver.setCodecPreferences(ordered);
+  return true;
+}
+
+async function onOffer(sdp) {
+  const pc = app.pc || createPc();
+  await pc.setRemoteDescription({ type: 'offer', sdp });
+  const codec = $('codec').value;
+  for (const t of pc.getTransceivers()) {
+    if (t.receiver.track && t.receiver.track.kind === 'video' && !t.stopped) {
+      try { preferCodec(t, codec); } catch (err) { browserEvent('error', { what: 'setCodecPreferences', message: err.message }); }
+    }
+  }
+  const answer = await pc.createAnswer();
+  await pc.setLocalDescription(answer);
+  send({ type: 'answer', sdp: pc.localDescription.sdp });
+  app.timing.answerMs ??= performance.now();
+  browserEvent('answer sent', { codec });
+  await flushCandidates();
+}
+
+async function flushCandidates() {
+  const pc = app.pc;
+  if (!pc || !pc.remoteDescription) return;
+  const list = app.pendingCandidates;
+  app.pendingCandidates = [];
+  for (const c of list) {
+    await pc.addIceCandidate(c).catch((err) => browserEvent('error', { what: 'addIceCandidate', message: err.message }));
+  }
+}
+
+/** "Send my camera too": add the camera to the call and renegotiate (the page offers). */
+async function sendCamera() {
+  const pc = app.pc;
+  if (!pc || app.camera) return;
+  $('camera').disabled = true;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 30 }, audio: false });
+    app.camera = stream;
+    const track = stream.getVideoTracks()[0];
+    const selfView = $('self-view');
+    selfView.srcObject = stream;
+    selfView.hidden = false;
+    $('self-label').hidden = false;
+    // addTrack reuses the video transceiver of the sender's offer (never used to send), so the
+    // one m-line becomes sendrecv and keeps the codec chosen above.
+    pc.addTrack(track, stream);
+    browserEvent('camera on', { label: track.label, settings: track.getSettings() });
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    send({ type: 'offer', sdp: pc.localDescription.sdp });
+    browserEvent('offer sent', { reason: 'camera' });
+    $('camera').textContent = 'Camera sent';
+  } catch (err) {
+    $('camera').disabled = false;
+    fail('sending the camera failed', err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// first frame (time from navigation start to the first decoded/painted frame)
+
+function watchFirstFrame(video) {
+  if (app.timing.firstFrameMs != null) return;
+  const mark = (how) => {
+    if (app.timing.firstFrameMs != null) return;
+    app.timing.firstFrameMs = performance.now();
+    browserEvent('first frame', { ms_since_load: Math.round(app.timing.firstFrameMs), how });
+  };
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(() => mark('requestVideoFrameCallback'));
+  video.addEventListener('loadeddata', () => mark('loadeddata'), { once: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// getStats once a second
+
+function startStatsLoop() {
+  stopStatsLoop();
+  app.statsTimer = setInterval(() => { pollStats().catch((err) => console.warn('getStats', err)); }, 1000);
+}
+
+function stopStatsLoop() {
+  if (app.statsTimer) clearInterval(app.statsTimer);
+  app.statsTimer = null;
+}
+
+/** Turns an RTCStatsReport into the snapshot the session log gets (browser's field names). */
+function snapshot(report) {
+  const all = [...report.values()];
+  const byId = new Map(all.map((s) => [s.id, s]));
+  const plain = (s) => (s ? { ...s } : null);
+  const inbound = all.find((s) => s.type === 'inbound-rtp' && s.kind === 'video');
+  const outbound = all.find((s) => s.type === 'outbound-rtp' && s.kind === 'video');
+  const remoteInbound = all.find((s) => s.type === 'remote-inbound-rtp' && s.kind === 'video');
+  const transport = all.find((s) => s.type === 'transport');
+  const codec = inbound && inbound.codecId ? byId.get(inbound.codecId) : null;
+  return {
+    'inbound-rtp': plain(inbound),
+    'outbound-rtp': plain(outbound),
+    'remote-inbound-rtp': plain(remoteInbound),
+    'candidate-pair': all.filter((s) => s.type === 'candidate-pair').map(plain),
+    'local-candidate': all.filter((s) => s.type === 'local-candidate').map(plain),
+    'remote-candidate': all.filter((s) => s.type === 'remote-candidate').map(plain),
+    transport: plain(transport),
+    codec: plain(codec),
+  };
+}
+
+async function pollStats() {
+  const pc = app.pc;
+  if (!pc) return;
+  const snap = snapshot(await pc.getStats());
+  if (app.pc !== pc) return;  // stopped meanwhile
+  app.stats = snap;
+  send({ type: 'event', event: { kind: 'browser.stats', stats: snap } });
+  chartTick(snap);
+  renderOverlay(snap);
+  renderIce(snap);
+  renderKindCounts();
+}
+
+// ---------------------------------------------------------------------------------------------
+// overlay
+
+function renderOverlay(s) {
+  const v = s['inbound-rtp'];
+  $('overlay').hidden = !v;
+  const video = $('video');
+  const w = (v && v.frameWidth) || video.videoWidth;
+  const h = (v && v.frameHeight) || video.videoHeight;
+  $('ov-res').textContent = w && h ? `${w}×${h}` : '–';
+  $('ov-fps').textContent = v && v.framesPerSecond != null ? `${Math.round(v.framesPerSecond)} fps` : '– fps';
+  const c = s.codec;
+  let codec = '–';
+  if (c) {
+    codec = c.mimeType.replace(/^video\//, '');
+    const prof = /profile-level-id=([0-9a-f]{6})/i.exec(c.sdpFmtpLine || '');
+    if (prof) codec += ' ' + prof[1];
+  }
+  $('ov-codec').textContent = codec;
+  $('video-empty').hidden = !!(v && v.framesDecoded > 0);
+  const o = s['outbound-rtp'];
+  if (app.camera) {
+    const oc = o && o.frameWidth ? ` ${o.frameWidth}×${o.frameHeight} ${Math.round(o.framesPerSecond || 0)} fps` : '';
+    $('self-label').textContent = `camera → Rust peer${oc}`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ICE tables
+
+function candText(c, withProto = true) {
+  if (!c) return '?';
+  const addr = c.address ?? c.ip ?? '';
+  const host = addr.includes(':') ? `[${addr}]` : addr;
+  return `${host}:${c.port} ${c.candidateType}${withProto ? '/' + c.protocol : ''}`;
+}
+
+function renderIce(s) {
+  const selectedId = s.transport && s.transport.selectedCandidatePairId;
+  const pairs = s['candidate-pair'];
+  const selected = pairs.find((p) => p.id === selectedId) || null;
+  const locals = new Map(s['local-candidate'].map((c) => [c.id, c]));
+  const remotes = new Map(s['remote-candidate'].map((c) => [c.id, c]));
+
+  const inSelected = new Set(selected ? [selected.localCandidateId, selected.remoteCandidateId] : []);
+  const candRows = [];
+  const candRow = (side, c) => {
+    const tr = document.createElement('tr');
+    if (inSelected.has(c.id)) tr.className = 'in-selected';
+    const related = c.relatedAddress ? `${c.relatedAddress}:${c.relatedPort ?? ''}` : '';
+    for (const v of [side, c.candidateType, c.protocol, c.address ?? c.ip ?? '', c.port, related, c.priority]) {
+      const td = document.createElement('td');
+      td.textContent = v ?? '';
+      tr.append(td);
+    }
+    tr.dataset.id = c.id;
+    return tr;
+  };
+  for (const c of locals.values()) candRows.push(candRow('local', c));
+  for (const c of remotes.values()) candRows.push(candRow('remote', c));
+  $('candidates-body').replaceChildren(...candRows);
+
+  const pairRows = pairs.map((p) => {
+    const tr = document.createElement('tr');
+    tr.dataset.id = p.id;
+    if (p.id === selectedId) tr.className = 'selected';
+    const l = locals.get(p.localCandidateId);
+    const r = remotes.get(p.remoteCandidateId);
+    const rtt = p.currentRoundTripTime != null ? (p.currentRoundTripTime * 1000).toFixed(1) : '';
+    for (const v of [candText(l, false), candText(r, false), p.state, p.nominated ? 'yes' : '', fmtBytes(p.bytesSent), fmtBytes(p.bytesReceived), rtt]) {
+      const td = document.createElement('td');
+      td.textContent = v ?? '';
+      tr.append(td);
+    }
+    return tr;
+  });
+  $('pairs-body').replaceChildren(...pairRows);
+
+  const sel = $('selected-pair');
+  if (selected) {
+    const rtt = selected.currentRoundTripTime != null ? `, RTT ${(selected.currentRoundTripTime * 1000).toFixed(1)} ms` : '';
+    sel.textContent = `selected: ${candText(locals.get(selected.localCandidateId))} ⇄ ${candText(remotes.get(selected.remoteCandidateId))}${rtt}`;
+    sel.className = 'ok';
+  } else {
+    sel.textContent = 'no selected pair';
+    sel.className = 'muted';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// charts
+
+const charts = [];
+const series = {
+  x: [],
+  target: [], encoder: [], received: [],
+  decoded: [], dropped: [],
+  lost: [],
+  jitter: [], jbDelay: [],
+  rtt: [], bweRtt: [], camRtt: [],
+  nack: [], pli: [], fir: [], freezes: [],
+};
+
+const COLORS = { blue: '#1f6feb', orange: '#d97706', purple: '#8b5cf6', red: '#dc2626', green: '#16a34a', grey: '#6b7280', teal: '#0d9488' };
+
+function line(label, stroke, extra = {}) {
+  return { label, stroke, width: 2, spanGaps: false, points: { show: false }, ...extra };
+}
+
+function xRange(u, min, max) {
+  if (min == null || max == null) {
+    const now = Date.now() / 1000;
+    return [now, now + MIN_WINDOW_S];
+  }
+  const width = Math.min(WINDOW_S, Math.max(MIN_WINDOW_S, max - min));
+  const start = Math.max(min, max - width);
+  return [start, start + width];
+}
+
+function makeChart(id, seriesDefs, keys, opts = {}) {
+  const el = $(id);
+  const box = document.createElement('div');
+  box.className = 'plot';
+  el.append(box);
+  const rect = () => ({ width: Math.max(200, box.clientWidth), height: Math.max(90, box.clientHeight) });
+  const { width, height } = rect();
+  const u = new uPlot({
+    width, height,
+    legend: { show: true, live: false },
+    cursor: { drag: { x: false, y: false } },
+    // A young session fills a MIN_WINDOW_S-wide chart from the left (no sub-second ticks), the
+    // window then widens with the data up to WINDOW_S and scrolls.
+    scales: { x: { time: true, range: xRange }, y: { range: (u, min, max) => [0, Math.max(max * 1.1, opts.minMax ?? 1)] } },
+    axes: [
+      { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: 28, font: '11px system-ui, sans-serif' },
+      { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: 46, font: '11px system-ui, sans-serif' },
+    ],
+    series: [{}, ...seriesDefs],
+  }, [series.x, ...keys.map((k) => series[k])], box);
+  new ResizeObserver(() => u.setSize(rect())).observe(box);
+  charts.push({ u, keys });
+}
+
+function buildCharts() {
+  makeChart('chart-bitrate', [
+    line('target', COLORS.orange, { dash: [6, 4] }),
+    line('encoder', COLORS.purple),
+    line('received', COLORS.blue),
+  ], ['target', 'encoder', 'received'], { minMax: 100 });
+  makeChart('chart-frames', [line('decoded/s', COLORS.green), line('dropped/s', COLORS.red)], ['decoded', 'dropped'], { minMax: 5 });
+  makeChart('chart-loss', [line('lost/s', COLORS.red)], ['lost'], { minMax: 1 });
+  makeChart('chart-jitter', [line('jitter', COLORS.blue), line('jitter buffer', COLORS.grey)], ['jitter', 'jbDelay'], { minMax: 5 });
+  makeChart('chart-rtt', [
+    line('pair RTT', COLORS.teal), line('sender BWE RTT', COLORS.orange, { dash: [6, 4] }), line('camera RTT', COLORS.purple),
+  ], ['rtt', 'bweRtt', 'camRtt'], { minMax: 2 });
+  makeChart('chart-feedback', [
+    line('NACK', COLORS.orange), line('PLI', COLORS.purple), line('FIR', COLORS.grey), line('freezes', COLORS.red),
+  ], ['nack', 'pli', 'fir', 'freezes'], { minMax: 1 });
+}
+
+/** A new session starts with empty charts. */
+function resetCharts() {
+  for (const k of Object.keys(series)) series[k].length = 0;
+  for (const { u, keys } of charts) u.setData([series.x, ...keys.map((k) => series[k])]);
+}
+
+/** Latest Rust-sender value, or null when it is stale (no update for 5 s). */
+function fresh(entry) {
+  return entry && performance.now() - entry.at < 5000 ? entry.value : null;
+}
+
+function chartTick(s) {
+  const v = s['inbound-rtp'];
+  const pairs = s['candidate-pair'];
+  const selId = s.transport && s.transport.selectedCandidatePairId;
+  const sel = pairs.find((p) => p.id === selId);
+  const now = performance.now();
+  const prev = app.prev;
+  const dt = prev ? (now - prev.at) / 1000 : 0;
+  const rate = (key, scale = 1) => {
+    if (!v || !prev || !prev.v || dt <= 0 || v[key] == null || prev.v[key] == null) return null;
+    return Math.max(0, (v[key] - prev.v[key]) / dt) * scale;
+  };
+  const kbps = (x) => (x == null ? null : x / 1000);
+  const push = (k, val) => series[k].push(val == null || Number.isNaN(val) ? null : val);
+
+  series.x.push(Date.now() / 1000);
+  push('target', kbps(fresh(app.sender.target)));
+  push('encoder', kbps(fresh(app.sender.encoder)));
+  push('received', rate('bytesReceived', 8 / 1000));
+  push('decoded', rate('framesDecoded'));
+  push('dropped', rate('framesDropped'));
+  push('lost', rate('packetsLost'));
+  push('jitter', v && v.jitter != null ? v.jitter * 1000 : null);
+  push('jbDelay', v && v.jitterBufferEmittedCount > 0 ? (v.jitterBufferDelay / v.jitterBufferEmittedCount) * 1000 : null);
+  push('rtt', sel && sel.currentRoundTripTime != null ? sel.currentRoundTripTime * 1000 : null);
+  push('bweRtt', fresh(app.sender.rtt));
+  const ri = s['remote-inbound-rtp'];
+  push('camRtt', ri && ri.roundTripTime != null ? ri.roundTripTime * 1000 : null);
+  push('nack', v ? v.nackCount ?? null : null);
+  push('pli', v ? v.pliCount ?? null : null);
+  push('fir', v ? v.firCount ?? null : null);
+  push('freezes', v ? v.freezeCount ?? null : null);
+  for (const k of Object.keys(series)) {
+    if (series[k].length > WINDOW_S) series[k].splice(0, series[k].length - WINDOW_S);
+  }
+  app.prev = { at: now, v };
+  for (const { u, keys } of charts) u.setData([series.x, ...keys.map((k) => series[k])]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the session log (events pushed by the server)
+
+const log = { all: [], kinds: new Map(), hidden: new Set(DEFAULT_HIDDEN), search: '' };
+
+function onLogEvent(ev) {
+  if (!ev || typeof ev !== 'object') return;
+  app.eventsSeen++;
+  // Charts use the Rust peers' figures; the page's own echoes (peer "browser") are only listed.
+  if (ev.peer === 'sender') {
+    const at = performance.now();
+    if (ev.kind === 'bwe.estimate') {
+      app.sender.target = { value: ev.target_bps, at };
+      if (ev.rtt_ms != null) app.sender.rtt = { value: ev.rtt_ms, at };
+    } else if (ev.kind === 'encoder.rate') {
+      app.sender.encoder = { value: ev.actual_bps, at };
+      app.sender.encoderInfo = ev;
+    }
+  }
+  log.all.push(ev);
+  if (log.all.length > LOG_KEEP) log.all.splice(0, log.all.length - LOG_KEEP);
+  const k = ev.kind || '?';
+  if (!log.kinds.has(k)) addKind(k);
+  log.kinds.set(k, (log.kinds.get(k) || 0) + 1);
+  if (matches(ev)) appendRows([ev]);
+}
+
+function matches(ev) {
+  if (log.hidden.has(ev.kind || '?')) return false;
+  if (log.search && !JSON.stringify(ev).toLowerCase().includes(log.search)) return false;
+  return true;
+}
+
+function summary(ev) {
+  const { t, peer, kind, ...rest } = ev;
+  switch (kind) {
+    case 'browser.stats': {
+      const s = rest.stats || {};
+      const v = s['inbound-rtp'];
+      return v ? `framesDecoded=${v.framesDecoded} bytesReceived=${v.bytesReceived} packetsLost=${v.packetsLost} pairs=${(s['candidate-pair'] || []).length}` : 'no inbound-rtp yet';
+    }
+    case 'rtcp': {
+      const { direction, type, ...r } = rest;
+      return `${direction} ${type} ${compact(r)}`;
+    }
+    case 'bwe.estimate':
+      return `target ${(rest.target_bps / 1000).toFixed(0)} kbps` +
+        (rest.delay_based_bps != null ? ` · delay ${(rest.delay_based_bps / 1000).toFixed(0)}` : '') +
+        (rest.loss_based_bps != null ? ` · loss ${(rest.loss_based_bps / 1000).toFixed(0)}` : '') +
+        (rest.loss_ratio != null ? ` · loss ratio ${rest.loss_ratio.toFixed(3)}` : '') +
+        (rest.rtt_ms != null ? ` · rtt ${rest.rtt_ms} ms` : '');
+    case 'encoder.rate':
+      return `${rest.codec} ${rest.width}×${rest.height} ${rest.fps} fps · actual ${(rest.actual_bps / 1000).toFixed(0)} kbps / target ${(rest.target_bps / 1000).toFixed(0)} kbps · ${rest.keyframes} key`;
+    default:
+      return compact(rest);
+  }
+}
+
+function compact(obj) {
+  const s = JSON.stringify(obj);
+  return s.length > 240 ? s.slice(0, 240) + '…' : s;
+}
+
+function row(ev) {
+  const li = document.createElement('li');
+  li.dataset.kind = ev.kind;
+  li.dataset.peer = ev.peer;
+  const t = document.createElement('span');
+  t.className = 't';
+  t.textContent = typeof ev.t === 'number' ? ev.t.toFixed(3) : '';
+  const p = document.createElement('span');
+  p.className = 'peer';
+  p.textContent = ev.peer ?? '';
+  const k = document.createElement('span');
+  k.className = 'kind';
+  k.textContent = ev.kind;
+  const d = document.createElement('span');
+  d.className = 'detail';
+  d.textContent = summary(ev);
+  li.append(t, p, k, d);
+  return li;
+}
+
+function appendRows(evs) {
+  const list = $('log');
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  const frag = document.createDocumentFragment();
+  for (const ev of evs) frag.append(row(ev));
+  list.append(frag);
+  while (list.childElementCount > LOG_ROWS) list.firstElementChild.remove();
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function rerenderLog() {
+  $('log').replaceChildren();
+  appendRows(log.all.filter(matches).slice(-LOG_ROWS));
+  const list = $('log');
+  list.scrollTop = list.scrollHeight;
+}
+
+function addKind(kind) {
+  const label = document.createElement('label');
+  label.className = 'kind-chip';
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.value = kind;
+  box.checked = !log.hidden.has(kind);
+  box.onchange = () => {
+    if (box.checked) log.hidden.delete(kind); else log.hidden.add(kind);
+    rerenderLog();
+  };
+  const name = document.createElement('span');
+  name.textContent = kind;
+  const count = document.createElement('small');
+  count.className = 'count';
+  label.append(box, name, count);
+  label.dataset.kind = kind;
+  // Keep the chips sorted by name.
+  const chips = [...$('log-kinds').children];
+  const after = chips.find((c) => c.dataset.kind > kind);
+  $('log-kinds').insertBefore(label, after || null);
+}
+
+function renderKindCounts() {
+  for (const chip of $('log-kinds').children) {
+    chip.querySelector('.count').textContent = log.kinds.get(chip.dataset.kind) || 0;
+  }
+  $('log-count').textContent = `${app.eventsSeen} events`;
+}
+
+function setAllKinds(on) {
+  log.hidden = on ? new Set() : new Set(log.kinds.keys());
+  for (const box of $('log-kinds').querySelectorAll('input')) box.checked = on;
+  rerenderLog();
+}
+
+// ---------------------------------------------------------------------------------------------
+// wiring
+
+function init() {
+  const room = params.get('room') || 'demo';
+  $('room').value = room;
+  const codec = (params.get('codec') || 'h264').toLowerCase();
+  $('codec').value = codec === 'vp8' ? 'vp8' : 'h264';
+  updateDownloadLink();
+  $('room').addEventListener('input', updateDownloadLink);
+
+  $('controls').addEventListener('submit', (e) => {
+    e.preventDefault();
+    start();
+  });
+  $('stop').onclick = () => stop('user');
+  $('camera').onclick = () => sendCamera();
+  $('retry').onclick = () => retry();
+  $('banner-close').onclick = () => hideBanner();
+  $('download').addEventListener('click', () => browserEvent('download log', {}));
+  $('kinds-all').onclick = () => setAllKinds(true);
+  $('kinds-none').onclick = () => setAllKinds(false);
+  let searchTimer = null;
+  $('log-search').addEventListener('input', () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => { log.search = $('log-search').value.trim().toLowerCase(); rerenderLog(); }, 200);
+  });
+  window.addEventListener('beforeunload', () => { if (app.running) send({ type: 'bye' }); });
+
+  buildCharts();
+  if (params.get('autostart') === '1') start();
+}
+
+// For tests and the console.
+window.rtclab = {
+  get pc() { return app.pc; },
+  get ws() { return app.ws; },
+  get stats() { return app.stats; },
+  /** ms since navigation start: page parsed, socket open, offer in, answer out, connected, first frame shown. */
+  get timing() {
+    const nav = performance.getEntriesByType('navigation')[0];
+    return { domContentLoadedMs: nav ? nav.domContentLoadedEventEnd : null, ...app.timing };
+  },
+  get events() { return app.eventsSeen; },
+  get sender() { return { ...app.sender }; },
+  chartsPoints() { return series.x.length; },
+  chartsSeries() { return JSON.parse(JSON.stringify(series)); },
+  start, stop, retry, sendCamera,
+};
+
+init();
