@@ -402,6 +402,7 @@ fn scenarios(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Prints a run's tables (from its log) and regenerates its `report.html` next to the log.
 fn report(path: &Path) -> Result<()> {
     let log = if path.is_dir() {
         path.join("events.jsonl")
@@ -409,7 +410,14 @@ fn report(path: &Path) -> Result<()> {
         path.to_owned()
     };
     let records = read_log(&log)?;
-    print_summary(&Summary::from_records(&records));
+    let summary = Summary::from_records(&records);
+    let report = rtclab_report::RunReport::from_records(&records);
+    let merged = rtclab_peer::session::merged_summary(&summary, &report);
+    rtclab_report::print_tables(&report, &merged, &mut std::io::stdout())?;
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let html = rtclab_report::write_html(&report, &merged, dir)
+        .with_context(|| format!("cannot write the report into {}", dir.display()))?;
+    println!("\nreport: {}", html.display());
     Ok(())
 }
 
