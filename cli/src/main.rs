@@ -35,6 +35,20 @@ enum Command {
         #[arg(long)]
         codec: Option<CodecArg>,
     },
+    /// Run variants of a scenario and compare them in one table.
+    Sweep {
+        /// Scenario file.
+        file: PathBuf,
+        /// KEY=V1,V2,... (KEY dotted, e.g. downlink.loss_pct, or loss, delay, jitter, rate, codec).
+        #[arg(long)]
+        set: String,
+        /// Output folder [default: runs/sweep-<scenario>-<unix time>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override each variant's duration, in seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+    },
     /// The browser demo: serve the page, and send video to every browser that opens it.
     Demo {
         /// Address to serve on.
@@ -246,6 +260,35 @@ async fn main() -> Result<()> {
             peer(&signal, &room, cfg, log).await
         }
         Command::Scenarios { dir } => scenarios(&dir),
+        Command::Sweep {
+            file,
+            set,
+            out,
+            duration,
+        } => {
+            let Some((key, values)) = set.split_once('=') else {
+                bail!("--set {set:?}: expected KEY=V1,V2,... such as loss=0,1,5");
+            };
+            let values: Vec<String> = values.split(',').map(|v| v.trim().to_owned()).collect();
+            let stem = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("scenario");
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!("sweep-{stem}-{}", unix_time()))
+            });
+            eprintln!(
+                "rtclab: sweeping {key} over {} values into {}",
+                values.len(),
+                out.display()
+            );
+            let (_, table) =
+                rtclab_peer::session::run_sweep(&file, key, &values, &out, duration, ctrl_c())
+                    .await?;
+            println!("{table}");
+            println!("\nsweep: {}", out.join("sweep.txt").display());
+            Ok(())
+        }
         Command::Report { path } => report(&path),
     }
 }

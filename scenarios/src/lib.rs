@@ -324,6 +324,73 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<(PathBuf, Result<Scenario, Scenar
         .collect())
 }
 
+/// Short names `rtclab sweep --set` accepts for common keys.
+pub const SWEEP_ALIASES: &[(&str, &str)] = &[
+    ("loss", "downlink.loss_pct"),
+    ("delay", "downlink.delay_ms"),
+    ("jitter", "downlink.jitter_ms"),
+    ("rate", "downlink.rate_kbps"),
+    ("codec", "codec"),
+];
+
+/// Returns the scenario text with `key` (dotted, e.g. `downlink.loss_pct`, or an alias from
+/// [`SWEEP_ALIASES`]) set to `value` (TOML syntax; bare words become strings) and `name`
+/// suffixed with the variant, for `rtclab sweep`.
+pub fn with_override(
+    text: &str,
+    path: &Path,
+    key: &str,
+    value: &str,
+) -> Result<String, ScenarioError> {
+    let syntax = |message: String| ScenarioError::Syntax {
+        path: path.to_owned(),
+        line: 0,
+        message,
+    };
+    let key = SWEEP_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, full)| full);
+    let mut doc: toml::Table = toml::from_str(text).map_err(|e| syntax(e.message().to_owned()))?;
+    let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, parents) = parts
+        .split_last()
+        .ok_or_else(|| syntax("empty --set key".into()))?;
+    let mut table = &mut doc;
+    for part in parents {
+        table = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| syntax(format!("--set {key}: `{part}` is not a table")))?;
+    }
+    table.insert(last.to_string(), parsed);
+    let name = doc
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("sweep")
+        .to_owned();
+    let suffix: String = format!("{}-{value}", last)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    doc.insert(
+        "name".into(),
+        toml::Value::String(format!("{name}.{suffix}")),
+    );
+    toml::to_string(&doc).map_err(|e| syntax(e.to_string()))
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
         .bytes()
@@ -427,6 +494,17 @@ max_kbps = 2500
     fn a_relative_source_resolves_against_the_scenario_folder() {
         let s = parse(&GOOD.replace("codec", "source = \"clip.mp4\"\ncodec")).unwrap();
         assert_eq!(s.source, Some(PathBuf::from("scenarios/clip.mp4")));
+    }
+
+    #[test]
+    fn an_override_sets_a_dotted_key_and_renames_the_variant() {
+        let text = with_override(GOOD, Path::new("x.toml"), "fps", "15").unwrap();
+        let s = parse(&text).unwrap();
+        assert_eq!((s.fps, s.name.as_str()), (15, "clean.fps-15"));
+        let text = with_override(GOOD, Path::new("x.toml"), "codec", "h264").unwrap();
+        assert_eq!(parse(&text).unwrap().codec, CodecName::H264);
+        let text = with_override(GOOD, Path::new("x.toml"), "bitrate.max_kbps", "1200").unwrap();
+        assert_eq!(parse(&text).unwrap().max_bps, 1_200_000);
     }
 
     #[test]
