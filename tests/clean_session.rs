@@ -161,10 +161,15 @@ async fn clean_run(codec: Codec, name: &str) {
         ),
         other => panic!("no receiver stats: {other:?}"),
     }
+    // The log's last line carries exactly what summary.json holds (the summary above plus the
+    // report's figures).
+    let on_disk_value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&outcome.summary_path).unwrap()).unwrap();
     match &records.last().unwrap().event {
-        Event::SessionEnd { summary, .. } => assert_eq!(summary, &serde_json::to_value(s).unwrap()),
+        Event::SessionEnd { summary, .. } => assert_eq!(summary, &on_disk_value),
         _ => unreachable!(),
     }
+    assert!(out.join("report.html").is_file(), "no report.html");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
