@@ -114,3 +114,44 @@ fn an_unreachable_signaling_server_is_explained() {
         "last line: {last}"
     );
 }
+
+#[test]
+fn an_overlapping_outage_names_the_step_and_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("overlap.toml");
+    std::fs::write(
+        &file,
+        "name = \"overlap\"\ndescription = \"x\"\nduration_s = 30\n\n[[downlink.schedule]]\nat_s = 10\nuntil_s = 15\noutage = true\n\n[[downlink.schedule]]\nat_s = 12\nuntil_s = 14\noutage = true\n",
+    )
+    .unwrap();
+    let (ok, stderr) = rtclab(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{}:", file.display())),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("downlink.schedule[1]"), "stderr: {stderr}");
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn a_negative_rate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("neg.toml");
+    std::fs::write(
+        &file,
+        "name = \"neg\"\ndescription = \"x\"\nduration_s = 30\n\n[downlink]\nrate_kbps = -5\n",
+    )
+    .unwrap();
+    let (ok, stderr) = rtclab(&["run", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("{}:6: field `downlink.rate_kbps`", file.display())),
+        "stderr: {stderr}"
+    );
+}

@@ -238,6 +238,58 @@ pub struct MediaStats {
     pub freeze_ms: f64,
 }
 
+/// Packets or bytes an impaired direction dropped, by cause (see `impair.stats`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ImpairDrops {
+    /// Independent random loss (`loss_pct`).
+    pub random: u64,
+    /// Gilbert-Elliott bursty loss (`burst`).
+    pub burst: u64,
+    /// Every n-th packet (`drop_every_nth`).
+    pub nth: u64,
+    /// Drop-tail at the bottleneck queue.
+    pub queue_overflow: u64,
+    /// Outage (100 % loss).
+    pub outage: u64,
+}
+
+/// Once a second per impaired direction: totals since the start, the bottleneck queue now, and
+/// the last second's delivered rate and queue delay.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ImpairStats {
+    /// `downlink` (media, sender to receiver) or `uplink` (feedback, receiver to sender).
+    pub direction: String,
+    /// Packets handed to the impairment since the start.
+    pub packets_in: u64,
+    /// Their UDP payload bytes.
+    pub bytes_in: u64,
+    /// Packets delivered since the start (duplicates included).
+    pub packets_out: u64,
+    /// Their UDP payload bytes.
+    pub bytes_out: u64,
+    /// Packets dropped since the start, by cause.
+    pub dropped_packets: ImpairDrops,
+    /// Payload bytes dropped since the start, by cause.
+    pub dropped_bytes: ImpairDrops,
+    /// Extra copies made by duplication since the start.
+    pub duplicated: u64,
+    /// Bottleneck capacity in force, bit/s (headers counted); null when unlimited.
+    pub capacity_bps: Option<f64>,
+    /// Payload bits per second delivered over the last second.
+    pub out_bps: f64,
+    /// Median queue delay of the packets that left the queue in the last second, ms (null
+    /// when none did).
+    pub queue_delay_p50_ms: Option<f64>,
+    /// 95th percentile of the same, ms.
+    pub queue_delay_p95_ms: Option<f64>,
+    /// Largest of the same, ms.
+    pub queue_delay_max_ms: Option<f64>,
+    /// Packets in the bottleneck queue now.
+    pub queue_packets: u64,
+    /// Payload bytes in the bottleneck queue now.
+    pub queue_bytes: u64,
+}
+
 /// Everything rtclab reports. The `kind` tag names the event on the line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
@@ -386,6 +438,22 @@ pub enum Event {
     /// Once a second per peer and direction.
     #[serde(rename = "media.stats")]
     MediaStats(MediaStats),
+    /// Once a second per impaired direction.
+    #[serde(rename = "impair.stats")]
+    ImpairStats(ImpairStats),
+    /// The impairment of a direction changed: a schedule step, or the end of a period.
+    #[serde(rename = "impair.change")]
+    ImpairChange {
+        /// `downlink` or `uplink`.
+        direction: String,
+        /// When the change took effect, seconds after the impairment's start.
+        at_s: f64,
+        /// End of the period that starts here, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_s: Option<f64>,
+        /// The changed settings with the scenario file's keys; `null` = back to the default.
+        settings: serde_json::Value,
+    },
     /// A browser's `getStats()` snapshot, once a second, as the page sent it: `inbound-rtp`,
     /// `outbound-rtp`, `remote-inbound-rtp`, `candidate-pair` (list), `local-candidate` (list),
     /// `remote-candidate` (list), `transport`, each with the browser's own field names.
@@ -442,6 +510,8 @@ impl Event {
             Event::DecoderError { .. } => "decoder.error",
             Event::VideoFreeze { .. } => "video.freeze",
             Event::MediaStats(_) => "media.stats",
+            Event::ImpairStats(_) => "impair.stats",
+            Event::ImpairChange { .. } => "impair.change",
             Event::BrowserStats { .. } => "browser.stats",
             Event::BrowserEvent { .. } => "browser.event",
             Event::Note { .. } => "note",

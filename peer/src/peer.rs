@@ -194,7 +194,10 @@ async fn build(
             f64::from(cfg.initial_bps),
             &mut media_engine,
         )?;
-        registry = configure_nack(registry, &mut media_engine);
+        registry = configure_nack(registry, &mut media_engine).with(
+            Slot::from(crate::nack_filter::NACK_FILTER_SLOT),
+            crate::nack_filter::NackFilter::default(),
+        );
         registry = configure_rtcp_reports(registry);
     } else {
         // NACK generation, RR/SR and the TWCC receiver that reports arrivals to the sender.

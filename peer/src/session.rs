@@ -144,9 +144,22 @@ pub async fn run_scenario(
             source,
         })?,
     );
+    // The impairment sits on the sender's sockets: its egress is the media path (downlink), its
+    // ingress the feedback path (uplink). The receiver's runtime stays clean.
+    let sender_runtime: Arc<dyn Runtime> = if impaired(&req.scenario) {
+        rtclab_netem::ImpairedRuntime::builder(runtime.clone(), req.scenario.impairment.clone())
+            .seed(req.scenario.seed)
+            .sink(sink.clone())
+            .side(rtclab_netem::Side::Sender)
+            .build()
+            .map_err(|e| PeerError::Failed(format!("impairment: {e}")))?
+    } else {
+        runtime.clone()
+    };
     let result = run_peers(
         &sink,
         runtime.clone(),
+        sender_runtime,
         sender_cfg,
         receiver_cfg,
         duration,
@@ -173,9 +186,18 @@ pub async fn run_scenario(
     }
 }
 
+fn impaired(s: &Scenario) -> bool {
+    let i = &s.impairment;
+    !(i.downlink.base.is_empty()
+        && i.downlink.steps.is_empty()
+        && i.uplink.base.is_empty()
+        && i.uplink.steps.is_empty())
+}
+
 async fn run_peers(
     sink: &EventSink,
     runtime: Arc<dyn Runtime>,
+    sender_runtime: Arc<dyn Runtime>,
     sender_cfg: PeerConfig,
     receiver_cfg: PeerConfig,
     duration: f64,
@@ -218,7 +240,7 @@ async fn run_peers(
     // Let the receiver join first so the sender finds it and offers at once.
     runtime.sleep(Duration::from_millis(100)).await;
     let sender = tokio::spawn({
-        let (url, sink, runtime) = (url.clone(), sink.clone(), runtime.clone());
+        let (url, sink, runtime) = (url.clone(), sink.clone(), sender_runtime);
         async move {
             run_peer(
                 &url,

@@ -72,6 +72,12 @@ struct RawScenario {
     #[serde(default = "default_seed")]
     seed: u64,
     bitrate: Option<BitrateSpec>,
+    /// The media direction's impairment (sender → receiver); see rtclab-netem.
+    #[serde(default)]
+    downlink: Option<toml::Value>,
+    /// The feedback direction's impairment (receiver → sender).
+    #[serde(default)]
+    uplink: Option<toml::Value>,
 }
 
 fn default_codec() -> CodecName {
@@ -126,6 +132,8 @@ pub struct Scenario {
     pub min_bps: u32,
     /// Maximum target bitrate, bps.
     pub max_bps: u32,
+    /// Network impairment per direction (none by default).
+    pub impairment: rtclab_netem::Impairment,
 }
 
 /// A scenario file that cannot be used, with where and why.
@@ -278,6 +286,7 @@ impl Scenario {
                 (i, lo, hi)
             }
         };
+        let impairment = impairment(text, path, raw.downlink, raw.uplink)?;
         let source = if raw.source == TEST_PATTERN {
             None
         } else {
@@ -302,8 +311,100 @@ impl Scenario {
             initial_bps: initial * 1000,
             min_bps: min * 1000,
             max_bps: max * 1000,
+            impairment,
         })
     }
+}
+
+/// Parses and validates the `[downlink]` / `[uplink]` tables, pointing errors at their line.
+fn impairment(
+    text: &str,
+    path: &Path,
+    downlink: Option<toml::Value>,
+    uplink: Option<toml::Value>,
+) -> Result<rtclab_netem::Impairment, ScenarioError> {
+    let mut imp = rtclab_netem::Impairment::default();
+    for (name, value, slot) in [
+        ("downlink", downlink, &mut imp.downlink),
+        ("uplink", uplink, &mut imp.uplink),
+    ] {
+        let Some(value) = value else { continue };
+        *slot = value.try_into().map_err(|e: toml::de::Error| {
+            let message = e.message().trim().to_owned();
+            // The nested table's own positions are lost in the round trip; find the line of the
+            // field serde names, if any, else the table's header.
+            let field = message
+                .split('`')
+                .nth(1)
+                .map(|f| format!("{name}.{f}"))
+                .unwrap_or_else(|| name.to_owned());
+            ScenarioError::Syntax {
+                path: path.to_owned(),
+                line: locate(text, &field),
+                message: format!("in [{name}]: {message}"),
+            }
+        })?;
+    }
+    imp.validate().map_err(|e| ScenarioError::Invalid {
+        path: path.to_owned(),
+        line: locate(text, e.path()),
+        field: e.path().to_owned(),
+        reason: e
+            .to_string()
+            .trim_start_matches(e.path())
+            .trim_start_matches(": ")
+            .to_owned(),
+    })?;
+    Ok(imp)
+}
+
+/// 1-based line of a dotted field path such as `downlink.schedule[2].rate_kbps` or
+/// `downlink.burst.p_pct` in scenario text (0 when it cannot be found). Good enough for the
+/// shapes scenario files use: `[table]` / `[[array]]` headers followed by `key = value` lines.
+pub fn locate(text: &str, field: &str) -> usize {
+    // Split "downlink.schedule[2].rate_kbps" into the table path, the array index and the key.
+    let (table_part, key) = match field.rsplit_once('.') {
+        Some((t, k)) => (t.to_owned(), k.to_owned()),
+        None => return header_line(text, field, 0).unwrap_or(0),
+    };
+    let (table, index) = match table_part.split_once('[') {
+        Some((t, rest)) => (
+            t.to_owned(),
+            rest.trim_end_matches(']').parse().unwrap_or(0),
+        ),
+        None => (table_part.clone(), 0),
+    };
+    let key = key.split('[').next().unwrap_or(&key).to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = header_line(text, &table, index).or_else(|| header_line(text, &table_part, 0));
+    match start {
+        Some(h) => lines
+            .iter()
+            .enumerate()
+            .skip(h)
+            .take_while(|(_, l)| !l.trim_start().starts_with('['))
+            .find(|(_, l)| {
+                l.trim_start().starts_with(&format!("{key} "))
+                    || l.trim_start().starts_with(&format!("{key}="))
+            })
+            .map(|(i, _)| i + 1)
+            .or_else(|| header_line(text, &format!("{table_part}.{key}"), 0))
+            .unwrap_or(h),
+        // A table such as [downlink.burst] refers to its own header.
+        None => header_line(text, field, 0).unwrap_or(0),
+    }
+}
+
+/// 1-based line of the `index`-th `[name]` or `[[name]]` header.
+fn header_line(text: &str, name: &str, index: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim();
+            t == format!("[{name}]") || t == format!("[[{name}]]")
+        })
+        .nth(index)
+        .map(|(i, _)| i + 1)
 }
 
 /// Lists `*.toml` scenarios in a folder as (file, parsed scenario or error), sorted by file name.
@@ -505,6 +606,58 @@ max_kbps = 2500
         assert_eq!(parse(&text).unwrap().codec, CodecName::H264);
         let text = with_override(GOOD, Path::new("x.toml"), "bitrate.max_kbps", "1200").unwrap();
         assert_eq!(parse(&text).unwrap().max_bps, 1_200_000);
+    }
+
+    const IMPAIRED: &str = r#"
+name = "drop"
+description = "x"
+duration_s = 60
+
+[downlink]
+rate_kbps = 3000
+queue_ms = 300
+
+[[downlink.schedule]]
+at_s = 20
+rate_kbps = 500
+
+[[downlink.schedule]]
+at_s = 40
+rate_kbps = 3000
+
+[uplink]
+loss_pct = 5.0
+"#;
+
+    #[test]
+    fn impairment_tables_parse_into_both_directions() {
+        let s = parse(IMPAIRED).unwrap();
+        assert_eq!(s.impairment.downlink.base.rate_kbps, Some(3000.0));
+        assert_eq!(s.impairment.downlink.steps.len(), 2);
+        assert_eq!(s.impairment.downlink.steps[1].at_s, 40.0);
+        assert_eq!(s.impairment.uplink.base.loss_pct, Some(5.0));
+        assert!(parse(GOOD).unwrap().impairment.downlink.base.is_empty());
+    }
+
+    #[test]
+    fn bad_impairment_values_name_file_line_and_field() {
+        // A negative rate in the second step.
+        let err =
+            parse(&IMPAIRED.replace("rate_kbps = 3000\n\n[uplink]", "rate_kbps = -1\n\n[uplink]"))
+                .unwrap_err();
+        assert_eq!(err.line(), 16, "{err}");
+        assert!(
+            err.to_string().contains("downlink.schedule[1].rate_kbps"),
+            "{err}"
+        );
+        // Steps out of order (the "overlapping schedule" case).
+        let err = parse(&IMPAIRED.replace("at_s = 40", "at_s = 10")).unwrap_err();
+        assert!(err.to_string().contains("downlink.schedule[1]"), "{err}");
+        assert!(err.line() >= 15, "{err}");
+        // An unknown key inside [downlink].
+        let err = parse(&IMPAIRED.replace("queue_ms = 300", "queue_msec = 300")).unwrap_err();
+        assert!(err.to_string().contains("queue_msec"), "{err}");
+        assert_eq!(err.line(), 8, "{err}");
     }
 
     #[test]

@@ -1,0 +1,499 @@
+//! `ImpairedRuntime`: a webrtc-rs [`Runtime`] that impairs every UDP socket it wraps.
+//!
+//! Everything is delegated to the inner runtime except `wrap_udp_socket`, whose sockets send
+//! through the egress model and receive through the ingress model. Time comes only from the
+//! inner runtime (`now`, `sleep`), so the same code runs on the wall clock (tokio) and on the
+//! virtual clock of webrtc-rs' `runtime-mock`.
+
+use crate::accounting::{DirectionStats, Link};
+use crate::config::{ConfigError, Impairment, ImpairmentConfig, Schedule};
+use crate::events::{change_event, stats_event};
+use crate::model::{Delivery, Direction};
+use crate::socket::{EgressMeta, ImpairedSocket, Inbox, IngressMeta};
+use futures::future::select;
+use rtclab_events::{EventSink, PeerRole};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime, Transmit,
+};
+
+/// Period of `impair.stats`: once a second, like `media.stats`.
+const STATS_PERIOD: Duration = Duration::from_secs(1);
+
+/// Which peer's sockets a runtime wraps; decides which direction is egress and which ingress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The media sender: egress = downlink, ingress = uplink.
+    #[default]
+    Sender,
+    /// The media receiver: egress = uplink, ingress = downlink.
+    Receiver,
+}
+
+impl Side {
+    /// The direction this side's outgoing packets travel.
+    pub fn egress(self) -> Link {
+        match self {
+            Side::Sender => Link::Downlink,
+            Side::Receiver => Link::Uplink,
+        }
+    }
+
+    /// The direction this side's incoming packets travel.
+    pub fn ingress(self) -> Link {
+        match self {
+            Side::Sender => Link::Uplink,
+            Side::Receiver => Link::Downlink,
+        }
+    }
+}
+
+/// Totals of both directions, for a run's summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImpairmentStats {
+    /// The media direction.
+    pub downlink: DirectionStats,
+    /// The feedback direction.
+    pub uplink: DirectionStats,
+    /// Due egress packets the inner socket refused to send (counted as delivered by the model).
+    pub send_errors: u64,
+}
+
+/// Locks a mutex, carrying on past a poisoned one: the data are counters and queues that stay
+/// consistent between statements, and losing the media path over a panic elsewhere is worse.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A wake-up with a stored permit, so a notification between "check" and "wait" is not lost.
+#[derive(Default)]
+pub(crate) struct Signal {
+    flag: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Signal {
+    /// Sets the permit and wakes the waiter, if any.
+    pub fn notify(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Some(w) = lock(&self.waker).take() {
+            w.wake();
+        }
+    }
+
+    /// Completes once a permit is (or was) set, consuming it.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + Unpin + '_ {
+        futures::future::poll_fn(move |cx| {
+            if self.flag.swap(false, Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            *lock(&self.waker) = Some(cx.waker().clone());
+            // Re-check after registering: a notify in between found no waker but set the flag.
+            if self.flag.swap(false, Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// The ingress model and the per-socket queues it releases packets into.
+pub(crate) struct Ingress {
+    pub engine: Direction<IngressMeta>,
+    pub sockets: HashMap<u64, Inbox>,
+}
+
+/// State shared by the runtime, its sockets and its tasks.
+pub(crate) struct Shared {
+    pub inner: Arc<dyn Runtime>,
+    pub side: Side,
+    pub start: Instant,
+    pub sink: Option<EventSink>,
+    pub egress: Mutex<Direction<EgressMeta>>,
+    pub egress_signal: Arc<Signal>,
+    pub ingress: Mutex<Ingress>,
+    pub send_errors: AtomicU64,
+    next_socket: AtomicU64,
+    tasks: Once,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Lets the egress task see that it has nothing left to serve.
+        self.egress_signal.notify();
+    }
+}
+
+/// A webrtc-rs runtime that impairs the UDP traffic of the peer it is given to.
+pub struct ImpairedRuntime {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ImpairedRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImpairedRuntime")
+            .field("inner", &self.shared.inner)
+            .field("side", &self.shared.side)
+            .finish()
+    }
+}
+
+/// Options for [`ImpairedRuntime`]; start with [`ImpairedRuntime::builder`].
+pub struct ImpairedRuntimeBuilder {
+    inner: Arc<dyn Runtime>,
+    impairment: Impairment,
+    seed: u64,
+    sink: Option<EventSink>,
+    side: Side,
+    start: Option<Instant>,
+}
+
+impl ImpairedRuntimeBuilder {
+    /// Seed of every random decision (default 0); the same seed gives the same pattern.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Where `impair.stats` and `impair.change` go (default: nowhere).
+    pub fn sink(mut self, sink: EventSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Whose sockets are wrapped (default [`Side::Sender`]).
+    pub fn side(mut self, side: Side) -> Self {
+        self.side = side;
+        self
+    }
+
+    /// Time zero of the schedules (default: the inner runtime's `now()` at `build`).
+    pub fn start(mut self, start: Instant) -> Self {
+        self.start = Some(start);
+        self
+    }
+
+    /// Validates the impairment and builds the runtime.
+    pub fn build(self) -> Result<Arc<ImpairedRuntime>, ConfigError> {
+        let start = self.start.unwrap_or_else(|| self.inner.now());
+        let pick = |link: Link| -> &Schedule {
+            match link {
+                Link::Downlink => &self.impairment.downlink,
+                Link::Uplink => &self.impairment.uplink,
+            }
+        };
+        // Validate both directions up front so an error names the right one.
+        self.impairment.validate()?;
+        let egress_link = self.side.egress();
+        let ingress_link = self.side.ingress();
+        let egress = Direction::new(egress_link, pick(egress_link), start, self.seed)?;
+        let ingress = Direction::new(ingress_link, pick(ingress_link), start, self.seed)?;
+        Ok(Arc::new(ImpairedRuntime {
+            shared: Arc::new(Shared {
+                inner: self.inner,
+                side: self.side,
+                start,
+                sink: self.sink,
+                egress: Mutex::new(egress),
+                egress_signal: Arc::new(Signal::default()),
+                ingress: Mutex::new(Ingress {
+                    engine: ingress,
+                    sockets: HashMap::new(),
+                }),
+                send_errors: AtomicU64::new(0),
+                next_socket: AtomicU64::new(0),
+                tasks: Once::new(),
+            }),
+        }))
+    }
+}
+
+impl ImpairedRuntime {
+    /// Impairs the sender's sockets (egress = downlink) over `inner`, schedules starting now.
+    pub fn new(
+        inner: Arc<dyn Runtime>,
+        impairment: Impairment,
+        seed: u64,
+        sink: Option<EventSink>,
+    ) -> Result<Arc<Self>, ConfigError> {
+        let mut b = Self::builder(inner, impairment).seed(seed);
+        if let Some(sink) = sink {
+            b = b.sink(sink);
+        }
+        b.build()
+    }
+
+    /// All options: side, start, seed, sink.
+    pub fn builder(inner: Arc<dyn Runtime>, impairment: Impairment) -> ImpairedRuntimeBuilder {
+        ImpairedRuntimeBuilder {
+            inner,
+            impairment,
+            seed: 0,
+            sink: None,
+            side: Side::Sender,
+            start: None,
+        }
+    }
+
+    /// Whose sockets this runtime wraps.
+    pub fn side(&self) -> Side {
+        self.shared.side
+    }
+
+    /// Time zero of the schedules.
+    pub fn start(&self) -> Instant {
+        self.shared.start
+    }
+
+    /// The runtime everything is delegated to.
+    pub fn inner(&self) -> &Arc<dyn Runtime> {
+        &self.shared.inner
+    }
+
+    /// Totals of both directions up to now.
+    pub fn stats(&self) -> ImpairmentStats {
+        let now = self.shared.inner.now();
+        let egress = {
+            let mut e = lock(&self.shared.egress);
+            e.handle_timeout(now);
+            e.stats()
+        };
+        let ingress = {
+            let mut i = lock(&self.shared.ingress);
+            i.engine.handle_timeout(now);
+            i.engine.stats()
+        };
+        let (downlink, uplink) = match self.shared.side {
+            Side::Sender => (egress, ingress),
+            Side::Receiver => (ingress, egress),
+        };
+        ImpairmentStats {
+            downlink,
+            uplink,
+            send_errors: self.shared.send_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Replaces the fields `config` sets on one direction now, outside the schedule.
+    pub fn apply(&self, link: Link, config: &ImpairmentConfig) -> Result<(), ConfigError> {
+        let now = self.shared.inner.now();
+        if link == self.shared.side.egress() {
+            lock(&self.shared.egress).apply(now, config)?;
+            self.shared.egress_signal.notify();
+            Ok(())
+        } else {
+            lock(&self.shared.ingress).engine.apply(now, config)
+        }
+    }
+
+    /// Starts the egress sender and (with a sink) the reporting task, once, on the runtime the
+    /// first socket is wrapped on (a constructor may run outside any runtime).
+    fn ensure_tasks(&self) {
+        self.shared.tasks.call_once(|| {
+            let weak = Arc::downgrade(&self.shared);
+            let signal = self.shared.egress_signal.clone();
+            let rt = self.shared.inner.clone();
+            self.shared
+                .inner
+                .spawn(Box::pin(egress_task(weak, signal, rt)))
+                .detach();
+            if let Some(sink) = self.shared.sink.clone() {
+                let weak = Arc::downgrade(&self.shared);
+                let rt = self.shared.inner.clone();
+                let start = self.shared.start;
+                self.shared
+                    .inner
+                    .spawn(Box::pin(report_task(weak, rt, sink, start)))
+                    .detach();
+            }
+        });
+    }
+}
+
+/// Sends egress packets through their inner socket when the model releases them.
+async fn egress_task(weak: Weak<Shared>, signal: Arc<Signal>, rt: Arc<dyn Runtime>) {
+    let mut due: Vec<Delivery<EgressMeta>> = Vec::new();
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let now = rt.now();
+        let deadline = {
+            let mut egress = lock(&shared.egress);
+            while let Some(d) = egress.poll_output(now) {
+                due.push(d);
+            }
+            egress.poll_timeout()
+        };
+        for d in due.drain(..) {
+            let meta = &d.packet.meta;
+            let transmit = Transmit {
+                destination: meta.destination,
+                ecn: meta.ecn,
+                contents: &d.packet.payload,
+                segment_size: None,
+                src_ip: meta.src_ip,
+            };
+            let sent = futures::future::poll_fn(|cx| meta.socket.poll_send(cx, &transmit)).await;
+            if let Err(e) = sent {
+                shared.send_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, to = %meta.destination, "impaired send failed");
+            }
+        }
+        // Hold no strong reference while idle, so dropping the runtime and its sockets ends
+        // this task.
+        drop(shared);
+        match deadline {
+            Some(at) => {
+                // Whichever comes first: the next due packet, or a new one from poll_send.
+                let sleep = rt.sleep(at.saturating_duration_since(now));
+                let _ = select(sleep, signal.wait()).await;
+            }
+            None => signal.wait().await,
+        }
+    }
+}
+
+/// Emits `impair.change` at every schedule step and `impair.stats` every second.
+async fn report_task(weak: Weak<Shared>, rt: Arc<dyn Runtime>, sink: EventSink, start: Instant) {
+    let mut next_tick = start + STATS_PERIOD;
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let now = rt.now();
+        let tick = now >= next_tick;
+        let mut events = Vec::new();
+        let mut next_change: Option<Instant> = None;
+        // Downlink first, then uplink, whichever is egress here.
+        let mut per_link = Vec::with_capacity(2);
+        {
+            let mut e = lock(&shared.egress);
+            per_link.push(report(&mut e, now, tick, &mut next_change));
+        }
+        {
+            let mut i = lock(&shared.ingress);
+            per_link.push(report(&mut i.engine, now, tick, &mut next_change));
+        }
+        if shared.side == Side::Receiver {
+            per_link.reverse();
+        }
+        for (changes, stats) in per_link {
+            events.extend(changes);
+            events.extend(stats);
+        }
+        drop(shared);
+        for event in events {
+            sink.emit(PeerRole::Lab, event);
+        }
+        if tick {
+            while next_tick <= now {
+                next_tick += STATS_PERIOD;
+            }
+        }
+        let wake = next_change.map_or(next_tick, |c| c.min(next_tick));
+        rt.sleep(wake.saturating_duration_since(now)).await;
+    }
+}
+
+/// One direction's pending change events and, on a tick, its stats event.
+fn report<M: Clone>(
+    d: &mut Direction<M>,
+    now: Instant,
+    tick: bool,
+    next_change: &mut Option<Instant>,
+) -> (Vec<rtclab_events::Event>, Option<rtclab_events::Event>) {
+    d.handle_timeout(now);
+    let changes = d.take_changes().iter().map(change_event).collect();
+    let stats = tick.then(|| {
+        let interval = d.take_interval(now);
+        stats_event(&d.stats(), &interval)
+    });
+    if let Some(at) = d.next_change_at() {
+        *next_change = Some(next_change.map_or(at, |c| c.min(at)));
+    }
+    (changes, stats)
+}
+
+impl Runtime for ImpairedRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        self.shared.inner.spawn(future)
+    }
+
+    fn spawn_reactor(
+        &self,
+        reactor_pool_size: usize,
+        future: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Box<dyn JoinHandle> {
+        self.shared.inner.spawn_reactor(reactor_pool_size, future)
+    }
+
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        let inner = self.shared.inner.wrap_udp_socket(socket)?;
+        self.ensure_tasks();
+        let id = self.shared.next_socket.fetch_add(1, Ordering::Relaxed);
+        Ok(Arc::new(ImpairedSocket::new(
+            id,
+            inner,
+            self.shared.clone(),
+        )))
+    }
+
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        // TCP (ICE-TCP, TURN over TCP) passes unimpaired; see README.md.
+        self.shared.inner.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
+        self.shared.inner.connect_tcp(remote_addr)
+    }
+
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        self.shared.inner.resolve_host(host)
+    }
+
+    fn now(&self) -> Instant {
+        self.shared.inner.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        self.shared.inner.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        self.shared.inner.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        self.shared.inner.block_on(future)
+    }
+
+    fn yield_now(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        self.shared.inner.yield_now()
+    }
+
+    fn name(&self) -> &'static str {
+        "impaired"
+    }
+}
