@@ -379,7 +379,7 @@ mod tests {
     /// 40 s: 3 Mbps, 500 kbps from t=20, 3 Mbps again from t=30; congestion, loss and
     /// freezes right after the drop.
     fn impaired_run() -> (Vec<Record>, crate::impair::ImpairData) {
-        use crate::impair::{CapacityStep, ImpairData, ImpairSample};
+        use crate::impair::test_records::{StatsLog, change};
         let mut v = records()[..3].to_vec();
         let target_at = |t: f64| {
             if t < 20.8 {
@@ -408,7 +408,7 @@ mod tests {
             });
             t = ((t + 0.1) * 10.0_f64).round() / 10.0;
         }
-        let mut samples = Vec::new();
+        let mut log = StatsLog::new("downlink");
         let (mut rtx, mut lost, mut frames_s, mut frames_r) = (0, 0, 0, 0);
         for i in 1..40 {
             let t = f64::from(i) + 0.02;
@@ -459,20 +459,20 @@ mod tests {
                     }),
                 });
             }
-            samples.push(ImpairSample {
-                t: f64::from(i),
-                direction: "downlink".into(),
-                packets_in: (send / 9600.0) as u64,
-                packets_out: (recv / 9600.0) as u64,
-                bytes_in: (send / 8.0) as u64,
-                bytes_out: (recv / 8.0) as u64,
-                dropped: [("queue".to_owned(), if congested { 30 } else { 0 })].into(),
-                capacity_bps: Some(cap_at(f64::from(i) - 0.5)),
-                queue_delay_p50_ms: Some(if congested { 310.0 } else { 3.0 }),
-                queue_delay_p95_ms: Some(if congested { 590.0 } else { 9.0 }),
-                queue_delay_max_ms: Some(if congested { 640.0 } else { 14.0 }),
-                queue_len: None,
-            });
+            let (p50, p95, max) = if congested {
+                (310.0, 590.0, 640.0)
+            } else {
+                (3.0, 9.0, 14.0)
+            };
+            v.push(log.second(
+                f64::from(i),
+                Some(cap_at(f64::from(i) - 0.5)),
+                (recv / 9600.0) as u64,
+                (recv / 8.0) as u64,
+                0,
+                if congested { 30 } else { 0 },
+                Some((p50, p95, max)),
+            ));
         }
         for (t, d) in [(21.4, 520.0), (22.3, 310.0)] {
             v.push(Record {
@@ -482,21 +482,21 @@ mod tests {
             });
         }
         v.sort_by(|a, b| a.t.total_cmp(&b.t));
-        let changes = vec![
-            CapacityStep {
-                t: 0.0,
-                capacity_bps: Some(3e6),
-            },
-            CapacityStep {
-                t: 20.0,
-                capacity_bps: Some(5e5),
-            },
-            CapacityStep {
-                t: 30.0,
-                capacity_bps: Some(3e6),
-            },
-        ];
-        (v, ImpairData { samples, changes })
+        v.push(change(
+            "downlink",
+            20.0,
+            None,
+            serde_json::json!({"rate_kbps": 500.0}),
+        ));
+        v.push(change(
+            "downlink",
+            30.0,
+            None,
+            serde_json::json!({"rate_kbps": 3000.0}),
+        ));
+        v.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let impair = crate::impair::extract(&v);
+        (v, impair)
     }
 
     #[test]

@@ -1,39 +1,53 @@
 //! The impairment engine's events (`impair.stats`, `impair.change`), read into plain structs.
 //!
-//! The rest of the crate only sees [`ImpairData`], so the metrics can be tested with synthetic
-//! impairment data and do not care how the events are spelled in the schema.
+//! The lines are read through the real [`rtclab_events`] types: `impair.stats`
+//! ([`ImpairStats`]) carries counters that are totals since the impairment's start, the capacity
+//! in force (`null` when unlimited), the payload rate delivered over the last second and the
+//! queue delay percentiles of the last second; `impair.change` carries the changed settings with
+//! the scenario file's keys (`rate_kbps`, `outage`, ...; `null` = back to the default) and the
+//! time the change took effect (`at_s`, `until_s` for a period). The rest of the crate only sees
+//! [`ImpairData`], where the counters are already turned into per-interval deltas.
 
-use rtclab_events::Record;
+use rtclab_events::schema::{ImpairDrops, ImpairStats};
+use rtclab_events::{Event, Record};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// One `impair.stats` line: one direction, over the interval since the previous line.
+/// One `impair.stats` line: one direction, over the interval since the previous line of the
+/// same direction (the first line covers the second before it).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct ImpairSample {
     /// Session time of the line, s.
     pub t: f64,
     /// `downlink` (sender → receiver) or `uplink`.
     pub direction: String,
+    /// Start of the interval the deltas cover, s.
+    pub t_start: f64,
     /// Packets that entered the impairment over the interval.
     pub packets_in: u64,
-    /// Packets it delivered over the interval.
+    /// Packets it delivered over the interval (duplicates included).
     pub packets_out: u64,
-    /// Bytes that entered over the interval.
+    /// Payload bytes that entered over the interval.
     pub bytes_in: u64,
-    /// Bytes delivered over the interval.
+    /// Payload bytes delivered over the interval.
     pub bytes_out: u64,
-    /// Packets dropped over the interval, per cause (random loss, queue overflow, ...).
+    /// Packets dropped over the interval, per cause (`random`, `queue_overflow`, ...; only the
+    /// causes that dropped something).
     pub dropped: BTreeMap<String, u64>,
-    /// Link capacity in force, bps; `None` when the link is unlimited.
+    /// Link capacity in force at the line, bps (headers counted); `None` when unlimited.
     pub capacity_bps: Option<f64>,
-    /// Queuing delay percentiles of the packets delivered over the interval, ms.
+    /// Payload bits per second delivered over the last second, as logged (`out_bps`).
+    pub out_bps: f64,
+    /// Queuing delay percentiles of the packets that left the queue in the last second, ms.
     pub queue_delay_p50_ms: Option<f64>,
     /// See `queue_delay_p50_ms`.
     pub queue_delay_p95_ms: Option<f64>,
     /// See `queue_delay_p50_ms`.
     pub queue_delay_max_ms: Option<f64>,
-    /// Packets in the queue at the end of the interval.
-    pub queue_len: Option<f64>,
+    /// Packets in the bottleneck queue at the line.
+    pub queue_packets: u64,
+    /// The line as logged: totals since the start.
+    pub total: ImpairStats,
 }
 
 impl ImpairSample {
@@ -43,13 +57,53 @@ impl ImpairSample {
     }
 }
 
-/// A capacity step of the downlink schedule.
+/// Drop counters by cause name, without the causes that dropped nothing.
+pub(crate) fn drops_by_cause(d: &ImpairDrops) -> BTreeMap<String, u64> {
+    [
+        ("random", d.random),
+        ("burst", d.burst),
+        ("nth", d.nth),
+        ("queue_overflow", d.queue_overflow),
+        ("outage", d.outage),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(c, n)| (c.to_owned(), n))
+    .collect()
+}
+
+/// `now - before` per cause; a counter that went backwards (a restart) counts from zero.
+fn drops_delta(now: &ImpairDrops, before: &ImpairDrops) -> ImpairDrops {
+    let d = |a: u64, b: u64| if a >= b { a - b } else { a };
+    ImpairDrops {
+        random: d(now.random, before.random),
+        burst: d(now.burst, before.burst),
+        nth: d(now.nth, before.nth),
+        queue_overflow: d(now.queue_overflow, before.queue_overflow),
+        outage: d(now.outage, before.outage),
+    }
+}
+
+/// A capacity step of the downlink.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct CapacityStep {
     /// When the step took effect, s.
     pub t: f64,
-    /// The new capacity, bps; `None` = unlimited.
+    /// The new capacity, bps; `None` = unlimited, `Some(0.0)` = outage.
     pub capacity_bps: Option<f64>,
+}
+
+/// One downlink `impair.change` line.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ImpairChange {
+    /// Session time of the line, s.
+    pub t: f64,
+    /// When the change took effect, s after the impairment's start.
+    pub at_s: f64,
+    /// End of the period that starts here, if any.
+    pub until_s: Option<f64>,
+    /// The changed settings (`null` = everything back to the default).
+    pub settings: Value,
 }
 
 /// Everything the report uses from the impairment engine; empty for a clean run.
@@ -57,8 +111,69 @@ pub(crate) struct CapacityStep {
 pub(crate) struct ImpairData {
     /// Statistics lines, both directions, in log order.
     pub samples: Vec<ImpairSample>,
-    /// Downlink capacity steps from `impair.change`, in log order (empty if none were logged).
-    pub changes: Vec<CapacityStep>,
+    /// Downlink `impair.change` lines, in log order (empty if none were logged).
+    pub changes: Vec<ImpairChange>,
+}
+
+/// The capacity-related state of the downlink while replaying its changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LinkState {
+    rate_bps: Option<f64>,
+    outage: bool,
+}
+
+impl LinkState {
+    fn capacity(self) -> Option<f64> {
+        if self.outage {
+            Some(0.0)
+        } else {
+            self.rate_bps
+        }
+    }
+
+    /// Applies the keys `settings` sets; returns the state before, restricted to those keys
+    /// (what the end of a period restores).
+    fn apply(&mut self, settings: &Value) -> LinkPatch {
+        let before = *self;
+        let mut patch = LinkPatch::default();
+        let all_default = settings.is_null();
+        let rate = if all_default {
+            Some(&Value::Null)
+        } else {
+            settings.get("rate_kbps")
+        };
+        if let Some(r) = rate {
+            patch.rate_bps = Some(before.rate_bps);
+            // null = back to the default: unlimited. (0 is not a valid rate: outage is.)
+            self.rate_bps = r.as_f64().filter(|k| *k > 0.0).map(|k| k * 1e3);
+        }
+        let outage = if all_default {
+            Some(&Value::Null)
+        } else {
+            settings.get("outage")
+        };
+        if let Some(o) = outage {
+            patch.outage = Some(before.outage);
+            self.outage = o.as_bool().unwrap_or(false);
+        }
+        patch
+    }
+
+    fn restore(&mut self, patch: &LinkPatch) {
+        if let Some(r) = patch.rate_bps {
+            self.rate_bps = r;
+        }
+        if let Some(o) = patch.outage {
+            self.outage = o;
+        }
+    }
+}
+
+/// Fields to put back at the end of a period.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct LinkPatch {
+    rate_bps: Option<Option<f64>>,
+    outage: Option<bool>,
 }
 
 impl ImpairData {
@@ -67,25 +182,90 @@ impl ImpairData {
         self.samples.iter().filter(move |s| s.direction == dir)
     }
 
-    /// Downlink capacity steps: the schedule's own steps when it logged them (exact times),
-    /// otherwise the points where the capacity reported by `impair.stats` changed.
+    /// Downlink capacity steps. With `impair.change` lines they are dated exactly from them
+    /// (`at_s`; a period's settings are undone at its `until_s` unless a change at that time
+    /// says otherwise); the capacity before the first change is the one `impair.stats` reported
+    /// before it. Without them, the points where the capacity reported by `impair.stats` changed.
     pub fn capacity_steps(&self) -> Vec<CapacityStep> {
         if !self.changes.is_empty() {
-            return dedup_steps(self.changes.iter().copied());
+            return self.steps_from_changes();
         }
         // From statistics only: the capacity changed somewhere in the interval before the first
         // line that reports it. Date the change at the start of that interval so a reaction time
         // is never shorter than the truth (it may be up to one interval longer).
-        let mut steps = Vec::new();
-        let mut prev_t = None;
-        for s in self.direction("downlink") {
-            // The first line covers the second before it.
-            let t = prev_t.unwrap_or((s.t - 1.0).max(0.0));
+        let steps = self.direction("downlink").map(|s| CapacityStep {
+            t: s.t_start,
+            capacity_bps: s.capacity_bps,
+        });
+        dedup_steps(steps)
+    }
+
+    fn steps_from_changes(&self) -> Vec<CapacityStep> {
+        let first_change_t = self
+            .changes
+            .iter()
+            .map(|c| c.t)
+            .fold(f64::INFINITY, f64::min);
+        // The capacity in force before the first change: the last statistics line logged
+        // before it (none: the unimpaired default, unlimited).
+        let initial = self
+            .direction("downlink")
+            .take_while(|s| s.t < first_change_t)
+            .last()
+            .and_then(|s| s.capacity_bps);
+        let mut state = LinkState {
+            rate_bps: initial,
+            outage: false,
+        };
+        let mut steps = vec![CapacityStep {
+            t: 0.0,
+            capacity_bps: state.capacity(),
+        }];
+        let mut changes: Vec<&ImpairChange> = self.changes.iter().collect();
+        changes.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        let last_t = self
+            .samples
+            .iter()
+            .map(|s| s.t)
+            .chain(self.changes.iter().map(|c| c.t))
+            .fold(f64::NEG_INFINITY, f64::max);
+        // Ends of periods not yet reached: (until_s, what to restore).
+        let mut pending: Vec<(f64, LinkPatch)> = Vec::new();
+        for c in changes {
+            // Periods that ended before this change restore what they replaced.
+            pending.sort_by(|a, b| a.0.total_cmp(&b.0));
+            while let Some(&(until, patch)) = pending.first()
+                && until <= c.at_s
+            {
+                pending.remove(0);
+                // A change logged at the very end of the period states the restored values.
+                if until < c.at_s {
+                    state.restore(&patch);
+                    steps.push(CapacityStep {
+                        t: until,
+                        capacity_bps: state.capacity(),
+                    });
+                }
+            }
+            let patch = state.apply(&c.settings);
+            if let Some(until) = c.until_s {
+                pending.push((until, patch));
+            }
             steps.push(CapacityStep {
-                t,
-                capacity_bps: s.capacity_bps,
+                t: c.at_s,
+                capacity_bps: state.capacity(),
             });
-            prev_t = Some(s.t);
+        }
+        // Periods that ended within the log without a change line for their end.
+        pending.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (until, patch) in pending {
+            if until <= last_t {
+                state.restore(&patch);
+                steps.push(CapacityStep {
+                    t: until,
+                    capacity_bps: state.capacity(),
+                });
+            }
         }
         dedup_steps(steps.into_iter())
     }
@@ -109,167 +289,228 @@ fn dedup_steps(steps: impl Iterator<Item = CapacityStep>) -> Vec<CapacityStep> {
 /// Reads the impairment events of a log.
 pub(crate) fn extract(records: &[Record]) -> ImpairData {
     let mut data = ImpairData::default();
+    // Per direction: the previous line (totals since the start) and its time.
+    let mut prev: BTreeMap<String, (f64, ImpairStats)> = BTreeMap::new();
     for r in records {
-        // Matched by kind name and read back through JSON: the report keeps working whatever
-        // the variant's Rust shape is, as long as the logged field names stay the documented ones.
-        let kind = r.event.kind();
-        if kind != "impair.stats" && kind != "impair.change" {
-            continue;
-        }
-        let Ok(v) = serde_json::to_value(&r.event) else {
-            continue;
-        };
-        if kind == "impair.stats" {
-            if let Some(s) = parse_stats(r.t, &v) {
-                data.samples.push(s);
+        match &r.event {
+            Event::ImpairStats(s) => {
+                let (t_start, before) = match prev.get(&s.direction) {
+                    Some((pt, p)) => (*pt, p.clone()),
+                    // Totals since the start: the first line's values are its interval's.
+                    None => ((r.t - 1.0).max(0.0), ImpairStats::default()),
+                };
+                let d = |a: u64, b: u64| if a >= b { a - b } else { a };
+                data.samples.push(ImpairSample {
+                    t: r.t,
+                    direction: s.direction.clone(),
+                    t_start,
+                    packets_in: d(s.packets_in, before.packets_in),
+                    packets_out: d(s.packets_out, before.packets_out),
+                    bytes_in: d(s.bytes_in, before.bytes_in),
+                    bytes_out: d(s.bytes_out, before.bytes_out),
+                    dropped: drops_by_cause(&drops_delta(
+                        &s.dropped_packets,
+                        &before.dropped_packets,
+                    )),
+                    capacity_bps: s.capacity_bps.filter(|c| *c > 0.0),
+                    out_bps: s.out_bps,
+                    queue_delay_p50_ms: s.queue_delay_p50_ms,
+                    queue_delay_p95_ms: s.queue_delay_p95_ms,
+                    queue_delay_max_ms: s.queue_delay_max_ms,
+                    queue_packets: s.queue_packets,
+                    total: s.clone(),
+                });
+                prev.insert(s.direction.clone(), (r.t, s.clone()));
             }
-        } else if let Some(c) = parse_change(r.t, &v) {
-            data.changes.push(c);
+            Event::ImpairChange {
+                direction,
+                at_s,
+                until_s,
+                settings,
+            } if direction == "downlink" => data.changes.push(ImpairChange {
+                t: r.t,
+                at_s: *at_s,
+                until_s: *until_s,
+                settings: settings.clone(),
+            }),
+            _ => {}
         }
     }
     data
 }
 
-fn first_f64(v: &Value, keys: &[&str]) -> Option<f64> {
-    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_f64))
-}
+#[cfg(test)]
+pub(crate) mod test_records {
+    //! Synthetic impairment lines built from the real event types, so they cannot drift from
+    //! what the impairment engine logs.
+    use rtclab_events::schema::ImpairStats;
+    use rtclab_events::{Event, PeerRole, Record};
 
-fn first_u64(v: &Value, keys: &[&str]) -> u64 {
-    keys.iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_f64))
-        .map_or(0, |x| x.max(0.0).round() as u64)
-}
+    /// A line round-tripped through its JSON form, as the report reads it from a log.
+    fn logged(t: f64, event: Event) -> Record {
+        let line = serde_json::to_string(&Record {
+            t,
+            peer: PeerRole::Lab,
+            event,
+        })
+        .expect("serialises");
+        serde_json::from_str(&line).expect("parses back")
+    }
 
-/// One `impair.stats` line, or `None` if it names no direction.
-pub(crate) fn parse_stats(t: f64, v: &Value) -> Option<ImpairSample> {
-    let direction = v.get("direction")?.as_str()?.to_owned();
-    let mut dropped = BTreeMap::new();
-    match v.get("dropped") {
-        Some(Value::Object(m)) => {
-            for (cause, n) in m {
-                if let Some(n) = n.as_f64() {
-                    dropped.insert(cause.clone(), n.max(0.0).round() as u64);
-                }
+    /// Running totals of one direction, to emit `impair.stats` lines from per-second figures.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct StatsLog {
+        pub totals: ImpairStats,
+    }
+
+    impl StatsLog {
+        pub(crate) fn new(direction: &str) -> Self {
+            StatsLog {
+                totals: ImpairStats {
+                    direction: direction.to_owned(),
+                    ..Default::default()
+                },
             }
         }
-        Some(n) if n.is_number() => {
-            dropped.insert("total".to_owned(), first_u64(v, &["dropped"]));
-        }
-        _ => {}
-    }
-    if let Some(m) = v.as_object() {
-        // Flat spelling, e.g. `dropped_loss`, `dropped_queue`; byte counts are not packets.
-        for (k, n) in m {
-            if let (Some(cause), Some(n)) = (k.strip_prefix("dropped_"), n.as_f64())
-                && !cause.contains("bytes")
-            {
-                dropped.insert(cause.to_owned(), n.max(0.0).round() as u64);
-            }
-        }
-    }
-    Some(ImpairSample {
-        t,
-        direction,
-        packets_in: first_u64(v, &["packets_in"]),
-        packets_out: first_u64(v, &["packets_out"]),
-        bytes_in: first_u64(v, &["bytes_in"]),
-        bytes_out: first_u64(v, &["bytes_out"]),
-        dropped,
-        capacity_bps: first_f64(v, &["capacity_bps"]).filter(|c| *c > 0.0),
-        queue_delay_p50_ms: first_f64(v, &["queue_delay_p50_ms", "queue_p50_ms", "delay_p50_ms"]),
-        queue_delay_p95_ms: first_f64(v, &["queue_delay_p95_ms", "queue_p95_ms", "delay_p95_ms"]),
-        queue_delay_max_ms: first_f64(v, &["queue_delay_max_ms", "queue_max_ms", "delay_max_ms"]),
-        queue_len: first_f64(v, &["queue_len", "queue_packets", "queue_length"]),
-    })
-}
 
-/// A downlink capacity step from an `impair.change` line, or `None` if the line sets no capacity.
-pub(crate) fn parse_change(t: f64, v: &Value) -> Option<CapacityStep> {
-    let direction = v.get("direction").and_then(Value::as_str);
-    if direction.is_some_and(|d| d != "downlink" && d != "both") {
-        return None;
+        /// The line at `t` after one more second that delivered `packets_out` packets of
+        /// `bytes_out` bytes and dropped `random` + `queue_overflow` packets (1000 bytes each).
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn second(
+            &mut self,
+            t: f64,
+            capacity_bps: Option<f64>,
+            packets_out: u64,
+            bytes_out: u64,
+            random: u64,
+            queue_overflow: u64,
+            queue_delay_ms: Option<(f64, f64, f64)>,
+        ) -> Record {
+            let s = &mut self.totals;
+            let dropped = random + queue_overflow;
+            s.packets_in += packets_out + dropped;
+            s.bytes_in += bytes_out + dropped * 1000;
+            s.packets_out += packets_out;
+            s.bytes_out += bytes_out;
+            s.dropped_packets.random += random;
+            s.dropped_packets.queue_overflow += queue_overflow;
+            s.dropped_bytes.random += random * 1000;
+            s.dropped_bytes.queue_overflow += queue_overflow * 1000;
+            s.capacity_bps = capacity_bps;
+            s.out_bps = bytes_out as f64 * 8.0;
+            s.queue_delay_p50_ms = queue_delay_ms.map(|q| q.0);
+            s.queue_delay_p95_ms = queue_delay_ms.map(|q| q.1);
+            s.queue_delay_max_ms = queue_delay_ms.map(|q| q.2);
+            logged(t, Event::ImpairStats(s.clone()))
+        }
     }
-    // The step's settings may be flat or under a `set`/`params` object, and the rate may be
-    // spelled as in the scenario files (`rate_kbps`).
-    const RATE_KEYS: [(&str, f64); 3] =
-        [("capacity_bps", 1.0), ("rate_bps", 1.0), ("rate_kbps", 1e3)];
-    let has_rate = |h: &Value| RATE_KEYS.iter().any(|(k, _)| h.get(*k).is_some());
-    let holder = ["set", "params", "settings"]
-        .iter()
-        .filter_map(|k| v.get(*k))
-        .find(|h| has_rate(h))
-        .unwrap_or(v);
-    let (cap, scale) = RATE_KEYS
-        .iter()
-        .find_map(|(k, scale)| holder.get(*k).map(|c| (c, *scale)))?;
-    Some(CapacityStep {
-        t,
-        // null or 0 = unlimited.
-        capacity_bps: cap.as_f64().filter(|c| *c > 0.0).map(|c| c * scale),
-    })
+
+    /// An `impair.change` line logged just after `at_s`.
+    pub(crate) fn change(
+        direction: &str,
+        at_s: f64,
+        until_s: Option<f64>,
+        settings: serde_json::Value,
+    ) -> Record {
+        logged(
+            at_s + 0.001,
+            Event::ImpairChange {
+                direction: direction.to_owned(),
+                at_s,
+                until_s,
+                settings,
+            },
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::test_records::{StatsLog, change};
     use super::*;
     use serde_json::json;
 
     #[test]
-    fn parses_stats_in_both_dropped_spellings() {
-        let v = json!({"kind":"impair.stats","direction":"downlink","packets_in":100,"packets_out":90,
-            "bytes_in":120000,"bytes_out":108000,"dropped":{"loss":4,"queue":6},"capacity_bps":null,
-            "queue_delay_p50_ms":3.0,"queue_delay_p95_ms":9.5,"queue_delay_max_ms":12.0,"queue_len":4});
-        let s = parse_stats(1.0, &v).expect("a direction");
-        assert_eq!(s.dropped_total(), 10);
-        assert_eq!(s.capacity_bps, None);
-        assert_eq!(s.queue_delay_p95_ms, Some(9.5));
-        let flat = json!({"direction":"uplink","dropped_loss":2,"dropped_bytes":3000});
-        let s = parse_stats(2.0, &flat).expect("a direction");
-        assert_eq!(s.dropped, BTreeMap::from([("loss".to_owned(), 2)]));
+    fn counters_since_the_start_become_deltas_and_totals_the_last_line() {
+        let mut log = StatsLog::new("downlink");
+        let records = vec![
+            log.second(1.0, None, 100, 100_000, 2, 0, Some((3.0, 9.5, 12.0))),
+            log.second(2.0, None, 90, 90_000, 1, 4, None),
+        ];
+        let data = extract(&records);
+        let s = &data.samples;
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].packets_out, s[0].bytes_out), (100, 100_000));
+        assert_eq!((s[1].packets_out, s[1].bytes_out), (90, 90_000));
+        assert_eq!(s[0].t_start, 0.0);
+        assert_eq!(s[1].t_start, 1.0);
+        assert_eq!(s[0].dropped, BTreeMap::from([("random".to_owned(), 2)]));
+        assert_eq!(
+            s[1].dropped,
+            BTreeMap::from([("random".to_owned(), 1), ("queue_overflow".to_owned(), 4)])
+        );
+        assert_eq!(s[0].queue_delay_p95_ms, Some(9.5));
+        assert_eq!(s[1].queue_delay_p95_ms, None);
+        assert_eq!(s[1].total.packets_out, 190);
+        assert_eq!(s[1].total.dropped_packets.random, 3);
+        assert_eq!(s[0].capacity_bps, None);
     }
 
     #[test]
-    fn parses_capacity_changes_in_either_unit() {
-        let v = json!({"kind":"impair.change","direction":"downlink","rate_kbps":500});
-        assert_eq!(
-            parse_change(20.0, &v),
-            Some(CapacityStep {
-                t: 20.0,
-                capacity_bps: Some(5e5)
-            })
-        );
-        let v = json!({"kind":"impair.change","direction":"downlink","set":{"capacity_bps":null}});
-        assert_eq!(
-            parse_change(40.0, &v),
-            Some(CapacityStep {
-                t: 40.0,
-                capacity_bps: None
-            })
-        );
-        let v = json!({"kind":"impair.change","direction":"uplink","rate_kbps":500});
-        assert_eq!(parse_change(20.0, &v), None);
-        let v = json!({"kind":"impair.change","direction":"downlink","loss":0.05});
-        assert_eq!(parse_change(20.0, &v), None);
+    fn capacity_steps_are_dated_from_changes() {
+        let mut log = StatsLog::new("downlink");
+        let records = vec![
+            log.second(1.0, Some(3e6), 100, 100_000, 0, 0, None),
+            log.second(2.0, Some(3e6), 100, 100_000, 0, 0, None),
+            change("downlink", 2.5, None, json!({"rate_kbps": 500.0})),
+            change("uplink", 2.7, None, json!({"rate_kbps": 100.0})),
+            log.second(3.0, Some(5e5), 60, 60_000, 0, 0, None),
+            change("downlink", 3.5, None, json!({"loss_pct": 5.0})),
+            change("downlink", 4.0, None, json!({"rate_kbps": null})),
+            log.second(5.0, None, 100, 100_000, 0, 0, None),
+        ];
+        let steps = extract(&records).capacity_steps();
+        let caps: Vec<(f64, Option<f64>)> = steps.iter().map(|s| (s.t, s.capacity_bps)).collect();
+        assert_eq!(caps, vec![(0.0, Some(3e6)), (2.5, Some(5e5)), (4.0, None)]);
+    }
+
+    #[test]
+    fn an_outage_is_zero_capacity_until_its_end() {
+        let mut log = StatsLog::new("downlink");
+        let stats: Vec<Record> = (1..=9)
+            .map(|i| log.second(f64::from(i), Some(1e6), 100, 100_000, 0, 0, None))
+            .collect();
+        // A logged end of period...
+        let mut records = stats.clone();
+        records.push(change("downlink", 3.0, Some(5.0), json!({"outage": true})));
+        records.push(change("downlink", 5.0, None, json!({"outage": null})));
+        records.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let expected = vec![(0.0, Some(1e6)), (3.0, Some(0.0)), (5.0, Some(1e6))];
+        let caps = |r: &[Record]| -> Vec<(f64, Option<f64>)> {
+            extract(r)
+                .capacity_steps()
+                .iter()
+                .map(|s| (s.t, s.capacity_bps))
+                .collect()
+        };
+        assert_eq!(caps(&records), expected);
+        // ...or only its start: the capacity comes back at until_s all the same.
+        let mut records = stats;
+        records.push(change("downlink", 3.0, Some(5.0), json!({"outage": true})));
+        records.sort_by(|a, b| a.t.total_cmp(&b.t));
+        assert_eq!(caps(&records), expected);
     }
 
     #[test]
     fn steps_from_stats_are_dated_at_the_interval_start() {
-        let mk = |t: f64, cap: Option<f64>| ImpairSample {
-            t,
-            direction: "downlink".into(),
-            capacity_bps: cap,
-            ..Default::default()
-        };
-        let data = ImpairData {
-            samples: vec![
-                mk(1.0, None),
-                mk(2.0, Some(3e6)),
-                mk(3.0, Some(3e6)),
-                mk(4.0, Some(5e5)),
-            ],
-            changes: vec![],
-        };
-        let steps = data.capacity_steps();
+        let mut log = StatsLog::new("downlink");
+        let records = vec![
+            log.second(1.0, None, 1, 1000, 0, 0, None),
+            log.second(2.0, Some(3e6), 1, 1000, 0, 0, None),
+            log.second(3.0, Some(3e6), 1, 1000, 0, 0, None),
+            log.second(4.0, Some(5e5), 1, 1000, 0, 0, None),
+        ];
+        let steps = extract(&records).capacity_steps();
         assert_eq!(
             steps,
             vec![

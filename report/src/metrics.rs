@@ -333,6 +333,21 @@ fn max(values: impl Iterator<Item = f64>) -> Option<f64> {
     values.fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
 }
 
+/// Seconds of `[a, b]` during which the capacity was limited, and the bits it allowed then.
+fn capacity_over(steps: &[CapacityStep], a: f64, b: f64) -> (f64, f64) {
+    let (mut limited_s, mut bits) = (0.0, 0.0);
+    for (i, step) in steps.iter().enumerate() {
+        let start = if i == 0 { f64::NEG_INFINITY } else { step.t };
+        let end = steps.get(i + 1).map_or(f64::INFINITY, |n| n.t);
+        let overlap = end.min(b) - start.max(a);
+        if let (Some(c), true) = (step.capacity_bps, overlap > 0.0) {
+            limited_s += overlap;
+            bits += c * overlap;
+        }
+    }
+    (limited_s, bits)
+}
+
 /// The target in force at `t` (last estimate at or before it).
 fn target_at(target: &[(f64, f64)], t: f64) -> Option<f64> {
     target
@@ -621,25 +636,24 @@ impl RunReport {
             let mut capacity_bits = 0.0;
             let mut p50s = Vec::new();
             let mut p95s = Vec::new();
-            let mut prev_t: Option<f64> = None;
             for s in &samples {
-                // Counts cover the interval since the previous line; the first covers one second.
-                let dt = prev_t.map_or(1.0, |p| (s.t - p).max(0.0));
-                prev_t = Some(s.t);
-                tot.packets_in += s.packets_in;
-                tot.packets_out += s.packets_out;
-                tot.bytes_in += s.bytes_in;
-                tot.bytes_out += s.bytes_out;
-                for (cause, n) in &s.dropped {
-                    *tot.dropped.entry(cause.clone()).or_default() += n;
-                }
+                // Counters are deltas over [t_start, t] (the log's totals since the start,
+                // differenced in `impair::extract`).
+                let dt = (s.t - s.t_start).max(0.0);
                 if let Some(m) = s.queue_delay_max_ms {
                     tot.queue_delay_max_ms = Some(tot.queue_delay_max_ms.map_or(m, |x| x.max(m)));
                 }
-                if let Some(c) = s.capacity_bps {
-                    tot.capacity_limited_s += dt;
-                    delivered_bits += s.bytes_out as f64 * 8.0;
-                    capacity_bits += c * dt;
+                // The downlink's capacity over the interval comes from its steps (exact times
+                // from impair.change); the uplink has only the capacity its lines report.
+                let (limited_s, cap_bits) = if dir == "downlink" {
+                    capacity_over(&self.raw.capacity_steps, s.t_start, s.t)
+                } else {
+                    s.capacity_bps.map_or((0.0, 0.0), |c| (dt, c * dt))
+                };
+                tot.capacity_limited_s += limited_s;
+                if limited_s > 0.0 && dt > 0.0 {
+                    delivered_bits += s.bytes_out as f64 * 8.0 * (limited_s / dt).min(1.0);
+                    capacity_bits += cap_bits;
                 }
                 if dir != "downlink" {
                     continue;
@@ -660,6 +674,15 @@ impl RunReport {
                     p95s.push((v, w));
                     self.raw.queue_p95.push((s.t, v));
                 }
+            }
+            // Totals since the start: the last line's.
+            if let Some(last) = samples.last() {
+                let t = &last.total;
+                tot.packets_in = t.packets_in;
+                tot.packets_out = t.packets_out;
+                tot.bytes_in = t.bytes_in;
+                tot.bytes_out = t.bytes_out;
+                tot.dropped = impair::drops_by_cause(&t.dropped_packets);
             }
             tot.dropped_total = tot.dropped.values().sum();
             if dir == "downlink" {
@@ -699,7 +722,9 @@ impl RunReport {
             let (prev, step) = (w[0], w[1]);
             let t = step.t;
             match (prev.capacity_bps, step.capacity_bps) {
-                (from, Some(to)) if from.is_none_or(|f| to < f) => {
+                // An outage (capacity 0) is not a drop a controller can react to: no target is
+                // below zero. Its end still counts as a rise, for the recovery time.
+                (from, Some(to)) if to > 0.0 && from.is_none_or(|f| to < f) => {
                     before_drop = target_at(target, t);
                     let reaction_s = if target_at(target, t).is_some_and(|x| x < to) {
                         Some(0.0)
@@ -763,7 +788,8 @@ impl RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::impair::ImpairSample;
+    use crate::impair::test_records::{StatsLog, change};
+    use serde_json::json;
 
     fn rec(t: f64, peer: PeerRole, event: Event) -> Record {
         Record { t, peer, event }
@@ -819,21 +845,6 @@ mod tests {
         )
     }
 
-    fn downlink(t: f64, cap: Option<f64>, bytes_out: u64, dropped: u64) -> ImpairSample {
-        ImpairSample {
-            t,
-            direction: "downlink".into(),
-            packets_out: 100,
-            bytes_out,
-            dropped: BTreeMap::from([("loss".to_owned(), dropped)]),
-            capacity_bps: cap,
-            queue_delay_p50_ms: Some(5.0),
-            queue_delay_p95_ms: Some(20.0),
-            queue_delay_max_ms: Some(30.0),
-            ..Default::default()
-        }
-    }
-
     /// 3 Mbps until t=20, then 500 kbps until t=30, then 3 Mbps again.
     fn drop_and_rise() -> (Vec<Record>, ImpairData) {
         let mut records = Vec::new();
@@ -851,23 +862,13 @@ mod tests {
             records.push(bwe(t, target));
             t = ((t + 0.1) * 10.0_f64).round() / 10.0;
         }
-        let impair = ImpairData {
-            samples: vec![],
-            changes: vec![
-                CapacityStep {
-                    t: 0.0,
-                    capacity_bps: Some(3e6),
-                },
-                CapacityStep {
-                    t: 20.0,
-                    capacity_bps: Some(5e5),
-                },
-                CapacityStep {
-                    t: 30.0,
-                    capacity_bps: Some(3e6),
-                },
-            ],
-        };
+        // The scenario's base rate shows in the statistics before the first change.
+        let mut log = StatsLog::new("downlink");
+        records.push(log.second(1.0, Some(3e6), 200, 250_000, 0, 0, None));
+        records.push(change("downlink", 20.0, None, json!({"rate_kbps": 500.0})));
+        records.push(change("downlink", 30.0, None, json!({"rate_kbps": 3000.0})));
+        records.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let impair = impair::extract(&records);
         (records, impair)
     }
 
@@ -896,21 +897,12 @@ mod tests {
 
     #[test]
     fn a_drop_never_followed_counts_as_missed() {
-        let records = vec![bwe(0.5, 2e6), bwe(25.0, 2e6)];
-        let impair = ImpairData {
-            samples: vec![],
-            changes: vec![
-                CapacityStep {
-                    t: 0.0,
-                    capacity_bps: None,
-                },
-                CapacityStep {
-                    t: 20.0,
-                    capacity_bps: Some(5e5),
-                },
-            ],
-        };
-        let rep = RunReport::compute(&records, &impair);
+        let records = vec![
+            bwe(0.5, 2e6),
+            change("downlink", 20.0, None, json!({"rate_kbps": 500.0})),
+            bwe(25.0, 2e6),
+        ];
+        let rep = RunReport::from_records(&records);
         assert_eq!(rep.capacity_drops[0].from_bps, None);
         assert_eq!(rep.capacity_drops[0].reaction_s, None);
         assert_eq!(rep.reactions_missed, 1);
@@ -1017,23 +1009,29 @@ mod tests {
 
     #[test]
     fn utilisation_counts_only_limited_seconds() {
-        let records = vec![stats(6.0, PeerRole::Sender, 150, 0, 10, 30.0)];
         // 1 s unlimited (not counted), then 4 s at 1 Mbps delivering 100 kB/s = 0.8 Mbps.
-        let impair = ImpairData {
-            samples: vec![
-                downlink(1.0, None, 500_000, 0),
-                downlink(2.0, Some(1e6), 100_000, 2),
-                downlink(3.0, Some(1e6), 100_000, 3),
-                downlink(4.0, Some(1e6), 100_000, 0),
-                downlink(5.0, Some(1e6), 100_000, 0),
-            ],
-            changes: vec![],
-        };
-        let rep = RunReport::compute(&records, &impair);
+        let mut log = StatsLog::new("downlink");
+        let q = Some((5.0, 20.0, 30.0));
+        let records = vec![
+            log.second(1.0, None, 100, 500_000, 0, 0, q),
+            change("downlink", 1.0, None, json!({"rate_kbps": 1000.0})),
+            log.second(2.0, Some(1e6), 100, 100_000, 2, 0, q),
+            log.second(3.0, Some(1e6), 100, 100_000, 1, 2, q),
+            log.second(4.0, Some(1e6), 100, 100_000, 0, 0, q),
+            log.second(5.0, Some(1e6), 100, 100_000, 0, 0, q),
+            stats(6.0, PeerRole::Sender, 150, 0, 10, 30.0),
+        ];
+        let rep = RunReport::from_records(&records);
         let u = rep.link_utilisation_pct.expect("limited");
         assert!((u - 80.0).abs() < 1e-9, "{u}");
         assert!((rep.capacity_limited_s - 4.0).abs() < 1e-9);
         assert_eq!(rep.network_lost_packets, Some(5));
+        assert_eq!(
+            rep.impairment[0].dropped,
+            BTreeMap::from([("random".to_owned(), 3), ("queue_overflow".to_owned(), 2)])
+        );
+        assert_eq!(rep.impairment[0].packets_out, 500);
+        assert_eq!(rep.timeseries[3].impair_dropped_packets, 3);
         assert_eq!(rep.retransmissions_per_lost, Some(2.0));
         assert_eq!(rep.retransmissions_per_lost_basis, "impair downlink drops");
         assert_eq!(rep.queue_delay_p50_ms, Some(5.0));
