@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod ice;
+pub mod inspect;
 pub mod nack_filter;
 pub mod pacing;
 pub mod pcap;

@@ -8,9 +8,9 @@
 //! (`RTPSender::ReSendPacket`); this filter does the same with a floor, before the NACK reaches
 //! the responder. Time comes from the packet (`TaggedPacket::now`), not from a clock.
 
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use crate::inspect::Inspect;
+use rtc::interceptor::{Packet, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
-use rtc::sansio::Protocol;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,6 @@ pub struct NackFilter {
     order: VecDeque<(Instant, u32, u16)>,
     /// Sequence numbers removed from NACKs so far (duplicate requests not answered).
     pub suppressed: u64,
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
 }
 
 impl NackFilter {
@@ -89,14 +87,8 @@ pub fn pairs(mut seqs: Vec<u16>) -> Vec<NackPair> {
     out
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for NackFilter {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Inspect for NackFilter {
+    fn on_read(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         let now = msg.now;
         if let Packet::Rtcp(packets) = &mut msg.message.packet {
             let mut kept: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::with_capacity(packets.len());
@@ -119,34 +111,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackFilter {
                 // Everything in it was a duplicate request: nothing left to pass on (an empty
                 // compound packet is reserved as an attribute carrier, so drop it instead).
                 if msg.message.attributes.is_empty() {
-                    return Ok(());
+                    return None;
                 }
             }
             *packets = kept;
         }
-        self.read_queue.push_back(msg);
-        Ok(())
+        Some(msg)
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for NackFilter {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -8,17 +8,15 @@
 //! modules/pacing/pacing_controller.h) so that bursts drain within a few frames; rtclab does the
 //! same by rewriting the estimate on its way from the controller to the pacer.
 
+use crate::inspect::{Inspect, Inspector};
 use rtc::interceptor::{
-    Attribute, BandwidthEstimator, CongestionControlBuilder, Interceptor, PacerBuilder, Registry,
-    Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder,
+    Attribute, BandwidthEstimator, CongestionControlBuilder, PacerBuilder, Registry, Slot,
+    TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use rtc::sansio::Protocol;
-use std::collections::VecDeque;
-use std::time::Instant;
 
 /// Pacing rate over target rate (libwebrtc `kDefaultPaceMultiplier`).
 pub const PACING_FACTOR: f64 = 2.5;
@@ -29,47 +27,17 @@ const PACING_FACTOR_SLOT: usize = 2_500;
 
 /// Scales `TargetBitrateChanged` by [`PACING_FACTOR`] before the pacer reads it.
 #[derive(Default)]
-pub struct PacingFactor {
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
-}
+pub struct PacingFactor;
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for PacingFactor {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Inspect for PacingFactor {
+    fn on_read(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         for a in &mut msg.message.attributes {
             if let Attribute::TargetBitrateChanged { bits_per_second } = a {
                 *bits_per_second *= PACING_FACTOR;
             }
         }
-        self.read_queue.push_back(msg);
-        Ok(())
+        Some(msg)
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for PacingFactor {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Adds send-side congestion control to `registry`: what `configure_congestion_control` does
@@ -101,7 +69,7 @@ pub fn configure<E: BandwidthEstimator + 'static>(
             CongestionControlBuilder::new(estimator).build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-        .with(Slot::from(PACING_FACTOR_SLOT), PacingFactor::default())
+        .with(Slot::from(PACING_FACTOR_SLOT), Inspector::new(PacingFactor))
         .with(
             Slot::Pacer,
             PacerBuilder::new()

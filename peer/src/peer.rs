@@ -6,6 +6,7 @@ use crate::bwe::{ObservedEstimator, TargetHandle};
 use crate::config::{PeerConfig, Role};
 use crate::error::PeerError;
 use crate::ice;
+use crate::inspect::Inspector;
 use crate::receiver::{self, ReceiverContext};
 use crate::sender::{self, SenderHandle};
 use crate::signal_client::{self, SignalClient};
@@ -178,7 +179,7 @@ async fn build(
     media_engine.register_codec(codec_parameters(other), RtpCodecKind::Video)?;
 
     let (tap, counters) = WireTap::new(role, sink.clone(), cfg.pcap.clone());
-    let mut registry = Registry::new().with(Slot::from(TAP_SLOT), tap);
+    let mut registry = Registry::new().with(Slot::from(TAP_SLOT), Inspector::new(tap));
     let mut target = None;
     if cfg.role == Role::Sender {
         let gcc = Gcc::new(
@@ -196,7 +197,7 @@ async fn build(
         )?;
         registry = configure_nack(registry, &mut media_engine).with(
             Slot::from(crate::nack_filter::NACK_FILTER_SLOT),
-            crate::nack_filter::NackFilter::default(),
+            Inspector::new(crate::nack_filter::NackFilter::default()),
         );
         registry = configure_rtcp_reports(registry);
     } else {

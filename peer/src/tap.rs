@@ -6,8 +6,9 @@
 //! application, because the sender's encoder must see them and the chain's terminus drops inbound
 //! RTCP that nobody marked.
 
+use crate::inspect::Inspect;
 use crate::pcap::PcapSink;
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -17,12 +18,10 @@ use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::sansio::Protocol;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtclab_events::{Direction, Event, EventSink, PeerRole, ReportBlock, Rtcp};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// Where the tap sits: below `Slot::CongestionControl` (1_000), so nothing is between it and the
 /// wire on either leg.
@@ -61,8 +60,6 @@ pub struct WireTap {
     sink: EventSink,
     pcap: Option<PcapSink>,
     counters: SharedCounters,
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
 }
 
 impl WireTap {
@@ -75,8 +72,6 @@ impl WireTap {
                 sink,
                 pcap,
                 counters: counters.clone(),
-                read_queue: VecDeque::new(),
-                write_queue: VecDeque::new(),
             },
             counters,
         )
@@ -249,39 +244,16 @@ pub fn describe(packet: &dyn rtcp::Packet) -> Rtcp {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for WireTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Inspect for WireTap {
+    fn on_read(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         self.observe(&mut msg, Direction::In);
-        self.read_queue.push_back(msg);
-        Ok(())
+        Some(msg)
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+    fn on_write(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         self.observe(&mut msg, Direction::Out);
-        self.write_queue.push_back(msg);
-        Ok(())
+        Some(msg)
     }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for WireTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
