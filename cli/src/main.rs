@@ -34,6 +34,9 @@ enum Command {
         /// Override the scenario's codec.
         #[arg(long)]
         codec: Option<CodecArg>,
+        /// Override the scenario's seed (every random draw of the impairment).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Run variants of a scenario and compare them in one table.
     Sweep {
@@ -190,7 +193,8 @@ async fn main() -> Result<()> {
             out,
             duration,
             codec,
-        } => run(&file, out, duration, codec).await,
+            seed,
+        } => run(&file, out, duration, codec, seed).await,
         Command::Serve { addr, web } => serve(&addr, web).await,
         Command::Demo {
             addr,
@@ -298,8 +302,19 @@ async fn run(
     out: Option<PathBuf>,
     duration: Option<f64>,
     codec: Option<CodecArg>,
+    seed: Option<u64>,
 ) -> Result<()> {
-    let scenario = Scenario::load(file)?;
+    let mut scenario = Scenario::load(file)?;
+    if let Some(seed) = seed {
+        scenario.seed = seed;
+    }
+    if scenario.receiver == rtclab_scenarios::ReceiverKind::Browser {
+        bail!(
+            "{}: receiver = \"browser\" is not supported by `rtclab run` yet; use `./lab demo` \
+             to watch a browser receive, or set receiver = \"rust\"",
+            file.display()
+        );
+    }
     let out = out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}", scenario.name, unix_time()))
     });
