@@ -341,7 +341,8 @@ impl Peer {
         let mut selected: Option<(Candidate, Candidate)> = None;
         let mut dtls_state = String::new();
         let mut poll = self.runtime.interval(POLL_INTERVAL);
-        let mut connect_deadline: Option<tokio::time::Instant> = None;
+        // On the session clock, like everything else the peer times.
+        let mut connect_deadline: Option<std::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = &mut shutdown => {
@@ -360,13 +361,13 @@ impl Peer {
                             self.note(format!("joined room {room} ({peers} peer(s))"));
                             if peers == 2 {
                                 self.other_peer_present(&signal).await?;
-                                connect_deadline = Some(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+                                connect_deadline = Some(self.runtime.now() + CONNECT_TIMEOUT);
                             }
                         }
                         ServerMessage::PeerJoined => {
                             self.note("peer joined");
                             self.other_peer_present(&signal).await?;
-                            connect_deadline = Some(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+                            connect_deadline = Some(self.runtime.now() + CONNECT_TIMEOUT);
                         }
                         ServerMessage::Offer { sdp } => {
                             self.note("offer received");
@@ -452,7 +453,7 @@ impl Peer {
                 },
                 _ = poll.tick() => {
                     self.poll_transport(&mut selected, &mut dtls_state).await;
-                    if connect_deadline.is_some_and(|d| tokio::time::Instant::now() > d) {
+                    if connect_deadline.is_some_and(|d| self.runtime.now() > d) {
                         return Err(PeerError::Timeout(format!(
                             "not connected {}s after the other peer joined; see ice.* events in the log",
                             CONNECT_TIMEOUT.as_secs()
