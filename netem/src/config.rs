@@ -337,52 +337,19 @@ impl ImpairmentConfig {
 
     /// Replaces every field that `step` sets, keeping the others.
     pub fn overlay(&mut self, step: &ImpairmentConfig) {
-        macro_rules! take {
-            ($($f:ident),*) => { $( if step.$f.is_some() { self.$f = step.$f.clone(); } )* };
-        }
-        take!(
-            loss_pct,
-            burst,
-            drop_every_nth,
-            delay_ms,
-            jitter_ms,
-            jitter_distribution,
-            reorder,
-            duplicate_pct,
-            rate_kbps,
-            queue_ms,
-            queue_bytes,
-            overhead_bytes,
-            outage
-        );
+        self.assign_masked(step, step);
     }
 
     /// The fields of `self` that `mask` sets (values from `self`), others absent.
     pub fn masked(&self, mask: &ImpairmentConfig) -> ImpairmentConfig {
         let mut out = ImpairmentConfig::default();
-        macro_rules! pick {
-            ($($f:ident),*) => { $( if mask.$f.is_some() { out.$f = self.$f.clone(); } )* };
-        }
-        pick!(
-            loss_pct,
-            burst,
-            drop_every_nth,
-            delay_ms,
-            jitter_ms,
-            jitter_distribution,
-            reorder,
-            duplicate_pct,
-            rate_kbps,
-            queue_ms,
-            queue_bytes,
-            overhead_bytes,
-            outage
-        );
+        out.assign_masked(self, mask);
         out
     }
 
     /// Sets every field that `mask` sets to its value in `from`, which may be absent (back to
     /// the default); the only way a schedule can switch a part off again at the end of a period.
+    /// The one place that lists every field, so a new field is added here only.
     pub fn assign_masked(&mut self, from: &ImpairmentConfig, mask: &ImpairmentConfig) {
         macro_rules! assign {
             ($($f:ident),*) => { $( if mask.$f.is_some() { self.$f = from.$f.clone(); } )* };
