@@ -1,7 +1,7 @@
 //! `rtclab`: the command line. It parses arguments and calls the library crates; nothing else.
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use rtclab_events::{EventSink, read_log};
 use rtclab_peer::{PeerConfig, Role, RunRequest, Summary};
 use rtclab_scenarios::Scenario;
@@ -22,22 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario: signaling server, Rust sender and Rust receiver in this process.
-    Run {
-        /// Scenario file (see `rtclab scenarios`).
-        file: PathBuf,
-        /// Output folder [default: runs/<scenario>-<unix time>].
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Override the scenario's duration, in seconds.
-        #[arg(long)]
-        duration: Option<f64>,
-        /// Override the scenario's codec.
-        #[arg(long)]
-        codec: Option<CodecArg>,
-        /// Override the scenario's seed (every random draw of the impairment).
-        #[arg(long)]
-        seed: Option<u64>,
-    },
+    Run(RunArgs),
     /// Run variants of a scenario and compare them in one table.
     Sweep {
         /// Scenario file.
@@ -125,6 +110,43 @@ enum Command {
     },
 }
 
+/// `rtclab run`'s arguments.
+#[derive(Args)]
+struct RunArgs {
+    /// Scenario file (see `rtclab scenarios`).
+    file: PathBuf,
+    /// Output folder [default: runs/<scenario>-<unix time>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override the scenario's duration, in seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Override the scenario's codec.
+    #[arg(long)]
+    codec: Option<CodecArg>,
+    /// Override the scenario's seed (every random draw of the impairment).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override the scenario's receiver: rtclab's Rust receiver or headless Chromium.
+    #[arg(long)]
+    receiver: Option<ReceiverArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReceiverArg {
+    Rust,
+    Browser,
+}
+
+impl From<ReceiverArg> for rtclab_scenarios::ReceiverKind {
+    fn from(r: ReceiverArg) -> Self {
+        match r {
+            ReceiverArg::Rust => rtclab_scenarios::ReceiverKind::Rust,
+            ReceiverArg::Browser => rtclab_scenarios::ReceiverKind::Browser,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum CodecArg {
     H264,
@@ -188,13 +210,7 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Run {
-            file,
-            out,
-            duration,
-            codec,
-            seed,
-        } => run(&file, out, duration, codec, seed).await,
+        Command::Run(args) => run(args).await,
         Command::Serve { addr, web } => serve(&addr, web).await,
         Command::Demo {
             addr,
@@ -297,23 +313,18 @@ async fn main() -> Result<()> {
     }
 }
 
-async fn run(
-    file: &Path,
-    out: Option<PathBuf>,
-    duration: Option<f64>,
-    codec: Option<CodecArg>,
-    seed: Option<u64>,
-) -> Result<()> {
-    let mut scenario = Scenario::load(file)?;
+async fn run(args: RunArgs) -> Result<()> {
+    let RunArgs {
+        file,
+        out,
+        duration,
+        codec,
+        seed,
+        receiver,
+    } = args;
+    let mut scenario = Scenario::load(&file)?;
     if let Some(seed) = seed {
         scenario.seed = seed;
-    }
-    if scenario.receiver == rtclab_scenarios::ReceiverKind::Browser {
-        bail!(
-            "{}: receiver = \"browser\" is not supported by `rtclab run` yet; use `./lab demo` \
-             to watch a browser receive, or set receiver = \"rust\"",
-            file.display()
-        );
     }
     let out = out.unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}", scenario.name, unix_time()))
@@ -329,6 +340,7 @@ async fn run(
     let mut req = RunRequest::new(scenario, out.clone());
     req.duration_s = duration;
     req.codec = codec.map(Into::into);
+    req.receiver = receiver.map(Into::into);
     req.on_record = Some(progress_listener(bar.clone()));
     let outcome = rtclab_peer::run_scenario(req, ctrl_c()).await;
     bar.finish_and_clear();

@@ -155,3 +155,25 @@ fn a_negative_rate_is_refused() {
         "stderr: {stderr}"
     );
 }
+
+#[test]
+fn a_browser_receiver_without_chromium_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/clean.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_rtclab"))
+        .args(["run", scenario, "--receiver", "browser", "--out"])
+        .arg(dir.path().join("out"))
+        .env("RTCLAB_CHROMIUM", dir.path().join("no-such-chromium"))
+        .output()
+        .expect("run rtclab");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("RTCLAB_CHROMIUM") && stderr.contains("no-such-chromium"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        !dir.path().join("out/events.jsonl").exists(),
+        "nothing should start"
+    );
+}

@@ -9,5 +9,6 @@ pub mod sink;
 
 pub use schema::{
     Candidate, Direction, Event, MediaStats, PeerRole, Record, ReportBlock, Rtcp, SCHEMA, Side,
+    receiving_peer,
 };
 pub use sink::{Clock, EventSink, Listener, ReadError, SinkError, SystemClock, read_log};

@@ -46,6 +46,21 @@ pub struct Record {
     pub event: Event,
 }
 
+/// Who received the video in a log: the Rust receiver, or else a browser (whose `media.stats`
+/// the browser bridge derives from `getStats()`).
+pub fn receiving_peer(records: &[Record]) -> PeerRole {
+    let has = |peer| {
+        records
+            .iter()
+            .any(|r| r.peer == peer && matches!(r.event, Event::MediaStats(_)))
+    };
+    if !has(PeerRole::Receiver) && has(PeerRole::Browser) {
+        PeerRole::Browser
+    } else {
+        PeerRole::Receiver
+    }
+}
+
 /// Local or remote side of the ICE agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -275,14 +275,13 @@ impl EventSink {
         );
         let mut state = self.lock();
         state.ended = true;
-        if let Some(file) = state.file.take() {
-            if let Err(source) = file.sync_all() {
+        if let Some(file) = state.file.take()
+            && let Err(source) = file.sync_all() {
                 return Err(SinkError::Write {
                     path: self.inner.path.clone(),
                     source,
                 });
             }
-        }
         drop(state);
         self.check()
     }

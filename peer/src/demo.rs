@@ -6,12 +6,13 @@
 //! are written into it as `peer: "browser"` lines, and every line is pushed back to the page so
 //! it can chart the sender's target and encoder bitrate next to what it receives.
 
+use crate::bridge::BrowserBridge;
 use crate::clock::RuntimeClock;
 use crate::config::PeerConfig;
 use crate::error::PeerError;
 use crate::peer::{PeerExit, run_peer};
 use crate::summary::Summary;
-use rtclab_events::{Event, EventSink, PeerRole, Record, read_log};
+use rtclab_events::{EventSink, Record, read_log};
 use rtclab_signaling::{AppState, ServerMessage};
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,6 +40,7 @@ pub struct DemoConfig {
 /// The live session of one room.
 struct RoomSession {
     sink: EventSink,
+    bridge: Arc<BrowserBridge>,
     log: PathBuf,
 }
 
@@ -100,6 +102,7 @@ impl Demo {
             room.to_owned(),
             RoomSession {
                 sink: sink.clone(),
+                bridge: Arc::new(BrowserBridge::new(sink.clone())),
                 log: log.clone(),
             },
         );
@@ -130,23 +133,17 @@ impl Demo {
 
     /// A browser event for `room`'s log.
     fn browser_event(&self, room: &str, event: serde_json::Value) {
-        let sink = match self
+        let bridge = match self
             .rooms
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(room)
         {
-            Some(s) => s.sink.clone(),
+            Some(s) => s.bridge.clone(),
             None => return,
         };
-        // Only the browser kinds are accepted from a page; anything else would let a page
-        // forge sender events in the log.
-        match serde_json::from_value::<Event>(event) {
-            Ok(e @ (Event::BrowserStats { .. } | Event::BrowserEvent { .. })) => {
-                sink.emit(PeerRole::Browser, e)
-            }
-            Ok(other) => tracing::warn!("demo: ignoring {} event from a browser", other.kind()),
-            Err(e) => tracing::warn!("demo: ignoring malformed browser event: {e}"),
+        if let Err(why) = bridge.accept(event) {
+            tracing::warn!("demo: {why}");
         }
     }
 }

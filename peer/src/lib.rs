@@ -5,6 +5,8 @@
 //! - [`tap`]: the RTCP wire tap; [`bwe`]: congestion-control logging;
 //! - [`session`]: `rtclab run`; [`summary`]: `summary.json` from the log.
 
+pub mod bridge;
+pub mod browser;
 pub mod bwe;
 pub mod clock;
 pub mod config;

@@ -9,7 +9,7 @@ use crate::peer::{PeerExit, run_peer};
 use crate::summary::Summary;
 use rtclab_events::{Event, EventSink, PeerRole, read_log};
 use rtclab_media::{Codec, Resolution, SourceSpec};
-use rtclab_scenarios::{CodecName, Scenario};
+use rtclab_scenarios::{CodecName, ReceiverKind, Scenario};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +35,10 @@ pub struct RunRequest {
     pub pli_interval: Option<Duration>,
     /// Told about every event as it is logged (the CLI's progress bar).
     pub on_record: Option<rtclab_events::Listener>,
+    /// Overrides the scenario's receiver (`rust` or `browser`).
+    pub receiver: Option<ReceiverKind>,
+    /// The page a browser receiver opens (default: [`crate::demo::default_web_dir`]).
+    pub web_dir: Option<PathBuf>,
 }
 
 impl RunRequest {
@@ -47,6 +51,8 @@ impl RunRequest {
             codec: None,
             pli_interval: None,
             on_record: None,
+            receiver: None,
+            web_dir: None,
         }
     }
 }
@@ -105,11 +111,25 @@ pub async fn run_scenario(
         source,
     })?;
     // The source must exist before anything starts: failing after the call is up helps no one.
-    if let Some(p) = &req.scenario.source {
-        if !p.is_file() {
+    if let Some(p) = &req.scenario.source
+        && !p.is_file() {
             return Err(PeerError::Media(rtclab_media::MediaError::FileNotFound {
                 path: p.clone(),
             }));
+        }
+    let receiver_kind = req.receiver.unwrap_or(req.scenario.receiver);
+    let web_dir = req
+        .web_dir
+        .clone()
+        .unwrap_or_else(crate::demo::default_web_dir);
+    if receiver_kind == ReceiverKind::Browser {
+        crate::browser::find_chromium()?;
+        if !crate::demo::is_web_dir(&web_dir) {
+            return Err(PeerError::Failed(format!(
+                "a browser receiver needs the web page, but {} has no index.html; run from the \
+                 repository (or pass its web/ folder)",
+                web_dir.display()
+            )));
         }
     }
     let runtime: Arc<dyn Runtime> = webrtc::runtime::default_runtime()
@@ -122,6 +142,11 @@ pub async fn run_scenario(
     config["duration_s"] = duration.into();
     config["description"] = req.scenario.description.clone().into();
     config["seed"] = req.scenario.seed.into();
+    config["receiver"] = match receiver_kind {
+        ReceiverKind::Rust => "rust",
+        ReceiverKind::Browser => "browser",
+    }
+    .into();
     let sink = EventSink::create(
         &events,
         Arc::new(RuntimeClock(runtime.clone())),
@@ -156,12 +181,20 @@ pub async fn run_scenario(
     } else {
         runtime.clone()
     };
+    let receiver = match receiver_kind {
+        ReceiverKind::Rust => ReceiverSide::Rust(receiver_cfg),
+        ReceiverKind::Browser => ReceiverSide::Browser {
+            web_dir,
+            codec: sender_cfg.codec,
+            log: req.out.join("chromium.log"),
+        },
+    };
     let result = run_peers(
         &sink,
         runtime.clone(),
         sender_runtime,
         sender_cfg,
-        receiver_cfg,
+        receiver,
         duration,
         interrupt,
     )
@@ -194,22 +227,114 @@ fn impaired(s: &Scenario) -> bool {
         && i.uplink.steps.is_empty())
 }
 
+/// Who receives in a run.
+enum ReceiverSide {
+    /// rtclab's Rust receiver, in this process.
+    Rust(PeerConfig),
+    /// Headless Chromium on the demo page; its stderr goes to `log`.
+    Browser {
+        web_dir: PathBuf,
+        codec: Codec,
+        log: PathBuf,
+    },
+}
+
+/// A receiver that is running.
+enum RunningReceiver {
+    Rust {
+        task: tokio::task::JoinHandle<Result<PeerExit, PeerError>>,
+        stop: watch::Sender<bool>,
+    },
+    Browser(Box<crate::browser::Chromium>),
+}
+
+/// How long headless Chromium gets to open the page and join the room (it starts in ~1 s here).
+const BROWSER_JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl RunningReceiver {
+    /// Resolves if the receiver ends before it is told to.
+    async fn ended(&mut self) -> PeerError {
+        match self {
+            RunningReceiver::Rust { task, .. } => match task.await {
+                Ok(Err(e)) => e,
+                Ok(Ok(exit)) => PeerError::Failed(format!("the receiver stopped early: {exit:?}")),
+                Err(e) => PeerError::Failed(format!("the receiver task failed: {e}")),
+            },
+            RunningReceiver::Browser(chromium) => PeerError::Failed(format!(
+                "the browser receiver stopped early: {}",
+                chromium.exited().await
+            )),
+        }
+    }
+
+    /// Stops the receiver; an error it ended with, or a warning if it would not stop.
+    async fn stop(self, sink: &EventSink) -> Result<(), PeerError> {
+        match self {
+            RunningReceiver::Rust { mut task, stop } => {
+                let _ = stop.send(true);
+                match tokio::time::timeout(STOP_GRACE, &mut task).await {
+                    Ok(Ok(Ok(_))) => Ok(()),
+                    Ok(Ok(Err(e))) => Err(e),
+                    Ok(Err(e)) => Err(PeerError::Failed(format!("the receiver task failed: {e}"))),
+                    Err(_) => {
+                        sink.emit(
+                            PeerRole::Lab,
+                            Event::Note {
+                                level: "warn".into(),
+                                message: format!("the receiver did not stop within {STOP_GRACE:?}"),
+                            },
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            RunningReceiver::Browser(chromium) => {
+                chromium.stop().await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Starts the signaling server (with the page and the browser bridge for a browser receiver),
+/// then the receiver, then the sender once the receiver is in the room; runs for `duration`.
 async fn run_peers(
     sink: &EventSink,
     runtime: Arc<dyn Runtime>,
     sender_runtime: Arc<dyn Runtime>,
     sender_cfg: PeerConfig,
-    receiver_cfg: PeerConfig,
+    receiver: ReceiverSide,
     duration: f64,
     interrupt: impl Future<Output = ()>,
 ) -> Result<String, PeerError> {
+    let room = "run";
+    let joined = Arc::new(tokio::sync::Notify::new());
+    let state = match &receiver {
+        ReceiverSide::Rust(_) => rtclab_signaling::AppState::new(None),
+        ReceiverSide::Browser { web_dir, .. } => {
+            let bridge = crate::bridge::BrowserBridge::new(sink.clone());
+            let joined = joined.clone();
+            rtclab_signaling::AppState::new(Some(web_dir.clone()))
+                .with_event_hook(move |_room, event| {
+                    if let Err(why) = bridge.accept(event) {
+                        tracing::warn!("run: {why}");
+                    }
+                })
+                // The page joins first, alone; the second join is our sender.
+                .with_join_hook(move |_room, peers| {
+                    if peers == 1 {
+                        joined.notify_one();
+                    }
+                })
+        }
+    };
     let (listener, addr) = rtclab_signaling::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| PeerError::Signaling(format!("cannot start the signaling server: {e}")))?;
     let (server_stop_tx, server_stop_rx) = watch::channel(false);
     let server = tokio::spawn(rtclab_signaling::serve_with_shutdown(
         listener,
-        Arc::new(rtclab_signaling::AppState::new(None)),
+        Arc::new(state),
         wait_true(server_stop_rx),
     ));
     sink.emit(
@@ -219,27 +344,18 @@ async fn run_peers(
         },
     );
     let url = format!("ws://{addr}");
-    let room = "run";
 
-    let (recv_stop_tx, recv_stop_rx) = watch::channel(false);
-    let (send_stop_tx, send_stop_rx) = watch::channel(false);
-    let receiver = tokio::spawn({
-        let (url, sink, runtime) = (url.clone(), sink.clone(), runtime.clone());
-        async move {
-            run_peer(
-                &url,
-                room,
-                receiver_cfg,
-                sink,
-                runtime,
-                wait_true(recv_stop_rx),
-            )
-            .await
+    let started = start_receiver(sink, &runtime, &url, room, addr, receiver, &joined).await;
+    let mut receiver = match started {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = server_stop_tx.send(true);
+            let _ = tokio::time::timeout(STOP_GRACE, server).await;
+            return Err(e);
         }
-    });
-    // Let the receiver join first so the sender finds it and offers at once.
-    runtime.sleep(Duration::from_millis(100)).await;
-    let sender = tokio::spawn({
+    };
+    let (send_stop_tx, send_stop_rx) = watch::channel(false);
+    let mut sender = tokio::spawn({
         let (url, sink, runtime) = (url.clone(), sink.clone(), sender_runtime);
         async move {
             run_peer(
@@ -255,62 +371,92 @@ async fn run_peers(
     });
 
     tokio::pin!(interrupt);
-    let mut sender = sender;
-    let mut receiver = receiver;
-    let ended_early: Option<(
-        Role,
-        Result<Result<PeerExit, PeerError>, tokio::task::JoinError>,
-    )>;
+    let mut sender_early = None;
+    let mut receiver_early = None;
     let reason = tokio::select! {
-        _ = runtime.sleep(Duration::from_secs_f64(duration)) => { ended_early = None; "completed".to_owned() }
-        _ = &mut interrupt => { ended_early = None; "interrupted".to_owned() }
-        r = &mut sender => { ended_early = Some((Role::Sender, r)); "sender stopped early".to_owned() }
-        r = &mut receiver => { ended_early = Some((Role::Receiver, r)); "receiver stopped early".to_owned() }
+        _ = runtime.sleep(Duration::from_secs_f64(duration)) => "completed".to_owned(),
+        _ = &mut interrupt => "interrupted".to_owned(),
+        r = &mut sender => { sender_early = Some(r); "sender stopped early".to_owned() }
+        e = receiver.ended() => { receiver_early = Some(e); "receiver stopped early".to_owned() }
     };
 
     // Stop the sender first so its last statistics precede the receiver's.
     let _ = send_stop_tx.send(true);
-    let sender_result = match &ended_early {
-        Some((Role::Sender, _)) => None,
-        _ => Some(tokio::time::timeout(STOP_GRACE, &mut sender).await),
-    };
-    let _ = recv_stop_tx.send(true);
-    let receiver_result = match &ended_early {
-        Some((Role::Receiver, _)) => None,
-        _ => Some(tokio::time::timeout(STOP_GRACE, &mut receiver).await),
-    };
-    let _ = server_stop_tx.send(true);
-    let _ = tokio::time::timeout(STOP_GRACE, server).await;
-
-    if let Some((role, r)) = ended_early {
-        return Err(match r {
+    let sender_result = match sender_early {
+        Some(r) => Err(match r {
             Ok(Err(e)) => e,
-            Ok(Ok(exit)) => PeerError::Failed(format!("the {role:?} stopped early: {exit:?}")),
-            Err(e) => PeerError::Failed(format!("the {role:?} task failed: {e}")),
-        });
-    }
-    for (role, r) in [
-        (Role::Sender, sender_result),
-        (Role::Receiver, receiver_result),
-    ] {
-        match r {
-            Some(Ok(Ok(Err(e)))) => return Err(e),
-            Some(Ok(Err(e))) => {
-                return Err(PeerError::Failed(format!("the {role:?} task failed: {e}")));
-            }
-            Some(Err(_)) => {
+            Ok(Ok(exit)) => PeerError::Failed(format!("the sender stopped early: {exit:?}")),
+            Err(e) => PeerError::Failed(format!("the sender task failed: {e}")),
+        }),
+        None => match tokio::time::timeout(STOP_GRACE, &mut sender).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(e)) => Err(PeerError::Failed(format!("the sender task failed: {e}"))),
+            Err(_) => {
                 sink.emit(
                     PeerRole::Lab,
                     Event::Note {
                         level: "warn".into(),
-                        message: format!("the {role:?} did not stop within {STOP_GRACE:?}"),
+                        message: format!("the sender did not stop within {STOP_GRACE:?}"),
                     },
                 );
+                Ok(())
             }
-            _ => {}
+        },
+    };
+    let receiver_result = match receiver_early {
+        Some(e) => Err(e),
+        None => receiver.stop(sink).await,
+    };
+    let _ = server_stop_tx.send(true);
+    let _ = tokio::time::timeout(STOP_GRACE, server).await;
+    sender_result?;
+    receiver_result?;
+    Ok(reason)
+}
+
+/// Starts the receiver and returns once it is in the room, so the sender finds it and offers.
+async fn start_receiver(
+    sink: &EventSink,
+    runtime: &Arc<dyn Runtime>,
+    url: &str,
+    room: &'static str,
+    addr: std::net::SocketAddr,
+    receiver: ReceiverSide,
+    joined: &tokio::sync::Notify,
+) -> Result<RunningReceiver, PeerError> {
+    match receiver {
+        ReceiverSide::Rust(cfg) => {
+            let (stop, stop_rx) = watch::channel(false);
+            let task = tokio::spawn({
+                let (url, sink, runtime) = (url.to_owned(), sink.clone(), runtime.clone());
+                async move { run_peer(&url, room, cfg, sink, runtime, wait_true(stop_rx)).await }
+            });
+            // Let the receiver join first so the sender finds it and offers at once.
+            runtime.sleep(Duration::from_millis(100)).await;
+            Ok(RunningReceiver::Rust { task, stop })
+        }
+        ReceiverSide::Browser { codec, log, .. } => {
+            let page = format!("http://{addr}/?room={room}&autostart=1&codec={}", codec);
+            sink.emit(
+                PeerRole::Lab,
+                Event::Note {
+                    level: "info".into(),
+                    message: format!("headless Chromium opens {page}"),
+                },
+            );
+            let mut chromium = crate::browser::Chromium::launch(&page, &log)?;
+            tokio::select! {
+                _ = joined.notified() => Ok(RunningReceiver::Browser(Box::new(chromium))),
+                why = chromium.exited() => Err(PeerError::Failed(why)),
+                _ = runtime.sleep(BROWSER_JOIN_TIMEOUT) => Err(PeerError::Timeout(format!(
+                    "headless Chromium did not join the room within {BROWSER_JOIN_TIMEOUT:?}; \
+                     see {}",
+                    log.display()
+                ))),
+            }
         }
     }
-    Ok(reason)
 }
 
 /// `summary.json`: the backbone's summary plus the report's figures (utilisation, queuing delay,

@@ -79,7 +79,7 @@ pub struct Summary {
     pub candidates: BTreeMap<String, u64>,
 }
 
-fn last_stats<'a>(records: &'a [Record], peer: PeerRole) -> Option<&'a MediaStats> {
+fn last_stats(records: &[Record], peer: PeerRole) -> Option<&MediaStats> {
     records.iter().rev().find_map(|r| match &r.event {
         Event::MediaStats(s) if r.peer == peer => Some(s),
         _ => None,
@@ -110,6 +110,12 @@ impl Summary {
     /// Computes the summary from a session's records.
     pub fn from_records(records: &[Record]) -> Summary {
         let mut s = Summary::default();
+        let receiving = rtclab_events::receiving_peer(records);
+        // A browser receiver's feedback is seen where it arrives: at the sender's tap.
+        let (fb_peer, fb_dir) = match receiving {
+            PeerRole::Browser => (PeerRole::Sender, Direction::In),
+            _ => (PeerRole::Receiver, Direction::Out),
+        };
         for r in records {
             match &r.event {
                 Event::SessionStart {
@@ -128,7 +134,7 @@ impl Summary {
                     *s.rtcp
                         .entry(format!("{} {dir} {}", r.peer, packet.type_name()))
                         .or_default() += 1;
-                    if r.peer == PeerRole::Receiver && *direction == Direction::Out {
+                    if r.peer == fb_peer && *direction == fb_dir {
                         match packet {
                             rtclab_events::Rtcp::Nack { seqs, .. } => {
                                 s.nacks += 1;
@@ -192,7 +198,7 @@ impl Summary {
             s.packets_sent = st.packets;
             s.retransmissions = st.retransmitted;
         }
-        if let Some(st) = last_stats(records, PeerRole::Receiver) {
+        if let Some(st) = last_stats(records, receiving) {
             s.frames_decoded = st.frames;
             s.packets_received = st.packets;
             s.packets_lost = st.lost;
@@ -202,7 +208,7 @@ impl Summary {
         }
         s.mean_send_bps = mean(sender_stats.iter().map(|m| m.bitrate_bps));
         s.mean_recv_bps = mean(records.iter().filter_map(|r| match &r.event {
-            Event::MediaStats(m) if r.peer == PeerRole::Receiver => Some(m.bitrate_bps),
+            Event::MediaStats(m) if r.peer == receiving => Some(m.bitrate_bps),
             _ => None,
         }));
         s.mean_target_bps = mean(records.iter().filter_map(|r| match &r.event {

@@ -364,10 +364,9 @@ fn sender_stats(r: &Record) -> Option<&MediaStats> {
     }
 }
 
-fn receiver_stats(r: &Record) -> Option<&MediaStats> {
+fn receiver_stats(r: &Record, receiving: PeerRole) -> Option<&MediaStats> {
     match &r.event {
-        // A browser receiver reports through browser.stats, which is not read here.
-        Event::MediaStats(m) if r.peer == PeerRole::Receiver => Some(m),
+        Event::MediaStats(m) if r.peer == receiving => Some(m),
         _ => None,
     }
 }
@@ -413,6 +412,12 @@ impl RunReport {
         let bucket = |t: f64| (t.max(0.0).floor() as usize).min(n_seconds - 1);
 
         let mut rtcp: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+        let receiving = rtclab_events::receiving_peer(records);
+        // A browser receiver's feedback is seen where it arrives: at the sender's tap.
+        let (fb_peer, fb_dir) = match receiving {
+            PeerRole::Browser => (PeerRole::Sender, Direction::In),
+            _ => (PeerRole::Receiver, Direction::Out),
+        };
         let mut prev_send: Option<&MediaStats> = None;
         let mut prev_recv: Option<&MediaStats> = None;
         let mut rtts = Vec::new();
@@ -445,7 +450,7 @@ impl RunReport {
                             packet.type_name().to_owned(),
                         ))
                         .or_default() += 1;
-                    if r.peer == PeerRole::Receiver && *direction == Direction::Out {
+                    if r.peer == fb_peer && *direction == fb_dir {
                         match packet {
                             Rtcp::Nack { seqs, .. } => {
                                 ts[b].nacks += 1;
@@ -479,7 +484,7 @@ impl RunReport {
                         rep.raw.send_fps.push((r.t, m.fps));
                         sender_times.push(r.t);
                         prev_send = Some(m);
-                    } else if let Some(m) = receiver_stats(r) {
+                    } else if let Some(m) = receiver_stats(r, receiving) {
                         ts[b].recv_bps = Some(m.bitrate_bps);
                         ts[b].recv_fps = Some(m.fps);
                         ts[b].lost_packets +=

@@ -1,0 +1,123 @@
+//! Headless Chromium as a receiver: `rtclab run --receiver browser` opens the demo page in it.
+//!
+//! The page is the same one `rtclab demo` serves; it joins the room, answers the Rust sender's
+//! offer, plays the video and sends its `getStats()` once a second (see [`crate::bridge`]).
+
+use crate::error::PeerError;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use tokio::process::{Child, Command};
+
+/// Environment variable naming the Chromium binary to use instead of searching `PATH`.
+pub const CHROMIUM_ENV: &str = "RTCLAB_CHROMIUM";
+
+/// Flags for a headless Chromium on a machine with no network but loopback. The background
+/// networking switches stop it from calling Google's services (refused here, many at a time);
+/// loopback candidates are needed because both peers are on 127.0.0.1.
+const FLAGS: &[&str] = &[
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
+    "--enable-logging=stderr",
+];
+
+/// Finds Chromium: `$RTCLAB_CHROMIUM`, else `chromium`, `chromium-browser`, `google-chrome` on
+/// `PATH`.
+pub fn find_chromium() -> Result<PathBuf, PeerError> {
+    if let Some(p) = std::env::var_os(CHROMIUM_ENV) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(PeerError::Failed(format!(
+                "{CHROMIUM_ENV}={} is not a file; point it at a Chromium binary",
+                p.display()
+            )))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(PeerError::Failed(
+        "Chromium not found: a browser receiver needs it. Install it (`./lab deps` does, or \
+         `apt-get install chromium`), or set RTCLAB_CHROMIUM to its binary, or use receiver = \"rust\""
+            .into(),
+    ))
+}
+
+/// A running headless Chromium; killed when dropped.
+pub struct Chromium {
+    child: Child,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+    // Held for its Drop: the profile folder is removed with the browser.
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    /// Starts Chromium on `url`, its stderr in `log`.
+    pub fn launch(url: &str, log: &Path) -> Result<Chromium, PeerError> {
+        let bin = find_chromium()?;
+        let profile = tempfile::tempdir().map_err(|source| PeerError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let log_file = std::fs::File::create(log).map_err(|source| PeerError::Io {
+            path: log.to_owned(),
+            source,
+        })?;
+        let mut cmd = Command::new(&bin);
+        cmd.args(FLAGS)
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true);
+        // Chromium refuses to start as root without this; as a normal user its sandbox stays on.
+        if is_root() {
+            cmd.arg("--no-sandbox");
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| PeerError::Failed(format!("cannot start {}: {e}", bin.display())))?;
+        Ok(Chromium {
+            child,
+            log: log.to_owned(),
+            _profile: profile,
+        })
+    }
+
+    /// Resolves when the browser exits on its own (a crash, a missing library).
+    pub async fn exited(&mut self) -> String {
+        match self.child.wait().await {
+            Ok(status) => format!("Chromium exited ({status}); see {}", self.log.display()),
+            Err(e) => format!("Chromium: {e}"),
+        }
+    }
+
+    /// Stops the browser and waits for it.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
