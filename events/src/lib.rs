@@ -8,7 +8,7 @@ pub mod schema;
 pub mod sink;
 
 pub use schema::{
-    Candidate, Direction, Event, MediaStats, PeerRole, Record, ReportBlock, Rtcp, SCHEMA, Side,
-    receiving_peer,
+    BweDetail, Candidate, Direction, Event, MediaStats, PeerRole, Record, ReportBlock, Rtcp,
+    SCHEMA, Side, receiving_peer,
 };
 pub use sink::{Clock, EventSink, Listener, ReadError, SinkError, SystemClock, read_log};

@@ -46,6 +46,32 @@ pub struct Record {
     pub event: Event,
 }
 
+/// What rtclab's own congestion controller says about an estimate, beyond the target.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BweDetail {
+    /// Delay-based detector's verdict: `normal`, `overuse` or `underuse` (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Rate controller's state: `increase`, `hold` or `decrease` (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_control: Option<String>,
+    /// Delay-gradient trend as compared with the threshold, ms (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<f64>,
+    /// Adaptive overuse threshold, ms (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Acknowledged (delivered) bitrate, bps (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_bps: Option<f64>,
+    /// The sender is application-limited (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alr: Option<bool>,
+    /// Result of the latest probe cluster, bps (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_bps: Option<f64>,
+}
+
 /// Who received the video in a log: the Rust receiver, or else a browser (whose `media.stats`
 /// the browser bridge derives from `getStats()`).
 pub fn receiving_peer(records: &[Record]) -> PeerRole {
@@ -400,6 +426,9 @@ pub enum Event {
         /// Round-trip time, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rtt_ms: Option<f64>,
+        /// What rtclab's own controller adds (absent for the stock one).
+        #[serde(flatten, default)]
+        detail: BweDetail,
     },
     /// Encoder output over the last second.
     #[serde(rename = "encoder.rate")]

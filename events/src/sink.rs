@@ -276,12 +276,13 @@ impl EventSink {
         let mut state = self.lock();
         state.ended = true;
         if let Some(file) = state.file.take()
-            && let Err(source) = file.sync_all() {
-                return Err(SinkError::Write {
-                    path: self.inner.path.clone(),
-                    source,
-                });
-            }
+            && let Err(source) = file.sync_all()
+        {
+            return Err(SinkError::Write {
+                path: self.inner.path.clone(),
+                source,
+            });
+        }
         drop(state);
         self.check()
     }
@@ -445,6 +446,12 @@ mod tests {
                 loss_based_bps: None,
                 loss_ratio: Some(0.01),
                 rtt_ms: None,
+                detail: crate::BweDetail {
+                    state: Some("overuse".into()),
+                    trend: Some(12.5),
+                    alr: Some(false),
+                    ..Default::default()
+                },
             },
             Event::MediaStats(MediaStats {
                 direction: "recv".into(),

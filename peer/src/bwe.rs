@@ -71,6 +71,7 @@ impl<E: BandwidthEstimator> ObservedEstimator<E> {
                     loss_based_bps: stats.loss_based_bitrate.map(f64::round),
                     loss_ratio: stats.packet_loss,
                     rtt_ms: stats.round_trip_time.map(|d| d.as_secs_f64() * 1000.0),
+                    detail: Default::default(),
                 },
             );
         }

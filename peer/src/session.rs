@@ -112,11 +112,12 @@ pub async fn run_scenario(
     })?;
     // The source must exist before anything starts: failing after the call is up helps no one.
     if let Some(p) = &req.scenario.source
-        && !p.is_file() {
-            return Err(PeerError::Media(rtclab_media::MediaError::FileNotFound {
-                path: p.clone(),
-            }));
-        }
+        && !p.is_file()
+    {
+        return Err(PeerError::Media(rtclab_media::MediaError::FileNotFound {
+            path: p.clone(),
+        }));
+    }
     let receiver_kind = req.receiver.unwrap_or(req.scenario.receiver);
     let web_dir = req
         .web_dir

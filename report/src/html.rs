@@ -404,6 +404,7 @@ mod tests {
                     loss_based_bps: None,
                     loss_ratio: None,
                     rtt_ms: Some(if congested { 420.0 } else { 42.0 }),
+                    detail: Default::default(),
                 },
             });
             t = ((t + 0.1) * 10.0_f64).round() / 10.0;

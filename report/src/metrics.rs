@@ -811,6 +811,7 @@ mod tests {
                 loss_based_bps: None,
                 loss_ratio: None,
                 rtt_ms: Some(40.0),
+                detail: Default::default(),
             },
         )
     }
