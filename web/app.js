@@ -16,6 +16,8 @@ const DEFAULT_HIDDEN = new Set(['browser.stats']);  // noisy kinds, unchecked un
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
+/** The page sends its camera instead of receiving (see offerCamera). */
+const SEND_MODE = params.get('send') === 'camera';
 
 // ---------------------------------------------------------------------------------------------
 // state
@@ -204,10 +206,12 @@ function fail(what, err) {
 async function onSignal(msg) {
   switch (msg.type) {
     case 'joined':
-      setState('signaling', msg.peers === 1 ? 'waiting for sender' : 'peer present');
+      setState('signaling', msg.peers === 1 ? (SEND_MODE ? 'waiting for receiver' : 'waiting for sender') : 'peer present');
+      if (SEND_MODE && msg.peers === 2) await offerCamera();
       break;
     case 'peer-joined':
       setState('signaling', 'peer joined');
+      if (SEND_MODE) await offerCamera();
       break;
     case 'offer':
       app.timing.offerMs ??= performance.now();
@@ -339,6 +343,32 @@ async function flushCandidates() {
   for (const c of list) {
     await pc.addIceCandidate(c).catch((err) => browserEvent('error', { what: 'addIceCandidate', message: err.message }));
   }
+}
+
+/**
+ * Send mode (`?send=camera`, used by `rtclab bench cc`): the page is the sender. It offers its
+ * camera (Chromium's fake device under test) send-only at 1280x720/30, the chosen codec first,
+ * to the Rust receiver that joins the room; Chromium's own congestion control drives it.
+ */
+async function offerCamera() {
+  if (app.pc) return;
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 }, audio: false });
+  app.camera = stream;
+  const track = stream.getVideoTracks()[0];
+  // Keep the resolution and let the encoder trade quality, as the Rust sender does at 720p.
+  track.contentHint = 'motion';
+  const pc = createPc();
+  const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  try { preferCodec(transceiver, $('codec').value); } catch (err) { browserEvent('error', { what: 'setCodecPreferences', message: err.message }); }
+  const selfView = $('self-view');
+  selfView.srcObject = stream;
+  selfView.hidden = false;
+  $('self-label').hidden = false;
+  browserEvent('camera on', { label: track.label, settings: track.getSettings(), mode: 'send' });
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  send({ type: 'offer', sdp: pc.localDescription.sdp });
+  browserEvent('offer sent', { reason: 'send mode' });
 }
 
 /** "Send my camera too": add the camera to the call and renegotiate (the page offers). */

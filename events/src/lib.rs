@@ -9,6 +9,6 @@ pub mod sink;
 
 pub use schema::{
     BweDetail, Candidate, Direction, Event, MediaStats, PeerRole, Record, ReportBlock, Rtcp,
-    SCHEMA, Side, receiving_peer,
+    SCHEMA, Side, receiving_peer, sending_peer,
 };
 pub use sink::{Clock, EventSink, Listener, ReadError, SinkError, SystemClock, read_log};

@@ -75,15 +75,25 @@ pub struct BweDetail {
 /// Who received the video in a log: the Rust receiver, or else a browser (whose `media.stats`
 /// the browser bridge derives from `getStats()`).
 pub fn receiving_peer(records: &[Record]) -> PeerRole {
+    media_peer(records, PeerRole::Receiver, "recv")
+}
+
+/// Who sent the video in a log: the Rust sender, or else a browser (`rtclab bench cc`'s
+/// Chromium leg).
+pub fn sending_peer(records: &[Record]) -> PeerRole {
+    media_peer(records, PeerRole::Sender, "send")
+}
+
+fn media_peer(records: &[Record], rust: PeerRole, direction: &str) -> PeerRole {
     let has = |peer| {
-        records
-            .iter()
-            .any(|r| r.peer == peer && matches!(r.event, Event::MediaStats(_)))
+        records.iter().any(|r| {
+            r.peer == peer && matches!(&r.event, Event::MediaStats(m) if m.direction == direction)
+        })
     };
-    if !has(PeerRole::Receiver) && has(PeerRole::Browser) {
+    if !has(rust) && has(PeerRole::Browser) {
         PeerRole::Browser
     } else {
-        PeerRole::Receiver
+        rust
     }
 }
 

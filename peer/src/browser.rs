@@ -1,4 +1,5 @@
-//! Headless Chromium as a receiver: `rtclab run --receiver browser` opens the demo page in it.
+//! Headless Chromium as a peer of a run: `rtclab run --receiver browser` opens the demo page in
+//! it as the receiver; `rtclab bench cc` opens it in send mode as the sender.
 //!
 //! The page is the same one `rtclab demo` serves; it joins the room, answers the Rust sender's
 //! offer, plays the video and sends its `getStats()` once a second (see [`crate::bridge`]).
@@ -27,6 +28,9 @@ const FLAGS: &[&str] = &[
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--allow-loopback-in-peer-connection",
     "--enable-logging=stderr",
+    // A sending page (`rtclab bench cc`) uses Chromium's generated test camera, without a prompt.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ];
 
 /// Finds Chromium: `$RTCLAB_CHROMIUM`, else `chromium`, `chromium-browser`, `google-chrome` on

@@ -37,8 +37,11 @@ pub struct RunRequest {
     pub on_record: Option<rtclab_events::Listener>,
     /// Overrides the scenario's receiver (`rust` or `browser`).
     pub receiver: Option<ReceiverKind>,
-    /// The page a browser receiver opens (default: [`crate::demo::default_web_dir`]).
+    /// The page a browser peer opens (default: [`crate::demo::default_web_dir`]).
     pub web_dir: Option<PathBuf>,
+    /// Headless Chromium sends (its fake camera, its own congestion control) to the Rust
+    /// receiver, whose ingress then carries the downlink impairment (`rtclab bench cc`).
+    pub browser_sender: bool,
 }
 
 impl RunRequest {
@@ -53,6 +56,7 @@ impl RunRequest {
             on_record: None,
             receiver: None,
             web_dir: None,
+            browser_sender: false,
         }
     }
 }
@@ -119,15 +123,21 @@ pub async fn run_scenario(
         }));
     }
     let receiver_kind = req.receiver.unwrap_or(req.scenario.receiver);
+    let browser_sends = req.browser_sender;
+    if browser_sends && receiver_kind == ReceiverKind::Browser {
+        return Err(PeerError::Failed(
+            "a run has one browser: with Chromium as the sender the receiver must be rust".into(),
+        ));
+    }
     let web_dir = req
         .web_dir
         .clone()
         .unwrap_or_else(crate::demo::default_web_dir);
-    if receiver_kind == ReceiverKind::Browser {
+    if receiver_kind == ReceiverKind::Browser || browser_sends {
         crate::browser::find_chromium()?;
         if !crate::demo::is_web_dir(&web_dir) {
             return Err(PeerError::Failed(format!(
-                "a browser receiver needs the web page, but {} has no index.html; run from the \
+                "a browser peer needs the web page, but {} has no index.html; run from the \
                  repository (or pass its web/ folder)",
                 web_dir.display()
             )));
@@ -137,7 +147,7 @@ pub async fn run_scenario(
         .ok_or_else(|| PeerError::Failed("webrtc-rs was built without a runtime".into()))?;
     let events = req.out.join("events.jsonl");
     let mut sender_cfg = peer_config(&req, Role::Sender);
-    let receiver_cfg = peer_config(&req, Role::Receiver);
+    let mut receiver_cfg = peer_config(&req, Role::Receiver);
     let duration = req.duration_s.unwrap_or(req.scenario.duration_s);
     let mut config = sender_cfg.describe();
     config["duration_s"] = duration.into();
@@ -148,6 +158,10 @@ pub async fn run_scenario(
         ReceiverKind::Browser => "browser",
     }
     .into();
+    config["sender"] = if browser_sends { "browser" } else { "rust" }.into();
+    if browser_sends {
+        config["estimator"] = "chromium".into();
+    }
     let sink = EventSink::create(
         &events,
         Arc::new(RuntimeClock(runtime.clone())),
@@ -158,43 +172,60 @@ pub async fn run_scenario(
         sink.set_listener(listener);
     }
 
-    // The sender's tap sees both directions of the one media path; the receiver's would only
-    // duplicate it.
+    // One Rust peer's tap sees both directions of the one media path (the sender's, unless a
+    // browser sends); a second would only duplicate it.
     let base = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let pcap_path = req.out.join("rtp.pcap");
-    sender_cfg.pcap = Some(
+    let pcap = Some(
         PcapSink::create(&pcap_path, base).map_err(|source| PeerError::Io {
             path: pcap_path.clone(),
             source,
         })?,
     );
-    // The impairment sits on the sender's sockets: its egress is the media path (downlink), its
-    // ingress the feedback path (uplink). The receiver's runtime stays clean.
-    let sender_runtime: Arc<dyn Runtime> = if impaired(&req.scenario) {
+    // The impairment sits on the Rust sender's sockets: egress is the media path (downlink),
+    // ingress the feedback path (uplink). When Chromium sends, it sits on the Rust receiver's
+    // sockets instead, ingress = downlink: the same link, seen from its other end.
+    let impair_side = if browser_sends {
+        rtclab_netem::Side::Receiver
+    } else {
+        rtclab_netem::Side::Sender
+    };
+    let impaired_runtime: Arc<dyn Runtime> = if impaired(&req.scenario) {
         rtclab_netem::ImpairedRuntime::builder(runtime.clone(), req.scenario.impairment.clone())
             .seed(req.scenario.seed)
             .sink(sink.clone())
-            .side(rtclab_netem::Side::Sender)
+            .side(impair_side)
             .build()
             .map_err(|e| PeerError::Failed(format!("impairment: {e}")))?
     } else {
         runtime.clone()
     };
-    let receiver = match receiver_kind {
-        ReceiverKind::Rust => ReceiverSide::Rust(receiver_cfg),
-        ReceiverKind::Browser => ReceiverSide::Browser {
-            web_dir,
-            codec: sender_cfg.codec,
-            log: req.out.join("chromium.log"),
-        },
+    let browser = |send: bool| PeerSide::Browser {
+        web_dir: web_dir.clone(),
+        codec: sender_cfg.codec,
+        log: req.out.join("chromium.log"),
+        send,
+    };
+    let (sender, receiver) = if browser_sends {
+        receiver_cfg.pcap = pcap;
+        (
+            browser(true),
+            PeerSide::Rust(receiver_cfg, impaired_runtime),
+        )
+    } else {
+        sender_cfg.pcap = pcap;
+        let receiver = match receiver_kind {
+            ReceiverKind::Rust => PeerSide::Rust(receiver_cfg, runtime.clone()),
+            ReceiverKind::Browser => browser(false),
+        };
+        (PeerSide::Rust(sender_cfg, impaired_runtime), receiver)
     };
     let result = run_peers(
         &sink,
         runtime.clone(),
-        sender_runtime,
-        sender_cfg,
+        sender,
         receiver,
         duration,
         interrupt,
@@ -228,21 +259,33 @@ fn impaired(s: &Scenario) -> bool {
         && i.uplink.steps.is_empty())
 }
 
-/// Who receives in a run.
-enum ReceiverSide {
-    /// rtclab's Rust receiver, in this process.
-    Rust(PeerConfig),
-    /// Headless Chromium on the demo page; its stderr goes to `log`.
+/// One end of a run's call.
+enum PeerSide {
+    /// An rtclab Rust peer in this process, on its (possibly impaired) runtime.
+    Rust(PeerConfig, Arc<dyn Runtime>),
+    /// Headless Chromium on the demo page; its stderr goes to `log`. `send`: the page sends its
+    /// (fake) camera instead of receiving.
     Browser {
         web_dir: PathBuf,
         codec: Codec,
         log: PathBuf,
+        send: bool,
     },
 }
 
-/// A receiver that is running.
-enum RunningReceiver {
+impl PeerSide {
+    fn web_dir(&self) -> Option<&PathBuf> {
+        match self {
+            PeerSide::Browser { web_dir, .. } => Some(web_dir),
+            PeerSide::Rust(..) => None,
+        }
+    }
+}
+
+/// One end of a call, running.
+enum RunningPeer {
     Rust {
+        role: Role,
         task: tokio::task::JoinHandle<Result<PeerExit, PeerError>>,
         stop: watch::Sender<bool>,
     },
@@ -252,44 +295,49 @@ enum RunningReceiver {
 /// How long headless Chromium gets to open the page and join the room (it starts in ~1 s here).
 const BROWSER_JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl RunningReceiver {
-    /// Resolves if the receiver ends before it is told to.
+impl RunningPeer {
+    /// Resolves if the peer ends before it is told to.
     async fn ended(&mut self) -> PeerError {
         match self {
-            RunningReceiver::Rust { task, .. } => match task.await {
+            RunningPeer::Rust { role, task, .. } => match task.await {
                 Ok(Err(e)) => e,
-                Ok(Ok(exit)) => PeerError::Failed(format!("the receiver stopped early: {exit:?}")),
-                Err(e) => PeerError::Failed(format!("the receiver task failed: {e}")),
+                Ok(Ok(exit)) => PeerError::Failed(format!("the {role:?} stopped early: {exit:?}")),
+                Err(e) => PeerError::Failed(format!("the {role:?} task failed: {e}")),
             },
-            RunningReceiver::Browser(chromium) => PeerError::Failed(format!(
-                "the browser receiver stopped early: {}",
+            RunningPeer::Browser(chromium) => PeerError::Failed(format!(
+                "the browser stopped early: {}",
                 chromium.exited().await
             )),
         }
     }
 
-    /// Stops the receiver; an error it ended with, or a warning if it would not stop.
+    /// Stops the peer (a Rust peer says bye and writes its last statistics); the error it ended
+    /// with, or a warning in the log if it would not stop.
     async fn stop(self, sink: &EventSink) -> Result<(), PeerError> {
         match self {
-            RunningReceiver::Rust { mut task, stop } => {
+            RunningPeer::Rust {
+                role,
+                mut task,
+                stop,
+            } => {
                 let _ = stop.send(true);
                 match tokio::time::timeout(STOP_GRACE, &mut task).await {
                     Ok(Ok(Ok(_))) => Ok(()),
                     Ok(Ok(Err(e))) => Err(e),
-                    Ok(Err(e)) => Err(PeerError::Failed(format!("the receiver task failed: {e}"))),
+                    Ok(Err(e)) => Err(PeerError::Failed(format!("the {role:?} task failed: {e}"))),
                     Err(_) => {
                         sink.emit(
                             PeerRole::Lab,
                             Event::Note {
                                 level: "warn".into(),
-                                message: format!("the receiver did not stop within {STOP_GRACE:?}"),
+                                message: format!("the {role:?} did not stop within {STOP_GRACE:?}"),
                             },
                         );
                         Ok(())
                     }
                 }
             }
-            RunningReceiver::Browser(chromium) => {
+            RunningPeer::Browser(chromium) => {
                 chromium.stop().await;
                 Ok(())
             }
@@ -297,35 +345,32 @@ impl RunningReceiver {
     }
 }
 
-/// Starts the signaling server (with the page and the browser bridge for a browser receiver),
-/// then the receiver, then the sender once the receiver is in the room; runs for `duration`.
+/// Starts the signaling server (with the page and the browser bridge when a browser takes
+/// part), then the receiver, then the sender once the receiver is in the room; runs for
+/// `duration`.
 async fn run_peers(
     sink: &EventSink,
     runtime: Arc<dyn Runtime>,
-    sender_runtime: Arc<dyn Runtime>,
-    sender_cfg: PeerConfig,
-    receiver: ReceiverSide,
+    sender: PeerSide,
+    receiver: PeerSide,
     duration: f64,
     interrupt: impl Future<Output = ()>,
 ) -> Result<String, PeerError> {
     let room = "run";
-    let joined = Arc::new(tokio::sync::Notify::new());
-    let state = match &receiver {
-        ReceiverSide::Rust(_) => rtclab_signaling::AppState::new(None),
-        ReceiverSide::Browser { web_dir, .. } => {
+    // How many peers are in the room, as the server last said.
+    let (joins_tx, joins) = watch::channel(0usize);
+    let state = match sender.web_dir().or(receiver.web_dir()) {
+        None => rtclab_signaling::AppState::new(None),
+        Some(web_dir) => {
             let bridge = crate::bridge::BrowserBridge::new(sink.clone());
-            let joined = joined.clone();
             rtclab_signaling::AppState::new(Some(web_dir.clone()))
                 .with_event_hook(move |_room, event| {
                     if let Err(why) = bridge.accept(event) {
                         tracing::warn!("run: {why}");
                     }
                 })
-                // The page joins first, alone; the second join is our sender.
                 .with_join_hook(move |_room, peers| {
-                    if peers == 1 {
-                        joined.notify_one();
-                    }
+                    let _ = joins_tx.send(peers);
                 })
         }
     };
@@ -344,10 +389,14 @@ async fn run_peers(
             what: format!("signaling server on ws://{addr}"),
         },
     );
-    let url = format!("ws://{addr}");
-
-    let started = start_receiver(sink, &runtime, &url, room, addr, receiver, &joined).await;
-    let mut receiver = match started {
+    let starter = Starter {
+        sink,
+        runtime: &runtime,
+        addr,
+        room,
+        joins,
+    };
+    let mut receiver = match starter.start(receiver, Role::Receiver, 1).await {
         Ok(r) => r,
         Err(e) => {
             let _ = server_stop_tx.send(true);
@@ -355,21 +404,15 @@ async fn run_peers(
             return Err(e);
         }
     };
-    let (send_stop_tx, send_stop_rx) = watch::channel(false);
-    let mut sender = tokio::spawn({
-        let (url, sink, runtime) = (url.clone(), sink.clone(), sender_runtime);
-        async move {
-            run_peer(
-                &url,
-                room,
-                sender_cfg,
-                sink,
-                runtime,
-                wait_true(send_stop_rx),
-            )
-            .await
+    let mut sender = match starter.start(sender, Role::Sender, 2).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = receiver.stop(sink).await;
+            let _ = server_stop_tx.send(true);
+            let _ = tokio::time::timeout(STOP_GRACE, server).await;
+            return Err(e);
         }
-    });
+    };
 
     tokio::pin!(interrupt);
     let mut sender_early = None;
@@ -377,33 +420,14 @@ async fn run_peers(
     let reason = tokio::select! {
         _ = runtime.sleep(Duration::from_secs_f64(duration)) => "completed".to_owned(),
         _ = &mut interrupt => "interrupted".to_owned(),
-        r = &mut sender => { sender_early = Some(r); "sender stopped early".to_owned() }
+        e = sender.ended() => { sender_early = Some(e); "sender stopped early".to_owned() }
         e = receiver.ended() => { receiver_early = Some(e); "receiver stopped early".to_owned() }
     };
 
     // Stop the sender first so its last statistics precede the receiver's.
-    let _ = send_stop_tx.send(true);
     let sender_result = match sender_early {
-        Some(r) => Err(match r {
-            Ok(Err(e)) => e,
-            Ok(Ok(exit)) => PeerError::Failed(format!("the sender stopped early: {exit:?}")),
-            Err(e) => PeerError::Failed(format!("the sender task failed: {e}")),
-        }),
-        None => match tokio::time::timeout(STOP_GRACE, &mut sender).await {
-            Ok(Ok(Ok(_))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(e)) => Err(PeerError::Failed(format!("the sender task failed: {e}"))),
-            Err(_) => {
-                sink.emit(
-                    PeerRole::Lab,
-                    Event::Note {
-                        level: "warn".into(),
-                        message: format!("the sender did not stop within {STOP_GRACE:?}"),
-                    },
-                );
-                Ok(())
-            }
-        },
+        Some(e) => Err(e),
+        None => sender.stop(sink).await,
     };
     let receiver_result = match receiver_early {
         Some(e) => Err(e),
@@ -416,45 +440,63 @@ async fn run_peers(
     Ok(reason)
 }
 
-/// Starts the receiver and returns once it is in the room, so the sender finds it and offers.
-async fn start_receiver(
-    sink: &EventSink,
-    runtime: &Arc<dyn Runtime>,
-    url: &str,
-    room: &'static str,
+/// What starting a peer of a run needs.
+struct Starter<'a> {
+    sink: &'a EventSink,
+    runtime: &'a Arc<dyn Runtime>,
     addr: std::net::SocketAddr,
-    receiver: ReceiverSide,
-    joined: &tokio::sync::Notify,
-) -> Result<RunningReceiver, PeerError> {
-    match receiver {
-        ReceiverSide::Rust(cfg) => {
-            let (stop, stop_rx) = watch::channel(false);
-            let task = tokio::spawn({
-                let (url, sink, runtime) = (url.to_owned(), sink.clone(), runtime.clone());
-                async move { run_peer(&url, room, cfg, sink, runtime, wait_true(stop_rx)).await }
-            });
-            // Let the receiver join first so the sender finds it and offers at once.
-            runtime.sleep(Duration::from_millis(100)).await;
-            Ok(RunningReceiver::Rust { task, stop })
-        }
-        ReceiverSide::Browser { codec, log, .. } => {
-            let page = format!("http://{addr}/?room={room}&autostart=1&codec={}", codec);
-            sink.emit(
-                PeerRole::Lab,
-                Event::Note {
-                    level: "info".into(),
-                    message: format!("headless Chromium opens {page}"),
-                },
-            );
-            let mut chromium = crate::browser::Chromium::launch(&page, &log)?;
-            tokio::select! {
-                _ = joined.notified() => Ok(RunningReceiver::Browser(Box::new(chromium))),
-                why = chromium.exited() => Err(PeerError::Failed(why)),
-                _ = runtime.sleep(BROWSER_JOIN_TIMEOUT) => Err(PeerError::Timeout(format!(
-                    "headless Chromium did not join the room within {BROWSER_JOIN_TIMEOUT:?}; \
-                     see {}",
-                    log.display()
-                ))),
+    room: &'static str,
+    joins: watch::Receiver<usize>,
+}
+
+impl Starter<'_> {
+    /// Starts one end and returns once it is in the room (the `nth` peer there), so that the
+    /// sender, started second, finds the receiver and offers at once.
+    async fn start(
+        &self,
+        side: PeerSide,
+        role: Role,
+        nth: usize,
+    ) -> Result<RunningPeer, PeerError> {
+        match side {
+            PeerSide::Rust(cfg, runtime) => {
+                let (stop, stop_rx) = watch::channel(false);
+                let room = self.room;
+                let task = tokio::spawn({
+                    let (url, sink) = (format!("ws://{}", self.addr), self.sink.clone());
+                    async move { run_peer(&url, room, cfg, sink, runtime, wait_true(stop_rx)).await }
+                });
+                // A Rust peer joins within milliseconds; there is no hook without a browser.
+                self.runtime.sleep(Duration::from_millis(100)).await;
+                Ok(RunningPeer::Rust { role, task, stop })
+            }
+            PeerSide::Browser {
+                codec, log, send, ..
+            } => {
+                let page = format!(
+                    "http://{}/?room={}&autostart=1&codec={codec}{}",
+                    self.addr,
+                    self.room,
+                    if send { "&send=camera" } else { "" }
+                );
+                self.sink.emit(
+                    PeerRole::Lab,
+                    Event::Note {
+                        level: "info".into(),
+                        message: format!("headless Chromium opens {page}"),
+                    },
+                );
+                let mut chromium = crate::browser::Chromium::launch(&page, &log)?;
+                let mut joins = self.joins.clone();
+                tokio::select! {
+                    _ = joins.wait_for(|n| *n >= nth) => Ok(RunningPeer::Browser(Box::new(chromium))),
+                    why = chromium.exited() => Err(PeerError::Failed(why)),
+                    _ = self.runtime.sleep(BROWSER_JOIN_TIMEOUT) => Err(PeerError::Timeout(format!(
+                        "headless Chromium did not join the room within {BROWSER_JOIN_TIMEOUT:?}; \
+                         see {}",
+                        log.display()
+                    ))),
+                }
             }
         }
     }

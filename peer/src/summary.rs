@@ -79,9 +79,9 @@ pub struct Summary {
     pub candidates: BTreeMap<String, u64>,
 }
 
-fn last_stats(records: &[Record], peer: PeerRole) -> Option<&MediaStats> {
+fn last_stats<'a>(records: &'a [Record], peer: PeerRole, dir: &str) -> Option<&'a MediaStats> {
     records.iter().rev().find_map(|r| match &r.event {
-        Event::MediaStats(s) if r.peer == peer => Some(s),
+        Event::MediaStats(s) if r.peer == peer && s.direction == dir => Some(s),
         _ => None,
     })
 }
@@ -111,6 +111,7 @@ impl Summary {
     pub fn from_records(records: &[Record]) -> Summary {
         let mut s = Summary::default();
         let receiving = rtclab_events::receiving_peer(records);
+        let sending = rtclab_events::sending_peer(records);
         // A browser receiver's feedback is seen where it arrives: at the sender's tap.
         let (fb_peer, fb_dir) = match receiving {
             PeerRole::Browser => (PeerRole::Sender, Direction::In),
@@ -178,27 +179,30 @@ impl Summary {
         }
         let sender_stats: Vec<&MediaStats> = records
             .iter()
-            .filter(|r| r.peer == PeerRole::Sender)
+            .filter(|r| r.peer == sending)
             .filter_map(|r| match &r.event {
-                Event::MediaStats(m) => Some(m),
+                Event::MediaStats(m) if m.direction == "send" => Some(m),
                 _ => None,
             })
             .collect();
         let sender_times: Vec<f64> = records
             .iter()
-            .filter(|r| r.peer == PeerRole::Sender && matches!(r.event, Event::MediaStats(_)))
+            .filter(|r| {
+                r.peer == sending
+                    && matches!(&r.event, Event::MediaStats(m) if m.direction == "send")
+            })
             .map(|r| r.t)
             .collect();
         if let (Some(first), Some(last)) = (sender_times.first(), sender_times.last()) {
             // The first statistics line closes the first second of media.
             s.duration_s = ((last - first + 1.0) * 10.0).round() / 10.0;
         }
-        if let Some(st) = last_stats(records, PeerRole::Sender) {
+        if let Some(st) = last_stats(records, sending, "send") {
             s.frames_sent = st.frames;
             s.packets_sent = st.packets;
             s.retransmissions = st.retransmitted;
         }
-        if let Some(st) = last_stats(records, receiving) {
+        if let Some(st) = last_stats(records, receiving, "recv") {
             s.frames_decoded = st.frames;
             s.packets_received = st.packets;
             s.packets_lost = st.lost;
@@ -208,7 +212,9 @@ impl Summary {
         }
         s.mean_send_bps = mean(sender_stats.iter().map(|m| m.bitrate_bps));
         s.mean_recv_bps = mean(records.iter().filter_map(|r| match &r.event {
-            Event::MediaStats(m) if r.peer == receiving => Some(m.bitrate_bps),
+            Event::MediaStats(m) if r.peer == receiving && m.direction == "recv" => {
+                Some(m.bitrate_bps)
+            }
             _ => None,
         }));
         s.mean_target_bps = mean(records.iter().filter_map(|r| match &r.event {

@@ -357,16 +357,16 @@ fn target_at(target: &[(f64, f64)], t: f64) -> Option<f64> {
         .map(|(_, v)| *v)
 }
 
-fn sender_stats(r: &Record) -> Option<&MediaStats> {
+fn sender_stats(r: &Record, sending: PeerRole) -> Option<&MediaStats> {
     match &r.event {
-        Event::MediaStats(m) if r.peer == PeerRole::Sender => Some(m),
+        Event::MediaStats(m) if r.peer == sending && m.direction == "send" => Some(m),
         _ => None,
     }
 }
 
 fn receiver_stats(r: &Record, receiving: PeerRole) -> Option<&MediaStats> {
     match &r.event {
-        Event::MediaStats(m) if r.peer == receiving => Some(m),
+        Event::MediaStats(m) if r.peer == receiving && m.direction == "recv" => Some(m),
         _ => None,
     }
 }
@@ -413,6 +413,7 @@ impl RunReport {
 
         let mut rtcp: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         let receiving = rtclab_events::receiving_peer(records);
+        let sending = rtclab_events::sending_peer(records);
         // A browser receiver's feedback is seen where it arrives: at the sender's tap.
         let (fb_peer, fb_dir) = match receiving {
             PeerRole::Browser => (PeerRole::Sender, Direction::In),
@@ -474,7 +475,7 @@ impl RunReport {
                     }
                 }
                 Event::MediaStats(_) => {
-                    if let Some(m) = sender_stats(r) {
+                    if let Some(m) = sender_stats(r, sending) {
                         ts[b].send_bps = Some(m.bitrate_bps);
                         ts[b].send_fps = Some(m.fps);
                         ts[b].retransmissions += m

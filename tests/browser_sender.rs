@@ -1,0 +1,87 @@
+//! Chromium as the sender (`rtclab bench cc`'s third leg): its fake camera, encoded and paced by
+//! its own congestion control, reaches the Rust receiver through the same impairment, and the
+//! log has its send rate and its estimate next to what the Rust receiver decoded.
+
+use rtclab_events::{Event, PeerRole, Rtcp, read_log};
+use rtclab_peer::{RunRequest, run_scenario};
+use rtclab_tests::{media_lock, of, out_dir, root, scenario};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_sends_through_the_impairment() {
+    assert!(
+        root().join("web/node_modules/uplot").is_dir(),
+        "web/node_modules is missing: run ./lab test (it installs the page's npm packages)"
+    );
+    let _media = media_lock();
+    let out = out_dir("browser-sender");
+    let mut req = RunRequest::new(scenario("loss-5"), out.clone());
+    req.browser_sender = true;
+    req.web_dir = Some(root().join("web"));
+    req.duration_s = Some(8.0);
+    let outcome = run_scenario(req, std::future::pending())
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
+    let s = &outcome.summary;
+    let records = read_log(&outcome.events).unwrap();
+
+    assert!(
+        of(&records, PeerRole::Sender, "media.stats").is_empty(),
+        "no Rust sender should have run"
+    );
+    let estimates: Vec<f64> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::BweEstimate {
+                estimator,
+                target_bps,
+                ..
+            } if r.peer == PeerRole::Browser && estimator == "chromium" => Some(*target_bps),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        estimates.len() >= 3 && estimates.iter().all(|t| *t > 0.0),
+        "Chromium's estimate once a second: {estimates:?}"
+    );
+    // Chromium starts its camera at 1280x720/30 in ~1 s; 8 s leaves ~6 s of video. Its encoder
+    // may start below 30 fps, so ask for 60 frames (2 s worth), and most of them decoded.
+    assert!(
+        s.frames_sent >= 60,
+        "Chromium encoded {} frames",
+        s.frames_sent
+    );
+    assert!(
+        s.decoded_ratio() >= 0.7,
+        "Rust receiver decoded {} of {} frames",
+        s.frames_decoded,
+        s.frames_sent
+    );
+    assert!(s.mean_send_bps > 50_000.0, "send rate {}", s.mean_send_bps);
+    // The downlink loss sits on the receiver's ingress: it NACKs.
+    let nacks_out = records
+        .iter()
+        .filter(|r| {
+            r.peer == PeerRole::Receiver
+                && matches!(
+                    &r.event,
+                    Event::Rtcp {
+                        packet: Rtcp::Nack { .. },
+                        direction: rtclab_events::Direction::Out
+                    }
+                )
+        })
+        .count();
+    assert!(
+        nacks_out > 0,
+        "the Rust receiver sent no NACK under 5 % loss"
+    );
+    println!(
+        "chromium sender, loss-5: encoded {} decoded {} ({:.1} %), send {} kbps, estimate last {} kbps, NACKs {}",
+        s.frames_sent,
+        s.frames_decoded,
+        s.decoded_ratio() * 100.0,
+        s.mean_send_bps / 1000.0,
+        estimates.last().copied().unwrap_or(0.0) / 1000.0,
+        nacks_out
+    );
+}
