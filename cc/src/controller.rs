@@ -31,6 +31,8 @@ const PERIODIC_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a probe window accepts results: a request must become a keyframe, reach the
 /// receiver and come back in feedback.
 const PROBE_WINDOW: Duration = Duration::from_millis(1500);
+/// Start-up ends at the first over-use or loss cut, or this long after the first feedback.
+const STARTUP_MAX: Duration = Duration::from_secs(5);
 /// Start-up probe rate, × start (libwebrtc's first probe is 3 × start).
 const STARTUP_PROBE_FACTOR: f64 = 3.0;
 /// Later probe rate, × target (libwebrtc's second probe factor is 2).
@@ -315,6 +317,12 @@ impl BandwidthEstimator for RtclabCc {
             self.last_overuse = Some(now);
             self.startup = false;
             self.window_until = None;
+        }
+        if self
+            .first_feedback
+            .is_some_and(|t| now.saturating_duration_since(t) >= STARTUP_MAX)
+        {
+            self.startup = false;
         }
         let rtt = self.rtt.get().map(|(d, _)| d);
 

@@ -186,3 +186,67 @@ fn measure(c: &[Pkt]) -> Option<ProbeResult> {
         applied: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
+
+    /// `n` packets of 1200 bytes sent at `send_bps`, through a bottleneck of `link_bps`
+    /// (arrivals spaced by the slower of the two), plus one packet 100 ms later to close it.
+    fn cluster(n: usize, send_bps: f64, link_bps: f64) -> Option<ProbeResult> {
+        let t0 = Instant::now();
+        let mut d = ProbeDetector::new();
+        d.on_target(t0, 1_000_000.0);
+        let send_gap = 1200.0 * 8.0 / send_bps;
+        let arr_gap = send_gap.max(1200.0 * 8.0 / link_bps);
+        let mut out = None;
+        for i in 0..=n {
+            let (dep_s, arr_s) = if i < n {
+                (i as f64 * send_gap, 0.05 + i as f64 * arr_gap)
+            } else {
+                (n as f64 * send_gap + 0.1, 0.2 + n as f64 * arr_gap)
+            };
+            let r = PacketReport {
+                ssrc: 1,
+                id: i as u64,
+                rtp_sequence_number: i as u16,
+                is_twcc: true,
+                twcc_sequence_number: i as u16,
+                size: 1200,
+                arrived: true,
+                departure: t0 + Duration::from_secs_f64(dep_s),
+                arrival: Some(Duration::from_secs_f64(arr_s)),
+                ecn: Ecn::NotEct,
+            };
+            if let Some(p) = d.on_report(&r) {
+                out = Some(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_unsaturated_cluster_measures_its_send_rate() {
+        let p = cluster(10, 2_500_000.0, 5_000_000.0).expect("a cluster");
+        assert_eq!(p.packets, 10);
+        assert!((p.bps - 2_500_000.0).abs() < 1_000.0, "{p:?}");
+    }
+
+    #[test]
+    fn a_saturated_cluster_measures_the_link() {
+        // 2.5 Mbps into 2 Mbps: receive < 90 % of send, so 0.95 × 2 Mbps.
+        let p = cluster(10, 2_500_000.0, 2_000_000.0).expect("a cluster");
+        assert!((p.recv_bps - 2_000_000.0).abs() < 1_000.0, "{p:?}");
+        assert!((p.bps - 1_900_000.0).abs() < 1_000.0, "{p:?}");
+    }
+
+    #[test]
+    fn too_few_packets_or_a_slow_send_is_no_cluster() {
+        assert_eq!(cluster(4, 2_500_000.0, 5_000_000.0), None);
+        // 1.2 × target is not above 1.5 × target: every packet is its own "cluster".
+        assert_eq!(cluster(10, 1_200_000.0, 5_000_000.0), None);
+        // A queue spread it to under half its send rate: not a capacity measurement.
+        assert_eq!(cluster(10, 2_500_000.0, 1_000_000.0), None);
+    }
+}
