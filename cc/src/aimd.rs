@@ -146,12 +146,6 @@ impl Aimd {
         self.last_change = Some(now);
     }
 
-    /// Scales the estimate down (feedback timeout).
-    pub fn back_off(&mut self, now: Instant, factor: f64) {
-        self.rate = (self.rate * factor).clamp(self.min, self.max);
-        self.last_change = Some(now);
-    }
-
     /// One feedback: updates and returns the estimate.
     pub fn update(&mut self, now: Instant, input: &AimdInput) -> f64 {
         use crate::overuse::Usage;
@@ -196,14 +190,16 @@ impl Aimd {
         } else {
             (self.rate * (MULTIPLICATIVE_PER_S.powf(dt_s) - 1.0)).max(1000.0 * dt_s)
         };
-        let mut ceiling = self.max;
-        if let Some(acked) = input.acked_bps {
-            ceiling = ceiling.min(ACKED_CAP_FACTOR * acked + ACKED_CAP_OFFSET_BPS);
-            if input.in_alr {
-                // Application-limited: nothing says the path carries more than what was acked
-                // or probed, so the delay-based path does not raise the target beyond that.
-                ceiling = ceiling.min(acked.max(input.probed_bps.unwrap_or(0.0)));
-            }
+        let Some(acked) = input.acked_bps else {
+            // Nothing acknowledged yet (the first acked window is 500 ms): no evidence for
+            // more than the start rate; probes may still raise it.
+            return;
+        };
+        let mut ceiling = self.max.min(ACKED_CAP_FACTOR * acked + ACKED_CAP_OFFSET_BPS);
+        if input.in_alr {
+            // Application-limited: nothing says the path carries more than what was acked or
+            // probed, so the delay-based path does not raise the target beyond that.
+            ceiling = ceiling.min(acked.max(input.probed_bps.unwrap_or(0.0)));
         }
         if self.rate < ceiling {
             self.rate = (self.rate + step).min(ceiling);

@@ -377,8 +377,9 @@ impl BandwidthEstimator for RtclabCc {
         if now < deadline {
             return;
         }
-        self.aimd.back_off(now, TIMEOUT_BACKOFF);
-        self.loss.cap(self.aimd.rate());
+        let backed_off = self.target * TIMEOUT_BACKOFF;
+        self.aimd.set_estimate(now, backed_off.min(self.aimd.rate()), false);
+        self.loss.cap(backed_off);
         self.last_backoff = Some(now);
         self.set_target(now);
     }
