@@ -33,6 +33,8 @@ const PERIODIC_INTERVAL: Duration = Duration::from_secs(5);
 const PROBE_WINDOW: Duration = Duration::from_millis(1500);
 /// Start-up ends at the first over-use or loss cut, or this long after the first feedback.
 const STARTUP_MAX: Duration = Duration::from_secs(5);
+/// How long an applied probe stands in for the acked rate, which lags it.
+const PROBE_FLOOR: Duration = Duration::from_secs(1);
 /// Start-up probe rate, × start (libwebrtc's first probe is 3 × start).
 const STARTUP_PROBE_FACTOR: f64 = 3.0;
 /// Later probe rate, × target (libwebrtc's second probe factor is 2).
@@ -128,6 +130,7 @@ pub struct RtclabCc {
     window_opened: Option<Instant>,
     pending: Option<ProbeRequest>,
     last_probe: Option<ProbeResult>,
+    applied_probe: Option<(Instant, f64)>,
     external_sent: bool,
 }
 
@@ -166,6 +169,7 @@ impl RtclabCc {
                 reason: ProbeReason::Startup,
             }),
             last_probe: None,
+            applied_probe: None,
             external_sent: false,
         }
     }
@@ -196,6 +200,16 @@ impl RtclabCc {
             self.acked.expect_fast_change();
             self.open_window(at, ProbeReason::AlrEnded);
         }
+    }
+
+    fn request_probe(&mut self, now: Instant, reason: ProbeReason) {
+        if !self.startup {
+            self.window_until = Some(now + PROBE_WINDOW);
+        }
+        self.pending = Some(ProbeRequest {
+            bps: (PROBE_FACTOR * self.aimd.rate()).min(self.config.max_bps),
+            reason,
+        });
     }
 
     fn open_window(&mut self, now: Instant, reason: ProbeReason) {
@@ -315,8 +329,6 @@ impl BandwidthEstimator for RtclabCc {
         };
         if self.usage == Usage::Overuse {
             self.last_overuse = Some(now);
-            self.startup = false;
-            self.window_until = None;
         }
         if self
             .first_feedback
@@ -326,22 +338,56 @@ impl BandwidthEstimator for RtclabCc {
         }
         let rtt = self.rtt.get().map(|(d, _)| d);
 
+        let mut usage_for_rate = self.usage;
         if let Some(mut p) = probe_result {
-            if self.wants_probe(now) && self.usage != Usage::Overuse && p.bps > self.aimd.rate() {
-                let bps = p.bps.min(self.config.max_bps);
-                self.aimd.set_estimate(now, bps, true);
-                if self.loss.loss_ratio() <= crate::loss_based::HIGH_LOSS {
-                    self.loss.raise_to(bps);
+            let bps = p.bps.min(self.config.max_bps);
+            if self.wants_probe(now) {
+                if self.usage != Usage::Overuse && bps > self.aimd.rate() {
+                    self.aimd.set_estimate(now, bps, true);
+                    p.applied = true;
+                    if !p.saturated {
+                        // The path carried all of it: probe higher (libwebrtc's further
+                        // probing while results keep up with the probe rate).
+                        self.request_probe(now, ProbeReason::Startup.or_window(self.startup));
+                    }
+                } else if self.usage == Usage::Overuse && p.saturated {
+                    // The cluster itself filled the queue (a keyframe at 2.5 × target), and
+                    // its receive rate measured the link: take that measurement rather than
+                    // 0.85 × a stale acked rate.
+                    self.aimd.set_estimate(now, bps, true);
+                    usage_for_rate = Usage::Underuse;
+                    p.applied = true;
                 }
-                p.applied = true;
+                if p.applied {
+                    self.applied_probe = Some((now, bps));
+                    if self.loss.loss_ratio() <= crate::loss_based::HIGH_LOSS {
+                        self.loss.raise_to(bps);
+                    }
+                }
             }
             self.last_probe = Some(p);
         }
 
+        if self.usage == Usage::Overuse {
+            // Over-use ends start-up and any probe window (after this batch's probe was used).
+            self.startup = false;
+            self.window_until = None;
+        }
+        // For a second after a probe was used the acked rate still describes the rate before
+        // it: the probe is the better measure of what the path carries.
+        let floor = self
+            .applied_probe
+            .filter(|&(t, _)| now.saturating_duration_since(t) < PROBE_FLOOR)
+            .map(|(_, bps)| bps);
+        let lift = |v: Option<f64>| match (v, floor) {
+            (Some(a), Some(f)) => Some(a.max(f)),
+            (a, f) => a.or(f),
+        };
         let input = AimdInput {
-            usage: self.usage,
-            acked_bps: self.acked.estimate_bps(),
-            acked_sample_bps: self.acked.last_sample_bps(),
+            // A saturated probe already set the rate for this over-use: hold.
+            usage: usage_for_rate,
+            acked_bps: lift(self.acked.estimate_bps()),
+            acked_sample_bps: lift(self.acked.last_sample_bps()),
             rtt,
             in_alr: self.alr.in_alr(),
             probed_bps: self.last_probe.map(|p| p.bps),

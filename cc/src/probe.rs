@@ -41,6 +41,8 @@ pub struct ProbeResult {
     pub recv_bps: f64,
     /// Packets in the cluster.
     pub packets: usize,
+    /// The link limited the cluster (receive < 90 % of send): `bps` measures the capacity.
+    pub saturated: bool,
     /// Whether the controller used it to raise the estimate.
     pub applied: bool,
 }
@@ -55,6 +57,13 @@ pub enum ProbeReason {
     AlrEnded,
     /// Stable for a while, no probe recently: the capacity may have grown.
     Periodic,
+}
+
+impl ProbeReason {
+    /// `Startup` while in start-up, else `Periodic` (a follow-up probe inside a window).
+    pub fn or_window(self, startup: bool) -> ProbeReason {
+        if startup { self } else { ProbeReason::Periodic }
+    }
 }
 
 /// A request the application may act on (force a keyframe, or send padding) so that a cluster
@@ -173,7 +182,8 @@ fn measure(c: &[Pkt]) -> Option<ProbeResult> {
     if send_bps / recv_bps > MAX_VALID_RATIO {
         return None;
     }
-    let bps = if recv_bps < UNSATURATED_RATIO * send_bps {
+    let saturated = recv_bps < UNSATURATED_RATIO * send_bps;
+    let bps = if saturated {
         SATURATED_FRACTION * recv_bps
     } else {
         send_bps.min(recv_bps)
@@ -183,6 +193,7 @@ fn measure(c: &[Pkt]) -> Option<ProbeResult> {
         send_bps,
         recv_bps,
         packets: c.len(),
+        saturated,
         applied: false,
     })
 }
