@@ -369,9 +369,10 @@ impl BandwidthEstimator for RtclabCc {
         }
 
         if self.usage == Usage::Overuse {
-            // Over-use ends start-up and any probe window (after this batch's probe was used).
+            // Over-use ends start-up. A probe window stays open: the keyframe that is the probe
+            // often signals over-use before its cluster is complete, and its saturated receive
+            // rate is then exactly the measurement wanted.
             self.startup = false;
-            self.window_until = None;
         }
         // For a second after a probe was used the acked rate still describes the rate before
         // it: the probe is the better measure of what the path carries.
