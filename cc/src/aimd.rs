@@ -55,7 +55,8 @@ impl LinkCapacity {
             Some(e) => (1.0 - alpha) * e + alpha * s,
         };
         let err = est - s;
-        self.deviation = ((1.0 - alpha) * self.deviation + alpha * err * err / est.max(1.0)).clamp(0.4, 2.5);
+        self.deviation =
+            ((1.0 - alpha) * self.deviation + alpha * err * err / est.max(1.0)).clamp(0.4, 2.5);
         self.estimate_kbps = Some(est);
     }
 
@@ -64,11 +65,13 @@ impl LinkCapacity {
     }
 
     fn upper_bps(&self) -> Option<f64> {
-        self.estimate_kbps.map(|e| (e + 3.0 * self.dev_kbps(e)) * 1000.0)
+        self.estimate_kbps
+            .map(|e| (e + 3.0 * self.dev_kbps(e)) * 1000.0)
     }
 
     fn lower_bps(&self) -> Option<f64> {
-        self.estimate_kbps.map(|e| (e - 3.0 * self.dev_kbps(e)).max(0.0) * 1000.0)
+        self.estimate_kbps
+            .map(|e| (e - 3.0 * self.dev_kbps(e)).max(0.0) * 1000.0)
     }
 }
 
@@ -195,7 +198,9 @@ impl Aimd {
             // more than the start rate; probes may still raise it.
             return;
         };
-        let mut ceiling = self.max.min(ACKED_CAP_FACTOR * acked + ACKED_CAP_OFFSET_BPS);
+        let mut ceiling = self
+            .max
+            .min(ACKED_CAP_FACTOR * acked + ACKED_CAP_OFFSET_BPS);
         if input.in_alr {
             // Application-limited: nothing says the path carries more than what was acked or
             // probed, so the delay-based path does not raise the target beyond that.

@@ -56,14 +56,20 @@ impl AlrDetector {
     pub fn on_sent(&mut self, at: Instant, bytes: usize) {
         let max = self.max_bytes();
         if let Some(last) = self.last {
-            let dt = at.saturating_duration_since(last).min(Duration::from_secs(2));
+            let dt = at
+                .saturating_duration_since(last)
+                .min(Duration::from_secs(2));
             self.remaining_bytes += self.target_bps * USAGE_RATIO / 8.0 * dt.as_secs_f64();
         }
         if self.last.is_none_or(|l| at > l) {
             self.last = Some(at);
         }
         self.remaining_bytes = (self.remaining_bytes.min(max) - bytes as f64).max(-max);
-        let ratio = if max > 0.0 { self.remaining_bytes / max } else { 0.0 };
+        let ratio = if max > 0.0 {
+            self.remaining_bytes / max
+        } else {
+            0.0
+        };
         if !self.in_alr && ratio > START_RATIO {
             self.in_alr = true;
             self.started = Some(at);
@@ -102,7 +108,10 @@ mod tests {
     fn sending_well_under_the_target_is_alr_and_at_the_target_is_not() {
         let t0 = Instant::now();
         let mut alr = AlrDetector::new(1_000_000.0);
-        assert!(!send(&mut alr, t0, 0.0, 2.0, 950_000.0), "at 95 % of target");
+        assert!(
+            !send(&mut alr, t0, 0.0, 2.0, 950_000.0),
+            "at 95 % of target"
+        );
         // From an overdrawn budget, 30 % of target needs ~1.7 s to reach the start level.
         assert!(send(&mut alr, t0, 2.0, 3.0, 300_000.0), "at 30 % of target");
         assert!(!send(&mut alr, t0, 5.0, 2.0, 1_000_000.0), "back at target");

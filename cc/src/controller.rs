@@ -255,7 +255,10 @@ impl RtclabCc {
             in_alr: self.alr.in_alr(),
             startup: self.startup,
             last_probe: self.last_probe,
-            wants_probe: self.startup || self.window_until.is_some_and(|t| Some(t) > self.last_feedback),
+            wants_probe: self.startup
+                || self
+                    .window_until
+                    .is_some_and(|t| Some(t) > self.last_feedback),
         }
     }
 
@@ -311,9 +314,13 @@ impl BandwidthEstimator for RtclabCc {
             if let Some(d) = self.inter_arrival.add(r.departure, arrival, r.size) {
                 let t = self.trendline.update(&d);
                 self.trend = Some(t);
-                let u = self
-                    .overuse
-                    .detect(t.trend, t.modified_trend, t.num_deltas, d.send_delta_ms, d.arrival_ms);
+                let u = self.overuse.detect(
+                    t.trend,
+                    t.modified_trend,
+                    t.num_deltas,
+                    d.send_delta_ms,
+                    d.arrival_ms,
+                );
                 overused |= u == Usage::Overuse;
             }
         }
@@ -396,7 +403,9 @@ impl BandwidthEstimator for RtclabCc {
         let delay_based = self.aimd.update(now, &input);
         let before = self.loss.last_action();
         self.loss.update(now, lost, total, rtt, delay_based);
-        if self.loss.last_action() == Some(LossAction::Decrease) && before != self.loss.last_action() {
+        if self.loss.last_action() == Some(LossAction::Decrease)
+            && before != self.loss.last_action()
+        {
             self.startup = false;
         }
         self.set_target(now);
@@ -425,7 +434,8 @@ impl BandwidthEstimator for RtclabCc {
             return;
         }
         let backed_off = self.target * TIMEOUT_BACKOFF;
-        self.aimd.set_estimate(now, backed_off.min(self.aimd.rate()), false);
+        self.aimd
+            .set_estimate(now, backed_off.min(self.aimd.rate()), false);
         self.loss.cap(backed_off);
         self.last_backoff = Some(now);
         self.set_target(now);

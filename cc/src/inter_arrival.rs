@@ -70,7 +70,12 @@ impl InterArrival {
     }
 
     /// Adds one arrived packet (in send order); returns the delta when it closes a group.
-    pub fn add(&mut self, departure: Instant, arrival: Duration, size: usize) -> Option<GroupDelta> {
+    pub fn add(
+        &mut self,
+        departure: Instant,
+        arrival: Duration,
+        size: usize,
+    ) -> Option<GroupDelta> {
         let Some(mut cur) = self.current else {
             self.current = Some(Group::new(departure, arrival, size));
             return None;
@@ -79,7 +84,8 @@ impl InterArrival {
             // Reordered report of an older group: its group is already closed.
             return None;
         }
-        if departure.duration_since(cur.first_send) <= BURST_TIME || Self::in_burst(&cur, departure, arrival)
+        if departure.duration_since(cur.first_send) <= BURST_TIME
+            || Self::in_burst(&cur, departure, arrival)
         {
             cur.last_send = cur.last_send.max(departure);
             cur.last_arrival = cur.last_arrival.max(arrival);

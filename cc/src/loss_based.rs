@@ -148,7 +148,13 @@ mod tests {
         let lost = (100.0 * loss).round() as u32;
         for i in 0..100u64 {
             let now = t0 + Duration::from_millis(100 * i);
-            lb.update(now, lost, 100, Some(Duration::from_millis(100)), 1_000_000.0);
+            lb.update(
+                now,
+                lost,
+                100,
+                Some(Duration::from_millis(100)),
+                1_000_000.0,
+            );
         }
         (lb.rate(), lb.last_action())
     }

@@ -66,7 +66,8 @@ impl Trendline {
         let first = *self.first_arrival_ms.get_or_insert(delta.arrival_ms);
         self.accumulated_ms += delay_ms;
         self.smoothed_ms = SMOOTHING * self.smoothed_ms + (1.0 - SMOOTHING) * self.accumulated_ms;
-        self.history.push_back((delta.arrival_ms - first, self.smoothed_ms));
+        self.history
+            .push_back((delta.arrival_ms - first, self.smoothed_ms));
         if self.history.len() > WINDOW {
             self.history.pop_front();
         }
@@ -86,7 +87,9 @@ impl Trendline {
 /// Least-squares slope of y over x; `None` when all x are equal.
 fn linear_fit_slope(points: &VecDeque<(f64, f64)>) -> Option<f64> {
     let n = points.len() as f64;
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
     let (mx, my) = (sx / n, sy / n);
     let (mut num, mut den) = (0.0, 0.0);
     for (x, y) in points {

@@ -171,7 +171,8 @@ fn run(schedule: &Schedule) -> Outcome {
                 last_probe = st.last_probe;
                 out.probes_applied += u64::from(st.last_probe.is_some_and(|p| p.applied));
             }
-            out.targets.push((at.duration_since(t0).as_secs_f64(), cc.target_bitrate()));
+            out.targets
+                .push((at.duration_since(t0).as_secs_f64(), cc.target_bitrate()));
             if std::env::var_os("CC_TRACE").is_some() {
                 println!(
                     "{:7.3} tgt {:7.0} dly {:7.0} loss {:7.0} {:?} {:?} m {:6.2} γ {:5.2} acked {:?} alr {} probe {:?}",
@@ -185,7 +186,14 @@ fn run(schedule: &Schedule) -> Outcome {
                     st.threshold_ms,
                     st.acked_bps.map(|a| a.round()),
                     st.in_alr,
-                    st.last_probe.map(|p| (p.bps.round(), p.send_bps.round(), p.recv_bps.round(), p.packets, p.saturated, p.applied))
+                    st.last_probe.map(|p| (
+                        p.bps.round(),
+                        p.send_bps.round(),
+                        p.recv_bps.round(),
+                        p.packets,
+                        p.saturated,
+                        p.applied
+                    ))
                 );
             }
             if cc.poll_probe_request().is_some() {
@@ -196,7 +204,8 @@ fn run(schedule: &Schedule) -> Outcome {
         }
         if cc.poll_timeout().is_some_and(|t| t <= now) {
             cc.handle_timeout(now);
-            out.targets.push((now.duration_since(t0).as_secs_f64(), cc.target_bitrate()));
+            out.targets
+                .push((now.duration_since(t0).as_secs_f64(), cc.target_bitrate()));
         }
 
         // The encoder: one frame per 33 ms, sized to the target.
@@ -286,7 +295,9 @@ fn rfc8867_5_1_capacity_steps() {
     let (schedule, steps) = rfc8867_5_1();
     let o = run(&schedule);
 
-    println!("RFC 8867 §5.1 closed loop (virtual time, rtclab-netem bottleneck, 300 ms queue, 50 ms one-way)");
+    println!(
+        "RFC 8867 §5.1 closed loop (virtual time, rtclab-netem bottleneck, 300 ms queue, 50 ms one-way)"
+    );
     println!("  t(s)  capacity  target   link-out  queue-p95(ms)");
     for s in (0..RUN.as_secs() as usize).step_by(2) {
         println!(
@@ -329,9 +340,15 @@ fn rfc8867_5_1_capacity_steps() {
         .map(|&(t, _)| t);
 
     for (from, to, kbps, u) in &phase_util {
-        println!("  {from:>3}-{to:<3} s at {kbps:>5.0} kbps: utilisation {:.1} %", u * 100.0);
+        println!(
+            "  {from:>3}-{to:<3} s at {kbps:>5.0} kbps: utilisation {:.1} %",
+            u * 100.0
+        );
     }
-    println!("  total utilisation (headers included, as the link counts them): {:.1} %", utilisation * 100.0);
+    println!(
+        "  total utilisation (headers included, as the link counts them): {:.1} %",
+        utilisation * 100.0
+    );
     println!("  queue delay p50 {p50:.1} ms, p95 {p95:.1} ms, max {max:.1} ms");
     println!(
         "  packets sent {}, dropped at the queue {} ({:.2} %)",
@@ -339,8 +356,14 @@ fn rfc8867_5_1_capacity_steps() {
         o.overflow_drops,
         100.0 * o.overflow_drops as f64 / o.packets_sent as f64
     );
-    println!("  target below 600 kbps {:.2} s after the drop at 60 s", reaction.unwrap_or(f64::NAN));
-    println!("  start-up: target ≥ 850 kbps at {:.2} s", ramp_1m.unwrap_or(f64::NAN));
+    println!(
+        "  target below 600 kbps {:.2} s after the drop at 60 s",
+        reaction.unwrap_or(f64::NAN)
+    );
+    println!(
+        "  start-up: target ≥ 850 kbps at {:.2} s",
+        ramp_1m.unwrap_or(f64::NAN)
+    );
     println!(
         "  feedback reports with over-use {}, probe requests {}, probes applied {}",
         o.overuse_reports, o.probe_requests, o.probes_applied

@@ -64,7 +64,10 @@ const FRAME: Duration = Duration::from_nanos(33_333_333);
 struct Lcg(u64);
 impl Lcg {
     fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
@@ -88,7 +91,11 @@ fn overuse_is_detected_on_a_growing_delay_gradient_within_twenty_groups() {
         }
         if s.maybe_feedback(&mut cc, at) {
             if f < ramp_start {
-                assert_ne!(cc.state().usage, Usage::Overuse, "no over-use before the ramp (frame {f})");
+                assert_ne!(
+                    cc.state().usage,
+                    Usage::Overuse,
+                    "no over-use before the ramp (frame {f})"
+                );
             } else if cc.state().usage == Usage::Overuse && detected_at.is_none() {
                 detected_at = Some(f - ramp_start);
                 break;
@@ -154,11 +161,21 @@ fn the_target_is_capped_by_the_acked_rate() {
         max_target,
         1.5 * acked + 10_000.0
     );
-    assert!((acked - 576_000.0).abs() < 0.05 * 576_000.0, "acked {acked}");
+    assert!(
+        (acked - 576_000.0).abs() < 0.05 * 576_000.0,
+        "acked {acked}"
+    );
     // The cap, with 2 % for the acked estimate's own movement.
-    assert!(max_target <= 1.02 * (1.5 * 576_000.0 + 10_000.0), "target {max_target}");
+    assert!(
+        max_target <= 1.02 * (1.5 * 576_000.0 + 10_000.0),
+        "target {max_target}"
+    );
     // And it did grow to the cap rather than stay at the start (the test can fail both ways).
-    assert!(st.target_bps > 0.9 * (1.5 * 576_000.0), "target {}", st.target_bps);
+    assert!(
+        st.target_bps > 0.9 * (1.5 * 576_000.0),
+        "target {}",
+        st.target_bps
+    );
 }
 
 /// 10 s of 3-packet frames (864 kbps) at constant delay with every `n`-th packet lost.
@@ -167,7 +184,9 @@ fn loss_run(every: u64) -> (f64, rtclab_cc::CcState) {
     let mut cc = RtclabCc::new(CcConfig::new(start, 50_000.0, 10_000_000.0));
     let mut s = Synth::new();
     for f in 0..300u32 {
-        s.frame(FRAME * f, 3, Duration::from_millis(50), |id| id % every == every - 1);
+        s.frame(FRAME * f, 3, Duration::from_millis(50), |id| {
+            id % every == every - 1
+        });
         s.maybe_feedback(&mut cc, FRAME * f);
     }
     (start, cc.state())
@@ -203,11 +222,18 @@ fn sending_well_under_the_target_is_alr_and_does_not_raise_it() {
             if cc.state().in_alr && alr_from.is_none() {
                 alr_from = Some(FRAME * f);
             }
-            assert!(cc.target_bitrate() <= start, "raised in ALR: {}", cc.target_bitrate());
+            assert!(
+                cc.target_bitrate() <= start,
+                "raised in ALR: {}",
+                cc.target_bitrate()
+            );
         }
     }
     let at = alr_from.expect("ALR never detected");
-    println!("ALR detected {:.2} s after start (288 kbps against 2 Mbps)", at.as_secs_f64());
+    println!(
+        "ALR detected {:.2} s after start (288 kbps against 2 Mbps)",
+        at.as_secs_f64()
+    );
     assert!(at < Duration::from_secs(2), "{at:?}");
     assert!(cc.state().in_alr);
 }
