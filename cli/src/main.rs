@@ -57,6 +57,9 @@ enum Command {
         /// Folder with the web page [default: web/ of the repository].
         #[arg(long)]
         web: Option<PathBuf>,
+        /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
+        #[arg(long, default_value = "rtclab")]
+        cc: CcArg,
     },
     /// Run the signaling server (and the web page) only.
     Serve {
@@ -96,6 +99,9 @@ enum Command {
         /// Event log path [default: runs/peer-<role>-<unix time>/events.jsonl].
         #[arg(long)]
         log: Option<PathBuf>,
+        /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
+        #[arg(long, default_value = "rtclab")]
+        cc: CcArg,
     },
     /// List the scenarios in a folder with their descriptions.
     Scenarios {
@@ -130,6 +136,24 @@ struct RunArgs {
     /// Override the scenario's receiver: rtclab's Rust receiver or headless Chromium.
     #[arg(long)]
     receiver: Option<ReceiverArg>,
+    /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
+    #[arg(long, default_value = "rtclab")]
+    cc: CcArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CcArg {
+    Rtclab,
+    Stock,
+}
+
+impl From<CcArg> for rtclab_peer::CcKind {
+    fn from(c: CcArg) -> Self {
+        match c {
+            CcArg::Rtclab => rtclab_peer::CcKind::Rtclab,
+            CcArg::Stock => rtclab_peer::CcKind::Stock,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -219,9 +243,11 @@ async fn main() -> Result<()> {
             room,
             out,
             web,
+            cc,
         } => {
             let mut sender = PeerConfig::new(Role::Sender);
             sender.codec = codec.into();
+            sender.cc = cc.into();
             if let Some(p) = source {
                 if !p.is_file() {
                     bail!("--source {}: no such file", p.display());
@@ -265,6 +291,7 @@ async fn main() -> Result<()> {
             height,
             fps,
             log,
+            cc,
         } => {
             let role = match role {
                 RoleArg::Send => Role::Sender,
@@ -277,6 +304,7 @@ async fn main() -> Result<()> {
             }
             cfg.size = rtclab_media::Resolution { width, height };
             cfg.fps = fps;
+            cfg.cc = cc.into();
             peer(&signal, &room, cfg, log).await
         }
         Command::Scenarios { dir } => scenarios(&dir),
@@ -321,6 +349,7 @@ async fn run(args: RunArgs) -> Result<()> {
         codec,
         seed,
         receiver,
+        cc,
     } = args;
     let mut scenario = Scenario::load(&file)?;
     if let Some(seed) = seed {
@@ -341,6 +370,7 @@ async fn run(args: RunArgs) -> Result<()> {
     req.duration_s = duration;
     req.codec = codec.map(Into::into);
     req.receiver = receiver.map(Into::into);
+    req.cc = Some(cc.into());
     req.on_record = Some(progress_listener(bar.clone()));
     let outcome = rtclab_peer::run_scenario(req, ctrl_c()).await;
     bar.finish_and_clear();

@@ -5,8 +5,8 @@
 //! call to the real estimator, stores the target where the encoder loop reads it, and logs a
 //! `bwe.estimate` event after every feedback report and every change of the target.
 
-use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
-use rtclab_events::{Event, EventSink, PeerRole};
+use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
+use rtclab_events::{BweDetail, Event, EventSink, PeerRole};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -31,8 +31,45 @@ impl TargetHandle {
     }
 }
 
+/// What an estimator can say about an estimate beyond `stats()`, for the `bwe.estimate` line.
+pub trait Explain {
+    /// The detail of the latest estimate (all `None` when the estimator exposes nothing).
+    fn detail(&self) -> BweDetail {
+        BweDetail::default()
+    }
+}
+
+/// webrtc-rs's `Gcc` keeps its detector state private.
+impl Explain for Gcc {}
+
+impl Explain for rtclab_cc::RtclabCc {
+    fn detail(&self) -> BweDetail {
+        let st = self.state();
+        BweDetail {
+            state: Some(st.usage.as_str().to_owned()),
+            rate_control: Some(
+                match st.rate_control {
+                    rtclab_cc::RateControlState::Hold => "hold",
+                    rtclab_cc::RateControlState::Increase => "increase",
+                    rtclab_cc::RateControlState::Decrease => "decrease",
+                }
+                .to_owned(),
+            ),
+            trend: Some(round3(st.modified_trend)),
+            threshold: Some(round3(st.threshold_ms)),
+            acked_bps: st.acked_bps.map(f64::round),
+            alr: Some(st.in_alr),
+            probe_bps: st.last_probe.map(|p| p.bps.round()),
+        }
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 /// Wraps an estimator, publishing and logging each estimate.
-pub struct ObservedEstimator<E: BandwidthEstimator> {
+pub struct ObservedEstimator<E: BandwidthEstimator + Explain> {
     inner: E,
     name: &'static str,
     target: TargetHandle,
@@ -40,8 +77,9 @@ pub struct ObservedEstimator<E: BandwidthEstimator> {
     last_logged: f64,
 }
 
-impl<E: BandwidthEstimator> ObservedEstimator<E> {
-    /// Wraps `inner`; `name` goes into the log (`stock` for webrtc-rs's `Gcc`).
+impl<E: BandwidthEstimator + Explain> ObservedEstimator<E> {
+    /// Wraps `inner`; `name` goes into the log (`stock` for webrtc-rs's `Gcc`, `rtclab` for
+    /// rtclab-cc).
     pub fn new(inner: E, name: &'static str, sink: EventSink) -> (Self, TargetHandle) {
         let target = TargetHandle::new(inner.target_bitrate());
         (
@@ -71,14 +109,14 @@ impl<E: BandwidthEstimator> ObservedEstimator<E> {
                     loss_based_bps: stats.loss_based_bitrate.map(f64::round),
                     loss_ratio: stats.packet_loss,
                     rtt_ms: stats.round_trip_time.map(|d| d.as_secs_f64() * 1000.0),
-                    detail: Default::default(),
+                    detail: self.inner.detail(),
                 },
             );
         }
     }
 }
 
-impl<E: BandwidthEstimator> BandwidthEstimator for ObservedEstimator<E> {
+impl<E: BandwidthEstimator + Explain> BandwidthEstimator for ObservedEstimator<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.inner.on_reports(now, reports);
         self.publish(true);

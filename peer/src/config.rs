@@ -22,6 +22,40 @@ impl Role {
     }
 }
 
+/// Which congestion controller a Rust sender runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CcKind {
+    /// rtclab's own GCC-family controller (crate `rtclab-cc`).
+    #[default]
+    Rtclab,
+    /// webrtc-rs's stock `Gcc`, for comparison.
+    Stock,
+}
+
+impl CcKind {
+    /// The name in the log (`bwe.estimate` `estimator`, `session.start` config).
+    pub fn name(self) -> &'static str {
+        match self {
+            CcKind::Rtclab => "rtclab",
+            CcKind::Stock => "stock",
+        }
+    }
+}
+
+impl std::str::FromStr for CcKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rtclab" => Ok(CcKind::Rtclab),
+            "stock" => Ok(CcKind::Stock),
+            other => Err(format!(
+                "unknown congestion controller `{other}`: use rtclab or stock"
+            )),
+        }
+    }
+}
+
 /// Settings of one Rust peer.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -47,6 +81,8 @@ pub struct PeerConfig {
     pub udp_addr: String,
     /// Write this peer's decrypted RTP/RTCP here (one peer per session should).
     pub pcap: Option<crate::pcap::PcapSink>,
+    /// Congestion controller (sender only).
+    pub cc: CcKind,
 }
 
 impl PeerConfig {
@@ -67,6 +103,7 @@ impl PeerConfig {
             pli_interval: None,
             udp_addr: "127.0.0.1:0".to_owned(),
             pcap: None,
+            cc: CcKind::default(),
         }
     }
 
@@ -84,7 +121,7 @@ impl PeerConfig {
             "initial_bps": self.initial_bps,
             "min_bps": self.min_bps,
             "max_bps": self.max_bps,
-            "estimator": "stock",
+            "estimator": self.cc.name(),
         })
     }
 }

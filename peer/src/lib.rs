@@ -19,13 +19,15 @@ pub mod pacing;
 pub mod pcap;
 pub mod peer;
 pub mod receiver;
+pub mod repair;
+pub mod send_queue;
 pub mod sender;
 pub mod session;
 pub mod signal_client;
 pub mod summary;
 pub mod tap;
 
-pub use config::{PeerConfig, Role};
+pub use config::{CcKind, PeerConfig, Role};
 pub use error::PeerError;
 pub use peer::{PeerExit, run_peer};
 pub use session::{RunOutcome, RunRequest, run_scenario};

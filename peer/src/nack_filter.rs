@@ -9,9 +9,9 @@
 //! the responder. Time comes from the packet (`TaggedPacket::now`), not from a clock.
 
 use crate::inspect::Inspect;
+use crate::send_queue::SendQueue;
 use rtc::interceptor::{Packet, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
-use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// On the read leg after the wire tap (so the log still shows every NACK as received) and
@@ -23,42 +23,35 @@ pub const NACK_FILTER_SLOT: usize = 3_500;
 /// rates plus margin (libwebrtc uses max(RTT, 5 ms) with a pacer that sends repairs first).
 pub const REPAIR_WINDOW: Duration = Duration::from_millis(150);
 
-/// Remembered requests are forgotten after this long.
-const HORIZON: Duration = Duration::from_secs(2);
-
-/// Drops NACK entries for packets already requested within [`REPAIR_WINDOW`].
+/// Drops NACK entries for packets whose retransmission is still queued or left within
+/// [`REPAIR_WINDOW`] (bookkeeping shared with the wire tap, see `send_queue.rs`).
 #[derive(Default)]
 pub struct NackFilter {
-    last_request: HashMap<(u32, u16), Instant>,
-    order: VecDeque<(Instant, u32, u16)>,
+    queue: SendQueue,
     /// Sequence numbers removed from NACKs so far (duplicate requests not answered).
     pub suppressed: u64,
 }
 
 impl NackFilter {
+    /// A filter consulting `queue` (shared with the sender's wire tap).
+    pub fn new(queue: SendQueue) -> Self {
+        NackFilter {
+            queue,
+            suppressed: 0,
+        }
+    }
+
     /// Keeps the sequence numbers of `nack` that deserve a retransmission at `now`.
     pub fn filter(&mut self, now: Instant, nack: &TransportLayerNack) -> Vec<u16> {
-        while let Some(&(t, ssrc, seq)) = self.order.front() {
-            if now.saturating_duration_since(t) < HORIZON {
-                break;
-            }
-            self.order.pop_front();
-            if self.last_request.get(&(ssrc, seq)) == Some(&t) {
-                self.last_request.remove(&(ssrc, seq));
-            }
-        }
         let mut keep = Vec::new();
         for seq in nack.nacks.iter().flat_map(NackPair::packet_list) {
-            let key = (nack.media_ssrc, seq);
-            match self.last_request.get(&key) {
-                Some(t) if now.saturating_duration_since(*t) < REPAIR_WINDOW => {
-                    self.suppressed += 1;
-                }
-                _ => {
-                    self.last_request.insert(key, now);
-                    self.order.push_back((now, nack.media_ssrc, seq));
-                    keep.push(seq);
-                }
+            if self
+                .queue
+                .should_resend((nack.media_ssrc, seq), now, REPAIR_WINDOW)
+            {
+                keep.push(seq);
+            } else {
+                self.suppressed += 1;
             }
         }
         keep
@@ -147,18 +140,26 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_request_within_the_window_is_dropped() {
-        let mut f = NackFilter::default();
+    fn a_repeated_request_is_dropped_while_the_repair_is_queued_or_fresh() {
+        let queue = SendQueue::default();
+        let mut f = NackFilter::new(queue.clone());
         let t0 = Instant::now();
         assert_eq!(f.filter(t0, &nack(&[10, 11])), vec![10, 11]);
         assert_eq!(
             f.filter(t0 + Duration::from_millis(100), &nack(&[10, 12])),
-            vec![12]
+            vec![12],
+            "10's repair has not left yet"
         );
         assert_eq!(f.suppressed, 1);
+        // The repair of 10 leaves at 300 ms (it waited in the pacer).
+        queue.left(1000, Some((2, 10)), t0 + Duration::from_millis(300));
+        assert!(
+            f.filter(t0 + Duration::from_millis(400), &nack(&[10]))
+                .is_empty()
+        );
         // After the window the packet may be resent (its retransmission was lost too).
         assert_eq!(
-            f.filter(t0 + Duration::from_millis(160), &nack(&[10])),
+            f.filter(t0 + Duration::from_millis(460), &nack(&[10])),
             vec![10]
         );
     }

@@ -6,9 +6,11 @@
 //! keyframe put in the queue stays there for the whole call (measured: a constant ~0.7 s of
 //! latency at 1 Mbps). libwebrtc paces at 2.5 × the target (`kDefaultPaceMultiplier`,
 //! modules/pacing/pacing_controller.h) so that bursts drain within a few frames; rtclab does the
-//! same by rewriting the estimate on its way from the controller to the pacer.
+//! same by rewriting the estimate on its way from the controller to the pacer, and raises the
+//! rate when the queue would otherwise take longer than `MAX_QUEUE_TIME` to drain.
 
 use crate::inspect::{Inspect, Inspector};
+use crate::send_queue::{MAX_QUEUE_TIME, QUEUE_ENTRY_SLOT, QueueEntry, SendQueue};
 use rtc::interceptor::{
     Attribute, BandwidthEstimator, CongestionControlBuilder, PacerBuilder, Registry, Slot,
     TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder,
@@ -25,16 +27,59 @@ pub const PACING_FACTOR: f64 = 2.5;
 /// travels as an attribute of the feedback packet that produced it.
 const PACING_FACTOR_SLOT: usize = 2_500;
 
-/// Scales `TargetBitrateChanged` by [`PACING_FACTOR`] before the pacer reads it.
-#[derive(Default)]
-pub struct PacingFactor;
+/// A new pacing rate is handed to the pacer only if it differs from the last by more than this
+/// share (the queue-drain term moves with every packet).
+const RATE_HYSTERESIS: f64 = 0.1;
+
+/// Sets the pacer's rate: [`PACING_FACTOR`] × the controller's target, raised when needed so that
+/// the queue drains within [`MAX_QUEUE_TIME`]. The controller's `TargetBitrateChanged` is
+/// rewritten on its way to the pacer; between changes, the attribute is added to whatever RTCP
+/// passes (feedback arrives every 50–100 ms) when the queue calls for a different rate.
+pub struct PacingFactor {
+    queue: SendQueue,
+    target: f64,
+    set: f64,
+}
+
+impl PacingFactor {
+    /// Starts at `initial_bps` (the target the pacer was built with).
+    pub fn new(queue: SendQueue, initial_bps: f64) -> Self {
+        PacingFactor {
+            queue,
+            target: initial_bps,
+            set: initial_bps * PACING_FACTOR,
+        }
+    }
+
+    /// The pacing rate for `target` with `queued_bytes` waiting.
+    pub fn rate(target: f64, queued_bytes: u64) -> f64 {
+        let drain = queued_bytes as f64 * 8.0 / MAX_QUEUE_TIME.as_secs_f64();
+        (target * PACING_FACTOR).max(drain)
+    }
+}
 
 impl Inspect for PacingFactor {
     fn on_read(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
-        for a in &mut msg.message.attributes {
+        let mut carried = false;
+        for a in &msg.message.attributes {
             if let Attribute::TargetBitrateChanged { bits_per_second } = a {
-                *bits_per_second *= PACING_FACTOR;
+                self.target = *bits_per_second;
+                carried = true;
             }
+        }
+        let rate = Self::rate(self.target, self.queue.queued_bytes());
+        if carried {
+            for a in &mut msg.message.attributes {
+                if let Attribute::TargetBitrateChanged { bits_per_second } = a {
+                    *bits_per_second = rate;
+                }
+            }
+            self.set = rate;
+        } else if (rate - self.set).abs() > RATE_HYSTERESIS * self.set {
+            msg.message.add(Attribute::TargetBitrateChanged {
+                bits_per_second: rate,
+            });
+            self.set = rate;
         }
         Some(msg)
     }
@@ -47,6 +92,7 @@ pub fn configure<E: BandwidthEstimator + 'static>(
     registry: Registry,
     estimator: E,
     initial_bps: f64,
+    queue: &SendQueue,
     media_engine: &mut MediaEngine,
 ) -> Result<Registry, webrtc::error::Error> {
     media_engine.register_feedback(
@@ -69,7 +115,14 @@ pub fn configure<E: BandwidthEstimator + 'static>(
             CongestionControlBuilder::new(estimator).build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-        .with(Slot::from(PACING_FACTOR_SLOT), Inspector::new(PacingFactor))
+        .with(
+            Slot::from(PACING_FACTOR_SLOT),
+            Inspector::new(PacingFactor::new(queue.clone(), initial_bps)),
+        )
+        .with(
+            Slot::from(QUEUE_ENTRY_SLOT),
+            Inspector::new(QueueEntry(queue.clone())),
+        )
         .with(
             Slot::Pacer,
             PacerBuilder::new()
@@ -77,4 +130,20 @@ pub fn configure<E: BandwidthEstimator + 'static>(
                 .build(),
         )
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_runs_at_2_5_x_target_unless_the_queue_needs_more() {
+        assert_eq!(PacingFactor::rate(1e6, 0), 2.5e6);
+        // 100 kB queued must drain in MAX_QUEUE_TIME: 800 kbit / 0.4 s = 2 Mbps > 2.5 × 100 k.
+        let r = PacingFactor::rate(100e3, 100_000);
+        assert!(
+            (r - 800e3 / MAX_QUEUE_TIME.as_secs_f64()).abs() < 1.0,
+            "{r}"
+        );
+    }
 }

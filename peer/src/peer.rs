@@ -3,7 +3,7 @@
 //! [`crate::receiver`].
 
 use crate::bwe::{ObservedEstimator, TargetHandle};
-use crate::config::{PeerConfig, Role};
+use crate::config::{CcKind, PeerConfig, Role};
 use crate::error::PeerError;
 use crate::ice;
 use crate::inspect::Inspector;
@@ -15,7 +15,7 @@ use rtc::interceptor::{Gcc, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports, register_default_interceptors,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
 };
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_VP8, MediaEngine,
@@ -146,6 +146,40 @@ fn codec_parameters(codec: Codec) -> RTCRtpCodecParameters {
     }
 }
 
+/// The sender's congestion-control chain with the chosen controller, wrapped for logging.
+fn configure_cc(
+    registry: Registry,
+    cfg: &PeerConfig,
+    sink: &EventSink,
+    queue: &crate::send_queue::SendQueue,
+    media_engine: &mut MediaEngine,
+) -> Result<(Registry, crate::bwe::TargetHandle), PeerError> {
+    let (start, min, max) = (
+        f64::from(cfg.initial_bps),
+        f64::from(cfg.min_bps),
+        f64::from(cfg.max_bps),
+    );
+    let name = cfg.cc.name();
+    Ok(match cfg.cc {
+        CcKind::Stock => {
+            let (estimator, handle) =
+                ObservedEstimator::new(Gcc::new(start, min, max), name, sink.clone());
+            (
+                crate::pacing::configure(registry, estimator, start, queue, media_engine)?,
+                handle,
+            )
+        }
+        CcKind::Rtclab => {
+            let cc = rtclab_cc::RtclabCc::new(rtclab_cc::CcConfig::new(start, min, max));
+            let (estimator, handle) = ObservedEstimator::new(cc, name, sink.clone());
+            (
+                crate::pacing::configure(registry, estimator, start, queue, media_engine)?,
+                handle,
+            )
+        }
+    })
+}
+
 /// Everything a running peer owns.
 struct Peer {
     cfg: PeerConfig,
@@ -179,30 +213,27 @@ async fn build(
     media_engine.register_codec(codec_parameters(other), RtpCodecKind::Video)?;
 
     let (tap, counters) = WireTap::new(role, sink.clone(), cfg.pcap.clone());
+    // The sender's pacer queue as seen from both ends (send_queue.rs).
+    let queue = crate::send_queue::SendQueue::default();
+    let tap = tap.with_send_queue(queue.clone());
     let mut registry = Registry::new().with(Slot::from(TAP_SLOT), Inspector::new(tap));
     let mut target = None;
     if cfg.role == Role::Sender {
-        let gcc = Gcc::new(
-            f64::from(cfg.initial_bps),
-            f64::from(cfg.min_bps),
-            f64::from(cfg.max_bps),
-        );
-        let (estimator, handle) = ObservedEstimator::new(gcc, "stock", sink.clone());
+        let (registry_cc, handle) = configure_cc(registry, &cfg, &sink, &queue, &mut media_engine)?;
+        registry = registry_cc;
         target = Some(handle);
-        registry = crate::pacing::configure(
-            registry,
-            estimator,
-            f64::from(cfg.initial_bps),
-            &mut media_engine,
-        )?;
-        registry = configure_nack(registry, &mut media_engine).with(
+        registry = crate::repair::configure_nack(registry, &mut media_engine).with(
             Slot::from(crate::nack_filter::NACK_FILTER_SLOT),
-            Inspector::new(crate::nack_filter::NackFilter::default()),
+            Inspector::new(crate::nack_filter::NackFilter::new(queue.clone())),
         );
         registry = configure_rtcp_reports(registry);
     } else {
-        // NACK generation, RR/SR and the TWCC receiver that reports arrivals to the sender.
-        registry = register_default_interceptors(registry, &mut media_engine)?;
+        // NACK generation, RR/SR and the TWCC receiver that reports arrivals to the sender
+        // (webrtc-rs's default set, with rtclab's bounded NACK generator).
+        registry = crate::repair::configure_nack(registry, &mut media_engine);
+        configure_simulcast_extension_headers(&mut media_engine)?;
+        registry = configure_twcc_receiver_only(registry, &mut media_engine)?;
+        registry = configure_rtcp_reports(registry);
     }
 
     let setting_engine = SettingEngineBuilder::new()
@@ -213,6 +244,8 @@ async fn build(
         // the role of the first exchange; webrtc-rs would answer `active` again, which Chromium
         // refuses ("Failed to set SSL role") after it answered our first offer as `active`.
         .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
+        // Late retransmissions must not be rejected as replays (see repair.rs).
+        .with_srtp_replay_protection_window(crate::repair::SRTP_REPLAY_WINDOW)
         .build();
     let handler = Arc::new(Handler {
         role,

@@ -39,6 +39,8 @@ pub struct RunRequest {
     pub receiver: Option<ReceiverKind>,
     /// The page a browser peer opens (default: [`crate::demo::default_web_dir`]).
     pub web_dir: Option<PathBuf>,
+    /// Congestion controller of the Rust sender (default: rtclab's).
+    pub cc: Option<crate::config::CcKind>,
     /// Headless Chromium sends (its fake camera, its own congestion control) to the Rust
     /// receiver, whose ingress then carries the downlink impairment (`rtclab bench cc`).
     pub browser_sender: bool,
@@ -57,6 +59,7 @@ impl RunRequest {
             receiver: None,
             web_dir: None,
             browser_sender: false,
+            cc: None,
         }
     }
 }
@@ -100,6 +103,7 @@ fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
     if role == Role::Receiver {
         cfg.pli_interval = req.pli_interval;
     }
+    cfg.cc = req.cc.unwrap_or_default();
     cfg
 }
 

@@ -60,6 +60,8 @@ pub struct WireTap {
     sink: EventSink,
     pcap: Option<PcapSink>,
     counters: SharedCounters,
+    /// The sender's pacer queue accounting (packets leave it here).
+    queue: Option<crate::send_queue::SendQueue>,
 }
 
 impl WireTap {
@@ -72,9 +74,16 @@ impl WireTap {
                 sink,
                 pcap,
                 counters: counters.clone(),
+                queue: None,
             },
             counters,
         )
+    }
+
+    /// Tells `queue` about every RTP packet leaving for the wire.
+    pub fn with_send_queue(mut self, queue: crate::send_queue::SendQueue) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     fn capture(&self, msg: &TaggedPacket, direction: Direction) {
@@ -103,6 +112,13 @@ impl WireTap {
                 let bytes = (p.header.marshal_size() + p.payload.len()) as u64;
                 match direction {
                     Direction::Out => {
+                        if let Some(q) = &self.queue {
+                            q.left(
+                                crate::send_queue::rtp_bytes(p),
+                                crate::send_queue::resent_key(msg),
+                                msg.now,
+                            );
+                        }
                         counters.rtp_out_bytes += bytes;
                         if retransmission {
                             counters.rtx_out += 1;

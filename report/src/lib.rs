@@ -16,8 +16,8 @@ pub use metrics::{
     CapacityDrop, CapacityRise, Freeze, IceCandidateRow, ImpairTotals, RtcpCount, RunReport,
     SecondSample, SelectedPairRow,
 };
-pub use plots::{PLOT_NAMES, Plot, render_plots};
-pub use tables::{print_tables, sweep_table};
+pub use plots::{PLOT_NAMES, Plot, comparison_plot, render_plots};
+pub use tables::{bench_table, print_tables, sweep_table};
 
 use std::path::PathBuf;
 

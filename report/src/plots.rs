@@ -76,7 +76,7 @@ fn split_at_gaps(points: Vec<(f64, f64)>) -> Vec<Vec<(f64, f64)>> {
 /// What one chart shows.
 struct ChartSpec<'a> {
     name: &'static str,
-    title: &'static str,
+    title: &'a str,
     y_desc: &'a str,
     x_max: f64,
     lines: Vec<Line>,
@@ -392,4 +392,39 @@ pub fn render_plots(report: &RunReport) -> Result<Vec<Plot>, ReportError> {
         });
     }
     Ok(plots)
+}
+
+/// `rtclab bench cc`'s comparison: the capacity of the first run's downlink, and the target
+/// (thin) and send rate (thick) of every run, one colour per run.
+pub fn comparison_plot(title: &str, runs: &[(String, &RunReport)]) -> Result<String, ReportError> {
+    const COLORS: [RGBColor; 6] = [ORANGE_, PURPLE_, BLUE_, GREEN_, RED_, BROWN_];
+    let Some((_, first)) = runs.first() else {
+        return Err(plot_err("comparison", "no runs to compare"));
+    };
+    let mut lines = vec![capacity_line(first)];
+    for (i, (name, rep)) in runs.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let mut target = Line::new(
+            format!("{name} target"),
+            color,
+            scale(&rep.raw.target, 1e-6),
+        );
+        target.width = 1;
+        lines.push(target);
+        let mut send = Line::new(format!("{name} sent"), color, scale(&rep.raw.send, 1e-6));
+        send.width = 3;
+        lines.push(send);
+    }
+    let x_max = runs.iter().map(|(_, r)| r.raw.end_t).fold(0.0, f64::max);
+    draw(&ChartSpec {
+        name: "comparison",
+        title,
+        y_desc: "bitrate (Mbps)",
+        x_max,
+        lines,
+        bands: None,
+        y_floor: 0.5,
+        counts: false,
+        all_zero_text: "",
+    })
 }

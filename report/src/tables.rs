@@ -513,10 +513,90 @@ pub fn sweep_table(rows: &[(String, Value)]) -> String {
     t.to_string()
 }
 
+/// Downlink loss seen by the network: packets the impairment dropped ÷ packets it was given.
+fn downlink_loss_pct(v: &Value) -> Option<f64> {
+    let down = v
+        .get("impairment")?
+        .as_array()?
+        .iter()
+        .find(|d| d.get("direction").and_then(Value::as_str) == Some("downlink"))?;
+    let total = down.get("packets_in")?.as_f64()?;
+    let dropped = down.get("dropped_total")?.as_f64()?;
+    (total > 0.0).then(|| 100.0 * dropped / total)
+}
+
+/// `rtclab bench cc`'s table: one row per (scenario, sender) from each run's `summary.json`.
+pub fn bench_table(rows: &[(String, Value)]) -> String {
+    let mut t = table(&[
+        "scenario / sender",
+        "utilisation",
+        "queue p50",
+        "queue p95",
+        "loss",
+        "reaction",
+        "recovery",
+        "freeze time",
+        "g2g p50",
+        "g2g p95",
+        "PSNR",
+    ]);
+    let ms = |x: f64| format!("{x:.0} ms");
+    for (name, v) in rows {
+        let missed = sweep_value(v, &["reactions_missed"]).unwrap_or(0.0);
+        let reaction = match sweep_value(v, &["reaction_time_max_s"]) {
+            Some(s) if missed > 0.0 => format!("{s:.2} s (+{missed:.0} missed)"),
+            Some(s) => format!("{s:.2} s"),
+            None if missed > 0.0 => format!("missed {missed:.0}"),
+            None => NONE.to_owned(),
+        };
+        t.add_row(vec![
+            name.clone(),
+            opt(sweep_value(v, &["link_utilisation_pct"]), |x| {
+                format!("{x:.1} %")
+            }),
+            opt(sweep_value(v, &["queue_delay_p50_ms"]), ms),
+            opt(sweep_value(v, &["queue_delay_p95_ms"]), ms),
+            opt(downlink_loss_pct(v), |x| format!("{x:.1} %")),
+            reaction,
+            opt(sweep_value(v, &["recovery_time_max_s"]), |x| {
+                format!("{x:.2} s")
+            }),
+            opt(sweep_value(v, &["freeze_total_ms", "freeze_ms"]), ms),
+            opt(sweep_value(v, &["g2g_p50_ms"]), ms),
+            opt(sweep_value(v, &["g2g_p95_ms"]), ms),
+            opt(sweep_value(v, &["psnr_mean_db"]), |x| format!("{x:.1} dB")),
+        ]);
+    }
+    right_align(&mut t, 1);
+    t.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn bench_table_reads_loss_from_the_downlink_and_dashes_what_is_missing() {
+        let rows = vec![(
+            "bandwidth-drop / rtclab".to_owned(),
+            json!({"link_utilisation_pct": 93.2, "queue_delay_p50_ms": 4.0,
+                   "queue_delay_p95_ms": 61.0, "reaction_time_max_s": 0.42,
+                   "impairment": [{"direction": "uplink", "packets_in": 10, "dropped_total": 5},
+                                  {"direction": "downlink", "packets_in": 1000, "dropped_total": 20}]}),
+        )];
+        let t = bench_table(&rows);
+        assert!(
+            t.contains("93.2 %") && t.contains("61 ms") && t.contains("0.42 s"),
+            "{t}"
+        );
+        assert!(t.contains("2.0 %"), "downlink loss 20/1000: {t}");
+        assert!(
+            !t.contains("50.0 %"),
+            "the uplink is not the media loss: {t}"
+        );
+        assert!(t.contains(NONE), "g2g and PSNR missing: {t}");
+    }
 
     #[test]
     fn sweep_table_has_one_row_per_variant_and_dashes_for_missing() {

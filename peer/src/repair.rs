@@ -1,0 +1,49 @@
+//! Loss repair configuration: NACK generation and response, and the SRTP replay window they
+//! depend on.
+//!
+//! Two defaults of webrtc-rs 0.21 together turned a capacity drop into a permanent stall
+//! (`bandwidth-drop`: nothing decoded after the drop, even once the capacity came back): the
+//! receiver NACKed a missing packet every 100 ms without limit, and its SRTP replay window
+//! (64 packets) rejected any retransmission arriving more than 64 packets after the newest one
+//! as "duplicated" — which behind a 300 ms bottleneck queue is every retransmission. So the
+//! receiver never saw its repairs, kept asking for them, and the retransmissions filled the
+//! pacer until no new media got through. libwebrtc bounds both.
+
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
+
+/// Retransmission requests per lost packet before the receiver gives up on it and relies on a
+/// keyframe instead (libwebrtc `nack_requester.cc`, `kMaxNackRetries = 10`).
+pub const MAX_NACKS_PER_PACKET: u16 = 10;
+
+/// SRTP replay window, packets (RFC 3711 §3.3.2 leaves the size to the implementation; libwebrtc
+/// uses 1024 so that retransmissions arriving late are still accepted). At 3 Mbps (~300
+/// packets/s) this covers about 3 s.
+pub const SRTP_REPLAY_WINDOW: usize = 1024;
+
+/// How often the receiver's NACK generator looks for gaps (webrtc-rs default; RFC 4585 §3.5
+/// allows early feedback at any time in the AVPF profile).
+const NACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Negotiates NACK and PLI (RFC 4585 §4.2) and adds the NACK responder and a bounded generator.
+pub fn configure_nack(registry: Registry, media_engine: &mut MediaEngine) -> Registry {
+    for parameter in ["", "pli"] {
+        media_engine.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    registry
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_interval(NACK_INTERVAL)
+                .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
+                .build(),
+        )
+}
