@@ -366,6 +366,11 @@ impl BandwidthEstimator for RtclabCc {
                     p.applied = true;
                 }
                 if p.applied {
+                    if !self.startup {
+                        // One result per window: later clusters in it are measured against a
+                        // rate the first one set, and each applied result suspends decreases.
+                        self.window_until = None;
+                    }
                     self.applied_probe = Some((now, bps));
                     if self.loss.loss_ratio() <= crate::loss_based::HIGH_LOSS {
                         self.loss.raise_to(bps);
