@@ -346,17 +346,16 @@ impl BandwidthEstimator for RtclabCc {
         let rtt = self.rtt.get().map(|(d, _)| d);
 
         let mut usage_for_rate = self.usage;
+        let mut follow_up = false;
         if let Some(mut p) = probe_result {
             let bps = p.bps.min(self.config.max_bps);
             if self.wants_probe(now) {
                 if self.usage != Usage::Overuse && bps > self.aimd.rate() {
                     self.aimd.set_estimate(now, bps, true);
                     p.applied = true;
-                    if !p.saturated {
-                        // The path carried all of it: probe higher (libwebrtc's further
-                        // probing while results keep up with the probe rate).
-                        self.request_probe(now, ProbeReason::Startup.or_window(self.startup));
-                    }
+                    // The path carried all of it: probe higher (libwebrtc's further probing
+                    // while results keep up with the probe rate).
+                    follow_up = !p.saturated;
                 } else if self.usage == Usage::Overuse && p.saturated {
                     // The cluster itself filled the queue (a keyframe at 2.5 × target), and
                     // its receive rate measured the link: take that measurement rather than
@@ -370,6 +369,9 @@ impl BandwidthEstimator for RtclabCc {
                         // One result per window: later clusters in it are measured against a
                         // rate the first one set, and each applied result suspends decreases.
                         self.window_until = None;
+                    }
+                    if follow_up {
+                        self.request_probe(now, ProbeReason::Startup.or_window(self.startup));
                     }
                     self.applied_probe = Some((now, bps));
                     if self.loss.loss_ratio() <= crate::loss_based::HIGH_LOSS {
