@@ -25,9 +25,11 @@ pub const FEEDBACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// reduction is 0.8).
 pub const TIMEOUT_BACKOFF: f64 = 0.8;
 /// Stable this long since the last over-use before a periodic probe window opens.
-const PERIODIC_STABLE: Duration = Duration::from_secs(2);
-/// Periodic probe windows are at least this far apart (libwebrtc probes in ALR every 5 s; 3 s measured better on RFC 8867 §5.1: 88.5 % vs 86.4 % utilisation).
-const PERIODIC_INTERVAL: Duration = Duration::from_secs(3);
+const PERIODIC_STABLE: Duration = Duration::from_secs(3);
+/// Periodic probe windows are at least this far apart (libwebrtc probes in ALR every 5 s).
+/// Each one forces a keyframe; 3 s raised utilisation a little but made the jittery loop less
+/// stable (see cc/README.md).
+const PERIODIC_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a probe window accepts results: a request must become a keyframe, reach the
 /// receiver and come back in feedback.
 const PROBE_WINDOW: Duration = Duration::from_millis(1500);
@@ -131,6 +133,7 @@ pub struct RtclabCc {
     pending: Option<ProbeRequest>,
     last_probe: Option<ProbeResult>,
     applied_probe: Option<(Instant, f64)>,
+    probe_hold_used: bool,
     external_sent: bool,
 }
 
@@ -170,6 +173,7 @@ impl RtclabCc {
             }),
             last_probe: None,
             applied_probe: None,
+            probe_hold_used: false,
             external_sent: false,
         }
     }
@@ -374,6 +378,7 @@ impl BandwidthEstimator for RtclabCc {
                         self.request_probe(now, ProbeReason::Startup.or_window(self.startup));
                     }
                     self.applied_probe = Some((now, bps));
+                    self.probe_hold_used = false;
                     if self.loss.loss_ratio() <= crate::loss_based::HIGH_LOSS {
                         self.loss.raise_to(bps);
                     }
@@ -398,6 +403,19 @@ impl BandwidthEstimator for RtclabCc {
             (Some(a), Some(f)) => Some(a.max(f)),
             (a, f) => a.or(f),
         };
+        if usage_for_rate == Usage::Overuse
+            && !self.probe_hold_used
+            && self
+                .applied_probe
+                .is_some_and(|(t, _)| now.saturating_duration_since(t) < PROBE_FLOOR)
+            && self.last_probe.is_some_and(|p| p.saturated && p.applied)
+        {
+            // The rate was just set to 0.95 × the link's measured rate; the first over-use
+            // after it is most likely the probe's own queue: hold once instead of cutting. Only
+            // once: if the capacity really fell, the next over-use report cuts as usual.
+            self.probe_hold_used = true;
+            usage_for_rate = Usage::Underuse;
+        }
         let input = AimdInput {
             // A saturated probe already set the rate for this over-use: hold.
             usage: usage_for_rate,
