@@ -360,10 +360,15 @@ impl BandwidthEstimator for RtclabCc {
                     // The path carried all of it: probe higher (libwebrtc's further probing
                     // while results keep up with the probe rate).
                     follow_up = !p.saturated;
-                } else if self.usage == Usage::Overuse && p.saturated {
+                } else if self.usage == Usage::Overuse
+                    && p.saturated
+                    && p.packets >= 2 * crate::probe::MIN_PACKETS
+                {
                     // The cluster itself filled the queue (a keyframe at 2.5 × target), and
                     // its receive rate measured the link: take that measurement rather than
-                    // 0.85 × a stale acked rate.
+                    // 0.85 × a stale acked rate. Only clusters large enough to have passed
+                    // the consistency check: a jitter-inflated small one must not override
+                    // an over-use.
                     self.aimd.set_estimate(now, bps, true);
                     usage_for_rate = Usage::Underuse;
                     p.applied = true;
