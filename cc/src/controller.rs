@@ -25,9 +25,11 @@ pub const FEEDBACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// reduction is 0.8).
 pub const TIMEOUT_BACKOFF: f64 = 0.8;
 /// Stable this long since the last over-use before a periodic probe window opens.
-const PERIODIC_STABLE: Duration = Duration::from_secs(2);
-/// Periodic probe windows are at least this far apart (libwebrtc probes in ALR every 5 s; 3 s measured better on RFC 8867 §5.1: 88.5 % vs 86.4 % utilisation).
-const PERIODIC_INTERVAL: Duration = Duration::from_secs(3);
+const PERIODIC_STABLE: Duration = Duration::from_secs(3);
+/// Periodic probe windows are at least this far apart (libwebrtc probes in ALR every 5 s).
+/// Each one forces a keyframe; 3 s raised utilisation a little but made the jittery loop less
+/// stable (see cc/README.md).
+const PERIODIC_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a probe window accepts results: a request must become a keyframe, reach the
 /// receiver and come back in feedback.
 const PROBE_WINDOW: Duration = Duration::from_millis(1500);
@@ -131,6 +133,7 @@ pub struct RtclabCc {
     pending: Option<ProbeRequest>,
     last_probe: Option<ProbeResult>,
     applied_probe: Option<(Instant, f64)>,
+    probe_hold_used: bool,
     external_sent: bool,
 }
 
@@ -170,6 +173,7 @@ impl RtclabCc {
             }),
             last_probe: None,
             applied_probe: None,
+            probe_hold_used: false,
             external_sent: false,
         }
     }
@@ -346,27 +350,40 @@ impl BandwidthEstimator for RtclabCc {
         let rtt = self.rtt.get().map(|(d, _)| d);
 
         let mut usage_for_rate = self.usage;
+        let mut follow_up = false;
         if let Some(mut p) = probe_result {
             let bps = p.bps.min(self.config.max_bps);
             if self.wants_probe(now) {
                 if self.usage != Usage::Overuse && bps > self.aimd.rate() {
                     self.aimd.set_estimate(now, bps, true);
                     p.applied = true;
-                    if !p.saturated {
-                        // The path carried all of it: probe higher (libwebrtc's further
-                        // probing while results keep up with the probe rate).
-                        self.request_probe(now, ProbeReason::Startup.or_window(self.startup));
-                    }
-                } else if self.usage == Usage::Overuse && p.saturated {
+                    // The path carried all of it: probe higher (libwebrtc's further probing
+                    // while results keep up with the probe rate).
+                    follow_up = !p.saturated;
+                } else if self.usage == Usage::Overuse
+                    && p.saturated
+                    && p.packets >= 2 * crate::probe::MIN_PACKETS
+                {
                     // The cluster itself filled the queue (a keyframe at 2.5 × target), and
                     // its receive rate measured the link: take that measurement rather than
-                    // 0.85 × a stale acked rate.
+                    // 0.85 × a stale acked rate. Only clusters large enough to have passed
+                    // the consistency check: a jitter-inflated small one must not override
+                    // an over-use.
                     self.aimd.set_estimate(now, bps, true);
                     usage_for_rate = Usage::Underuse;
                     p.applied = true;
                 }
                 if p.applied {
+                    if !self.startup {
+                        // One result per window: later clusters in it are measured against a
+                        // rate the first one set, and each applied result suspends decreases.
+                        self.window_until = None;
+                    }
+                    if follow_up {
+                        self.request_probe(now, ProbeReason::Startup.or_window(self.startup));
+                    }
                     self.applied_probe = Some((now, bps));
+                    self.probe_hold_used = false;
                     if self.loss.loss_ratio() <= crate::loss_based::HIGH_LOSS {
                         self.loss.raise_to(bps);
                     }
@@ -391,6 +408,19 @@ impl BandwidthEstimator for RtclabCc {
             (Some(a), Some(f)) => Some(a.max(f)),
             (a, f) => a.or(f),
         };
+        if usage_for_rate == Usage::Overuse
+            && !self.probe_hold_used
+            && self
+                .applied_probe
+                .is_some_and(|(t, _)| now.saturating_duration_since(t) < PROBE_FLOOR)
+            && self.last_probe.is_some_and(|p| p.saturated && p.applied)
+        {
+            // The rate was just set to 0.95 × the link's measured rate; the first over-use
+            // after it is most likely the probe's own queue: hold once instead of cutting. Only
+            // once: if the capacity really fell, the next over-use report cuts as usual.
+            self.probe_hold_used = true;
+            usage_for_rate = Usage::Underuse;
+        }
         let input = AimdInput {
             // A saturated probe already set the rate for this over-use: hold.
             usage: usage_for_rate,

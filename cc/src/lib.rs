@@ -8,6 +8,8 @@
 //! [`inter_arrival`] → [`trendline`] → [`overuse`] → [`aimd`] (with [`acked_bitrate`], [`alr`],
 //! [`probe`]) and [`loss_based`] → [`controller`]; [`rtt`] feeds the rate control.
 
+#![warn(missing_docs)]
+
 pub mod acked_bitrate;
 pub mod aimd;
 pub mod alr;

@@ -25,14 +25,17 @@ const FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
 const ONE_WAY: Duration = Duration::from_millis(50);
 const RUN: Duration = Duration::from_secs(100);
 
-/// RFC 8867 §5.1: capacity steps at 0/40/60/80 s, 50 ms one-way delay, 300 ms drop-tail queue.
-fn rfc8867_5_1() -> (Schedule, Vec<(f64, f64)>) {
+/// RFC 8867 §5.1: capacity steps at 0/40/60/80 s, 50 ms one-way delay, 300 ms drop-tail queue;
+/// plus, optionally, normal jitter of `jitter_ms` (not in the RFC: a robustness variant).
+fn rfc8867_5_1(jitter_ms: Option<f64>) -> (Schedule, Vec<(f64, f64)>) {
     let steps = vec![(0.0, 1000.0), (40.0, 2500.0), (60.0, 600.0), (80.0, 1000.0)];
     let schedule = Schedule {
         base: ImpairmentConfig {
             rate_kbps: Some(steps[0].1),
             queue_ms: Some(300.0),
             delay_ms: Some(ONE_WAY.as_secs_f64() * 1000.0),
+            jitter_ms,
+            jitter_distribution: jitter_ms.map(|_| rtclab_netem::JitterDistribution::Normal),
             ..Default::default()
         },
         steps: steps[1..]
@@ -290,20 +293,21 @@ fn run(schedule: &Schedule) -> Outcome {
     out
 }
 
-#[test]
-fn rfc8867_5_1_capacity_steps() {
-    let (schedule, steps) = rfc8867_5_1();
-    let o = run(&schedule);
+/// The figures of one run.
+struct Figures {
+    utilisation: f64,
+    reaction_s: Option<f64>,
+    queue_p95_ms: f64,
+}
 
-    println!(
-        "RFC 8867 §5.1 closed loop (virtual time, rtclab-netem bottleneck, 300 ms queue, 50 ms one-way)"
-    );
+fn report(title: &str, steps: &[(f64, f64)], o: &Outcome) -> Figures {
+    println!("{title}");
     println!("  t(s)  capacity  target   link-out  queue-p95(ms)");
     for s in (0..RUN.as_secs() as usize).step_by(2) {
         println!(
             "  {:>4}  {:>8.0}  {:>7.0}  {:>8.0}  {:>6.1}",
             s,
-            capacity_at(&steps, s as f64) / 1000.0,
+            capacity_at(steps, s as f64) / 1000.0,
             o.target_per_s[s] / 1000.0,
             o.link_bits_per_s[s] / 1000.0,
             o.queue_p95_per_s[s]
@@ -369,12 +373,55 @@ fn rfc8867_5_1_capacity_steps() {
         o.overuse_reports, o.probe_requests, o.probes_applied
     );
 
-    assert!(utilisation >= 0.85, "utilisation {:.3}", utilisation);
-    let reaction = reaction.expect("the target never went below the new capacity");
+    Figures {
+        utilisation,
+        reaction_s: reaction,
+        queue_p95_ms: p95,
+    }
+}
+
+#[test]
+fn rfc8867_5_1_capacity_steps() {
+    let (schedule, steps) = rfc8867_5_1(None);
+    let o = run(&schedule);
+    let f = report(
+        "RFC 8867 §5.1 closed loop (virtual time, rtclab-netem bottleneck, 300 ms queue, 50 ms one-way)",
+        &steps,
+        &o,
+    );
+    assert!(f.utilisation >= 0.85, "utilisation {:.3}", f.utilisation);
+    let reaction = f
+        .reaction_s
+        .expect("the target never went below the new capacity");
     assert!(reaction <= 1.0, "reaction {reaction:.2} s");
     // The bound: 100 ms. The 300 ms drop-tail queue is full only around the 2.5 → 0.6 Mbps
     // drop (≤ ~1 s of 100 s, about 1 % of packets); elsewhere the trendline reacts to a rising
-    // delay gradient long before the queue reaches 100 ms, so the 95th percentile must stay
-    // well under the queue's own 300 ms bound.
-    assert!(p95 <= 100.0, "queue delay p95 {p95:.1} ms");
+    // delay gradient long before a standing queue reaches 100 ms. What does reach ~100 ms is
+    // the 4× keyframe each probe request forces (a burst at 2.5 × target), every ≥ 5 s.
+    assert!(
+        f.queue_p95_ms <= 100.0,
+        "queue delay p95 {:.1} ms",
+        f.queue_p95_ms
+    );
+}
+
+/// The same with 5 ms (σ) normal jitter, order kept: jitter bunches arrivals, which makes
+/// small media clusters read above the link rate. Looser bounds, stated: the weakness is known.
+#[test]
+fn rfc8867_5_1_with_jitter() {
+    let (schedule, steps) = rfc8867_5_1(Some(5.0));
+    let o = run(&schedule);
+    let f = report("RFC 8867 §5.1 + 5 ms normal jitter", &steps, &o);
+    assert!(f.utilisation >= 0.80, "utilisation {:.3}", f.utilisation);
+    let reaction = f
+        .reaction_s
+        .expect("the target never went below the new capacity");
+    assert!(reaction <= 1.0, "reaction {reaction:.2} s");
+    // Half the queue: a controller stuck on a full queue (zero delay gradient) would sit at
+    // ~300 ms, which is what this guards against.
+    assert!(
+        f.queue_p95_ms <= 150.0,
+        "queue delay p95 {:.1} ms",
+        f.queue_p95_ms
+    );
 }

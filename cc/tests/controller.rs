@@ -258,3 +258,31 @@ fn without_feedback_the_target_backs_off_and_the_timeout_advances() {
     assert!(next > deadline, "the deadline must advance");
     assert_eq!(next - deadline, Duration::from_millis(500));
 }
+
+#[test]
+fn the_startup_probe_request_comes_once_and_rtt_falls_back_to_rr() {
+    let mut cc = RtclabCc::new(CcConfig::new(500_000.0, 50_000.0, 5_000_000.0));
+    let req = cc.poll_probe_request().expect("a start-up probe request");
+    assert_eq!(req.reason, rtclab_cc::ProbeReason::Startup);
+    assert_eq!(req.bps, 1_500_000.0, "3 × start");
+    assert_eq!(
+        cc.poll_probe_request(),
+        None,
+        "a request is handed out once"
+    );
+
+    cc.set_rr_rtt(Duration::from_millis(80));
+    let st = cc.state();
+    assert_eq!(st.rtt_source, Some(rtclab_cc::RttSource::Rr));
+    assert_eq!(st.rtt_ms, Some(80.0));
+
+    // Feedback 100 ms after the newest packet left (Synth's path): TWCC takes over.
+    let mut s = Synth::new();
+    s.frame(Duration::ZERO, 3, Duration::from_millis(50), |_| false);
+    s.maybe_feedback(&mut cc, Duration::from_millis(100));
+    let st = cc.state();
+    assert_eq!(st.rtt_source, Some(rtclab_cc::RttSource::Twcc));
+    // Newest packet left at 2 ms, feedback arrived at 200 ms.
+    let rtt = st.rtt_twcc_ms.unwrap_or_default();
+    assert!((rtt - 198.0).abs() < 0.5, "{rtt}");
+}
