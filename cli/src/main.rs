@@ -37,6 +37,9 @@ enum Command {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// Benchmarks that compare senders on the same emulated link.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// The browser demo: serve the page, and send video to every browser that opens it.
     Demo {
         /// Address to serve on.
@@ -113,6 +116,27 @@ enum Command {
     Report {
         /// Run folder or log file.
         path: PathBuf,
+    },
+}
+
+/// `rtclab bench ...`.
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Run each scenario with rtclab's controller, the stock GCC and headless Chromium as the
+    /// sender, and print one comparison table (plus a comparison plot per scenario).
+    Cc {
+        /// Scenario files (e.g. scenarios/rfc8867-5.1.toml scenarios/bandwidth-drop.toml).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Output folder [default: runs/bench-cc-<unix time>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override every scenario's duration, in seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Senders to compare, comma-separated.
+        #[arg(long, default_value = "rtclab,stock,chromium", value_delimiter = ',')]
+        senders: Vec<String>,
     },
 }
 
@@ -338,6 +362,38 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Report { path } => report(&path),
+        Command::Bench(BenchCommand::Cc {
+            scenarios,
+            out,
+            duration,
+            senders,
+        }) => {
+            let legs = senders
+                .iter()
+                .map(|s| s.trim().parse::<rtclab_peer::bench::Leg>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("--senders: {e}"))?;
+            let out = out
+                .unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-cc-{}", unix_time())));
+            let req = rtclab_peer::bench::BenchRequest {
+                scenarios,
+                legs,
+                out: out.clone(),
+                duration_s: duration,
+                web_dir: None,
+            };
+            let (_, table) = rtclab_peer::bench::run_cc_bench(&req, ctrl_c(), |leg| {
+                eprintln!("rtclab bench cc: running {leg}");
+            })
+            .await
+            .with_context(|| format!("bench failed; what ran is in {}", out.display()))?;
+            println!("{table}");
+            println!(
+                "\nbench: {} (plots: <scenario>/comparison.svg)",
+                out.join("bench.txt").display()
+            );
+            Ok(())
+        }
     }
 }
 

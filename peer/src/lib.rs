@@ -5,6 +5,7 @@
 //! - [`tap`]: the RTCP wire tap; [`bwe`]: congestion-control logging;
 //! - [`session`]: `rtclab run`; [`summary`]: `summary.json` from the log.
 
+pub mod bench;
 pub mod bridge;
 pub mod browser;
 pub mod bwe;
