@@ -11,6 +11,7 @@ mod decoder;
 pub mod encoder;
 mod error;
 mod source;
+pub mod quality;
 
 use std::fmt;
 use std::str::FromStr;
