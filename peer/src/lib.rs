@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod nack_filter;
 pub mod pacing;
 pub mod pcap;
+pub mod qoe;
 pub mod peer;
 pub mod receiver;
 pub mod sender;

@@ -1,0 +1,417 @@
+//! Receiver quality of experience: what the sender stamps on each frame (capture time, source
+//! frame index) and what the receiver makes of it (glass-to-glass latency, PSNR/SSIM).
+//!
+//! # The clock behind glass-to-glass latency
+//!
+//! The sender stamps the first RTP packet of every frame with the **abs-capture-time** header
+//! extension (<http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time>: a 64-bit
+//! UQ32.32 NTP timestamp of when the frame was captured). "Captured" is the moment the frame left
+//! the source, read from the session's webrtc-rs `Runtime` clock (monotonic; virtual in tests).
+//! A monotonic instant has no absolute meaning, so it is mapped to NTP through one [`WallAnchor`]:
+//! the wall clock (`SystemTime`) read once, next to the runtime clock, when the process's first
+//! media loop starts; after that NTP = anchor wall time + runtime time elapsed since the anchor.
+//! The receiver maps its decode instant to NTP the same way, and g2g = decode NTP − capture NTP.
+//!
+//! This is only meaningful because **both peers run on one machine**, so they share one wall
+//! clock: in `rtclab run` both peers are in one process and share the very same anchor (the
+//! latency is then exact up to the runtime clock's resolution); two `rtclab peer` processes, or
+//! Chromium as the sender (libwebrtc stamps NTP from its own reading of the same wall clock), agree
+//! up to how far the wall clock was slewed between the two anchors' readings — microseconds to
+//! milliseconds on a machine that is not stepping its clock. Across machines the number would
+//! include their clock offset, and rtclab does not try to correct that.
+//!
+//! # The source frame index
+//!
+//! To score a decoded frame the receiver needs the exact source picture. The default source,
+//! `testsrc2`, is deterministic per frame index, so the sender also stamps the first packet of
+//! every frame with an rtclab-specific extension, [`TESTSRC_FRAME_URI`]: the frame's index in
+//! the source and the source's size and rate (9 bytes, [`SourceTag`]). It is sent only when the
+//! source *is* `testsrc2`; the receiver regenerates that frame (`rtclab_media::quality::Reference`)
+//! and compares. A file source, or a sender that is not rtclab (Chromium never negotiates an
+//! unknown URI), gives no tag, and PSNR/SSIM are reported as absent, never guessed. Carrying the
+//! index in the stream (rather than deriving it from RTP timestamps) keeps it right when the
+//! encoder drops frames and needs nothing from the session.
+
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::rtp::Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpHeaderExtensionCapability, RTCRtpHeaderExtensionParameters, RtpCodecKind,
+};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use webrtc::runtime::Runtime;
+
+/// The abs-capture-time RTP header extension (libwebrtc's
+/// `docs/native-code/rtp-hdrext/abs-capture-time`).
+pub const ABS_CAPTURE_TIME_URI: &str =
+    "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
+
+/// rtclab's own extension: "this frame is `testsrc2` frame N of a W×H source at F fps".
+pub const TESTSRC_FRAME_URI: &str = "urn:rtclab:rtp-hdrext:testsrc2-frame";
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970) (RFC 5905 §6).
+const NTP_UNIX_OFFSET_S: u64 = 2_208_988_800;
+
+/// RTP clock rate of video (RFC 3551 §5: 90 kHz for all video payload formats rtclab uses).
+const VIDEO_CLOCK_HZ: f64 = 90_000.0;
+
+/// Registers both extensions for video, so they are offered and accepted on both peers.
+pub fn register_extensions(media_engine: &mut MediaEngine) -> Result<(), webrtc::error::Error> {
+    for uri in [ABS_CAPTURE_TIME_URI, TESTSRC_FRAME_URI] {
+        media_engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            RtpCodecKind::Video,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Unix time to a 64-bit UQ32.32 NTP timestamp (RFC 5905 §6; wraps in 2036 as NTP era 0 does).
+pub fn unix_to_ntp(unix: Duration) -> u64 {
+    let secs = (unix.as_secs() + NTP_UNIX_OFFSET_S) & 0xffff_ffff;
+    let frac = (u64::from(unix.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}
+
+/// NTP `later − earlier` in milliseconds, signed (a capture stamped after the decode is
+/// negative, which would mean the two clocks disagree).
+pub fn ntp_diff_ms(later: u64, earlier: u64) -> f64 {
+    (later.wrapping_sub(earlier) as i64) as f64 / 4_294_967_296.0 * 1000.0
+}
+
+/// Maps runtime-clock instants to NTP through one reading of the wall clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallAnchor {
+    /// The runtime instant of the reading.
+    pub at: Instant,
+    /// The wall clock at that instant, since the Unix epoch.
+    pub unix: Duration,
+}
+
+impl WallAnchor {
+    /// The process's anchor, taken on first use (when the first media loop starts) from the
+    /// runtime clock and the wall clock side by side; every later call returns the same one, so
+    /// both peers of an in-process session map time identically.
+    pub fn process(runtime: &dyn Runtime) -> WallAnchor {
+        static ANCHOR: OnceLock<WallAnchor> = OnceLock::new();
+        *ANCHOR.get_or_init(|| WallAnchor {
+            at: runtime.now(),
+            // The one wall-clock reading: outside the media path, once per process.
+            unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// `t` as a UQ32.32 NTP timestamp.
+    pub fn ntp(&self, t: Instant) -> u64 {
+        let unix = if t >= self.at {
+            self.unix + (t - self.at)
+        } else {
+            self.unix.saturating_sub(self.at - t)
+        };
+        unix_to_ntp(unix)
+    }
+}
+
+/// The negotiated one-byte extension ids (RFC 8285 §4.2) rtclab uses, if negotiated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtIds {
+    /// abs-capture-time.
+    pub abs_capture_time: Option<u8>,
+    /// rtclab's testsrc2 frame tag.
+    pub testsrc_frame: Option<u8>,
+}
+
+impl ExtIds {
+    /// Picks rtclab's extensions out of negotiated RTP parameters (ids above 14 are unusable
+    /// with the one-byte header and ignored).
+    pub fn from_params<'a>(
+        exts: impl IntoIterator<Item = &'a RTCRtpHeaderExtensionParameters>,
+    ) -> Self {
+        let mut ids = ExtIds::default();
+        for e in exts {
+            let id = u8::try_from(e.id).ok().filter(|id| (1..=14).contains(id));
+            if e.uri == ABS_CAPTURE_TIME_URI {
+                ids.abs_capture_time = ids.abs_capture_time.or(id);
+            } else if e.uri == TESTSRC_FRAME_URI {
+                ids.testsrc_frame = ids.testsrc_frame.or(id);
+            }
+        }
+        ids
+    }
+}
+
+/// A `testsrc2` frame: its index and the source it came from (the extension's 9 bytes: index
+/// u32, width u16, height u16, fps u8, big-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceTag {
+    /// Frame index in the source (wraps after 2³² frames, 4.5 years at 30 fps).
+    pub index: u32,
+    /// Source width.
+    pub width: u16,
+    /// Source height.
+    pub height: u16,
+    /// Source frame rate.
+    pub fps: u8,
+}
+
+impl SourceTag {
+    /// The extension payload.
+    pub fn encode(&self) -> [u8; 9] {
+        let mut b = [0u8; 9];
+        b[0..4].copy_from_slice(&self.index.to_be_bytes());
+        b[4..6].copy_from_slice(&self.width.to_be_bytes());
+        b[6..8].copy_from_slice(&self.height.to_be_bytes());
+        b[8] = self.fps;
+        b
+    }
+
+    /// Parses the extension payload (`None` if it is not 9 bytes or names an empty source).
+    pub fn decode(b: &[u8]) -> Option<Self> {
+        let b: &[u8; 9] = b.try_into().ok()?;
+        let tag = SourceTag {
+            index: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            width: u16::from_be_bytes([b[4], b[5]]),
+            height: u16::from_be_bytes([b[6], b[7]]),
+            fps: b[8],
+        };
+        (tag.width > 0 && tag.height > 0 && tag.fps > 0).then_some(tag)
+    }
+}
+
+/// Stamps the first packet of a frame with its capture time and, for `testsrc2`, its index.
+pub fn stamp_first_packet(
+    packet: &mut Packet,
+    ids: ExtIds,
+    capture_ntp: u64,
+    source: Option<SourceTag>,
+) {
+    if let Some(id) = ids.abs_capture_time {
+        // Only the 8-byte form: the optional estimated capture clock offset is for mixers.
+        let payload = bytes::Bytes::copy_from_slice(&capture_ntp.to_be_bytes());
+        if let Err(e) = packet.header.set_extension(id, payload) {
+            tracing::debug!("abs-capture-time: {e}");
+        }
+    }
+    if let (Some(id), Some(tag)) = (ids.testsrc_frame, source) {
+        let payload = bytes::Bytes::copy_from_slice(&tag.encode());
+        if let Err(e) = packet.header.set_extension(id, payload) {
+            tracing::debug!("testsrc2 frame tag: {e}");
+        }
+    }
+}
+
+/// What the receiver knows about one frame (by RTP timestamp) from its packets' extensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Capture time, NTP UQ32.32, from abs-capture-time (or interpolated, see [`FrameTags`]).
+    pub capture_ntp: Option<u64>,
+    /// The `testsrc2` frame, if the sender tagged it.
+    pub source: Option<SourceTag>,
+}
+
+/// Frames older than this many RTP timestamps behind the newest are forgotten.
+const TAG_HORIZON: usize = 512;
+
+/// Collects extensions per RTP timestamp as packets arrive, for the decoder to look up.
+///
+/// libwebrtc does not stamp every frame: it sends abs-capture-time when the capture time
+/// cannot be extrapolated from the last one sent within 1 ms, and at least once a second
+/// (`AbsoluteCaptureTimeSender`). Receivers interpolate, as libwebrtc's
+/// `AbsoluteCaptureTimeInterpolator` does: capture = last stamped capture + RTP timestamp
+/// difference / 90 kHz, for up to [`INTERPOLATION_LIMIT`] after the last stamp.
+#[derive(Debug, Default)]
+pub struct FrameTags {
+    ids: ExtIds,
+    frames: BTreeMap<u32, FrameInfo>,
+    last_stamp: Option<(u32, u64)>,
+}
+
+/// How far past the last stamped frame a capture time is extrapolated (libwebrtc: 5 s).
+pub const INTERPOLATION_LIMIT: Duration = Duration::from_secs(5);
+
+impl FrameTags {
+    /// Reads extensions with the negotiated `ids`.
+    pub fn new(ids: ExtIds) -> Self {
+        FrameTags {
+            ids,
+            ..Default::default()
+        }
+    }
+
+    /// Whether any extension rtclab reads was negotiated.
+    pub fn enabled(&self) -> bool {
+        self.ids.abs_capture_time.is_some() || self.ids.testsrc_frame.is_some()
+    }
+
+    /// Notes one packet's extensions.
+    pub fn on_packet(&mut self, packet: &Packet) {
+        let ts = packet.header.timestamp;
+        let capture = self
+            .ids
+            .abs_capture_time
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|p| p.get(..8).and_then(|b| b.try_into().ok()))
+            .map(u64::from_be_bytes);
+        let source = self
+            .ids
+            .testsrc_frame
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|p| SourceTag::decode(&p));
+        if capture.is_none() && source.is_none() {
+            return;
+        }
+        let e = self.frames.entry(ts).or_default();
+        if let Some(c) = capture {
+            e.capture_ntp = Some(c);
+            self.last_stamp = Some((ts, c));
+        }
+        e.source = e.source.or(source);
+        while self.frames.len() > TAG_HORIZON {
+            self.frames.pop_first();
+        }
+    }
+
+    /// What is known about the frame with RTP timestamp `ts` (forgets it and older frames).
+    pub fn take(&mut self, ts: u32) -> FrameInfo {
+        let mut info = self.frames.remove(&ts).unwrap_or_default();
+        // RTP timestamps wrap; forget only entries "before" ts in serial-number order.
+        self.frames
+            .retain(|&k, _| (k.wrapping_sub(ts) as i32) > 0 && k.wrapping_sub(ts) < 1 << 30);
+        if info.capture_ntp.is_none()
+            && let Some((stamp_ts, stamp_ntp)) = self.last_stamp
+        {
+            let dt_s = f64::from(ts.wrapping_sub(stamp_ts) as i32) / VIDEO_CLOCK_HZ;
+            if (0.0..=INTERPOLATION_LIMIT.as_secs_f64()).contains(&dt_s) {
+                let dt_ntp = (dt_s * 4_294_967_296.0).round() as u64;
+                info.capture_ntp = Some(stamp_ntp.wrapping_add(dt_ntp));
+            }
+        }
+        info
+    }
+}
+
+/// Nearest-rank percentile of `values` (sorted in place), `p` in 0..=100; `None` if empty.
+pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
+    Some(values[rank.clamp(1, values.len()) - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_time_converts_to_ntp() {
+        // The Unix epoch is NTP second 2208988800 (RFC 5905 §6), fraction 0.
+        assert_eq!(unix_to_ntp(Duration::ZERO), NTP_UNIX_OFFSET_S << 32);
+        // Half a second is fraction 2³¹.
+        let t = unix_to_ntp(Duration::from_millis(1_700_000_000_500));
+        assert_eq!(t >> 32, 1_700_000_000 + NTP_UNIX_OFFSET_S);
+        assert_eq!(t & 0xffff_ffff, 1 << 31);
+        // 1 ms is 2³²/1000 ≈ 4294967 units of the fraction.
+        let ms = unix_to_ntp(Duration::from_millis(1));
+        assert_eq!(ms & 0xffff_ffff, 4_294_967);
+    }
+
+    #[test]
+    fn ntp_differences_are_signed_milliseconds() {
+        let a = unix_to_ntp(Duration::from_millis(1_000_000_000_000));
+        let b = unix_to_ntp(Duration::from_millis(1_000_000_000_037));
+        assert!((ntp_diff_ms(b, a) - 37.0).abs() < 0.001);
+        assert!((ntp_diff_ms(a, b) + 37.0).abs() < 0.001);
+    }
+
+    #[test]
+    fn anchor_maps_runtime_time_to_wall_time() {
+        let at = Instant::now();
+        let anchor = WallAnchor {
+            at,
+            unix: Duration::from_secs(1_700_000_000),
+        };
+        let later = anchor.ntp(at + Duration::from_millis(250));
+        assert!((ntp_diff_ms(later, anchor.ntp(at)) - 250.0).abs() < 0.001);
+        assert_eq!(
+            anchor.ntp(at),
+            unix_to_ntp(Duration::from_secs(1_700_000_000))
+        );
+    }
+
+    #[test]
+    fn source_tag_round_trips() {
+        let tag = SourceTag {
+            index: 123_456,
+            width: 1280,
+            height: 720,
+            fps: 30,
+        };
+        assert_eq!(SourceTag::decode(&tag.encode()), Some(tag));
+        assert_eq!(SourceTag::decode(&[0; 8]), None);
+    }
+
+    fn packet(ts: u32, ext: &[(u8, &[u8])]) -> Packet {
+        let mut p = Packet::default();
+        p.header.timestamp = ts;
+        for (id, payload) in ext {
+            p.header
+                .set_extension(*id, bytes::Bytes::copy_from_slice(payload))
+                .expect("extension");
+        }
+        p
+    }
+
+    #[test]
+    fn tags_are_found_by_timestamp_and_capture_time_is_interpolated() {
+        let ids = ExtIds {
+            abs_capture_time: Some(3),
+            testsrc_frame: Some(5),
+        };
+        let mut tags = FrameTags::new(ids);
+        let t0 = unix_to_ntp(Duration::from_secs(1_700_000_000));
+        let tag = SourceTag {
+            index: 7,
+            width: 640,
+            height: 360,
+            fps: 30,
+        };
+        tags.on_packet(&packet(
+            1000,
+            &[(3, &t0.to_be_bytes()), (5, &tag.encode())],
+        ));
+        tags.on_packet(&packet(1000, &[]));
+        tags.on_packet(&packet(4000, &[]));
+        let first = tags.take(1000);
+        assert_eq!(first.capture_ntp, Some(t0));
+        assert_eq!(first.source, Some(tag));
+        // 3000 ticks at 90 kHz later, unstamped: extrapolated 33.3 ms after the stamp.
+        let second = tags.take(4000);
+        assert_eq!(second.source, None);
+        let dt = ntp_diff_ms(second.capture_ntp.expect("interpolated"), t0);
+        assert!((dt - 33.333).abs() < 0.01, "{dt}");
+    }
+
+    #[test]
+    fn nothing_is_made_up_without_extensions() {
+        let mut tags = FrameTags::new(ExtIds::default());
+        assert!(!tags.enabled());
+        tags.on_packet(&packet(1000, &[(3, &[0; 8])]));
+        assert_eq!(tags.take(1000), FrameInfo::default());
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let mut v: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&mut v, 50.0), Some(10.0));
+        assert_eq!(percentile(&mut v, 95.0), Some(19.0));
+        assert_eq!(percentile(&mut [], 50.0), None);
+    }
+}
