@@ -8,6 +8,6 @@ pub mod schema;
 pub mod sink;
 
 pub use schema::{
-    Candidate, Direction, Event, MediaStats, PeerRole, Record, ReportBlock, Rtcp, SCHEMA, Side,
+    Candidate, Direction, Event, MediaStats, PeerRole, Qoe, Record, ReportBlock, Rtcp, SCHEMA, Side,
 };
 pub use sink::{Clock, EventSink, Listener, ReadError, SinkError, SystemClock, read_log};
