@@ -10,8 +10,8 @@
 mod decoder;
 pub mod encoder;
 mod error;
-mod source;
 pub mod quality;
+mod source;
 
 use std::fmt;
 use std::str::FromStr;

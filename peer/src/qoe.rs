@@ -430,8 +430,7 @@ impl QoeProbe {
 
     fn spawn_quality_thread(
         &self,
-    ) -> Option<std::sync::mpsc::SyncSender<(rtclab_media::ffmpeg::frame::Video, SourceTag)>>
-    {
+    ) -> Option<std::sync::mpsc::SyncSender<(rtclab_media::ffmpeg::frame::Video, SourceTag)>> {
         use rtclab_media::quality::{Reference, compare};
         use rtclab_media::{Resolution, ffmpeg::frame};
         let (tx, rx) = std::sync::mpsc::sync_channel::<(frame::Video, SourceTag)>(QUALITY_QUEUE);
@@ -563,10 +562,7 @@ mod tests {
             height: 360,
             fps: 30,
         };
-        tags.on_packet(&packet(
-            1000,
-            &[(3, &t0.to_be_bytes()), (5, &tag.encode())],
-        ));
+        tags.on_packet(&packet(1000, &[(3, &t0.to_be_bytes()), (5, &tag.encode())]));
         tags.on_packet(&packet(1000, &[]));
         tags.on_packet(&packet(4000, &[]));
         let first = tags.take(1000);
