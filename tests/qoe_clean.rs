@@ -69,6 +69,12 @@ async fn qoe_run(codec: Codec, name: &str) {
         g2g.len(),
         s.frames_decoded
     );
+    // rtclab stamps every frame: nothing is extrapolated.
+    let interpolated: u32 = qoe.iter().map(|q| q.g2g_interpolated).sum();
+    assert_eq!(
+        interpolated, 0,
+        "{name}: rtclab's sender left frames unstamped"
+    );
     assert!(
         g2g.iter().all(|v| *v > 0.0),
         "{name}: a frame decoded before its capture time: {g2g:?}"

@@ -251,6 +251,9 @@ pub struct Qoe {
     pub freeze_ms: f64,
     /// Glass-to-glass latency (sender capture → decoded here) of each frame of the last second, ms.
     pub g2g_ms: Vec<f64>,
+    /// How many of `g2g_ms` used a capture time extrapolated from an earlier frame's stamp.
+    #[serde(default)]
+    pub g2g_interpolated: u32,
     /// Median of `g2g_ms` (null when no frame had a capture time).
     pub g2g_p50_ms: Option<f64>,
     /// 95th percentile of `g2g_ms`.

@@ -213,6 +213,8 @@ pub struct FrameInfo {
     pub capture_ntp: Option<u64>,
     /// The `testsrc2` frame, if the sender tagged it.
     pub source: Option<SourceTag>,
+    /// True when `capture_ntp` was extrapolated from an earlier frame's stamp.
+    pub interpolated: bool,
 }
 
 /// Frames older than this many RTP timestamps behind the newest are forgotten.
@@ -224,7 +226,7 @@ const TAG_HORIZON: usize = 512;
 /// cannot be extrapolated from the last one sent within 1 ms, and at least once a second
 /// (`AbsoluteCaptureTimeSender`). Receivers interpolate, as libwebrtc's
 /// `AbsoluteCaptureTimeInterpolator` does: capture = last stamped capture + RTP timestamp
-/// difference / 90 kHz, for up to [`INTERPOLATION_LIMIT`] after the last stamp.
+/// difference / 90 kHz, for up to [`INTERPOLATION_LIMIT`] from the last stamp (either way).
 #[derive(Debug, Default)]
 pub struct FrameTags {
     ids: ExtIds,
@@ -287,9 +289,13 @@ impl FrameTags {
             && let Some((stamp_ts, stamp_ntp)) = self.last_stamp
         {
             let dt_s = f64::from(ts.wrapping_sub(stamp_ts) as i32) / VIDEO_CLOCK_HZ;
-            if (0.0..=INTERPOLATION_LIMIT.as_secs_f64()).contains(&dt_s) {
-                let dt_ntp = (dt_s * 4_294_967_296.0).round() as u64;
+            // Backwards too: the sample builder releases a frame only when the next frame's
+            // first packet arrives, so that packet's stamp is often the latest one known.
+            let limit = INTERPOLATION_LIMIT.as_secs_f64();
+            if (-limit..=limit).contains(&dt_s) {
+                let dt_ntp = (dt_s * 4_294_967_296.0).round() as i64 as u64;
                 info.capture_ntp = Some(stamp_ntp.wrapping_add(dt_ntp));
+                info.interpolated = true;
             }
         }
         info
@@ -326,6 +332,8 @@ const QUALITY_QUEUE: usize = 4;
 pub struct QoeSecond {
     /// Glass-to-glass latency of each decoded frame with a capture time, ms.
     pub g2g_ms: Vec<f64>,
+    /// How many of those capture times were extrapolated (the frame itself had no stamp).
+    pub g2g_interpolated: u32,
     /// Frames scored against the source.
     pub scored: u32,
     psnr_sum: f64,
@@ -360,6 +368,7 @@ impl QoeSecond {
             g2g_p50_ms: percentile(&mut sorted, 50.0),
             g2g_p95_ms: percentile(&mut sorted, 95.0),
             g2g_ms: self.g2g_ms,
+            g2g_interpolated: self.g2g_interpolated,
             scored_frames: self.scored,
             psnr_db: mean(self.psnr_sum).map(|v| round(v, 100.0)),
             ssim: mean(self.ssim_sum).map(|v| round(v, 10_000.0)),
@@ -404,11 +413,9 @@ impl QoeProbe {
     ) {
         if let Some(capture) = info.capture_ntp {
             let ms = ntp_diff_ms(self.anchor.ntp(decoded_at), capture);
-            self.second
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .g2g_ms
-                .push(ms);
+            let mut second = self.second.lock().unwrap_or_else(|e| e.into_inner());
+            second.g2g_ms.push(ms);
+            second.g2g_interpolated += u32::from(info.interpolated);
         }
         let Some(tag) = info.source else { return };
         if !tag.index.is_multiple_of(SCORE_EVERY)
@@ -571,7 +578,15 @@ mod tests {
         // 3000 ticks at 90 kHz later, unstamped: extrapolated 33.3 ms after the stamp.
         let second = tags.take(4000);
         assert_eq!(second.source, None);
+        assert!(second.interpolated && !first.interpolated);
         let dt = ntp_diff_ms(second.capture_ntp.expect("interpolated"), t0);
+        assert!((dt - 33.333).abs() < 0.01, "{dt}");
+        // A frame released after the next frame's stamped packet arrived: extrapolated back.
+        tags.on_packet(&packet(7000, &[]));
+        let t3 = unix_to_ntp(Duration::from_millis(1_700_000_000_100));
+        tags.on_packet(&packet(10_000, &[(3, &t3.to_be_bytes())]));
+        let third = tags.take(7000);
+        let dt = ntp_diff_ms(t3, third.capture_ntp.expect("extrapolated back"));
         assert!((dt - 33.333).abs() < 0.01, "{dt}");
     }
 
