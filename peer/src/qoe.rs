@@ -8,8 +8,8 @@
 //! UQ32.32 NTP timestamp of when the frame was captured). "Captured" is the moment the frame left
 //! the source, read from the session's webrtc-rs `Runtime` clock (monotonic; virtual in tests).
 //! A monotonic instant has no absolute meaning, so it is mapped to NTP through one [`WallAnchor`]:
-//! the wall clock (`SystemTime`) read once, next to the runtime clock, when the process's first
-//! media loop starts; after that NTP = anchor wall time + runtime time elapsed since the anchor.
+//! the wall clock (`SystemTime`) read once, next to the runtime clock, when the session's media
+//! loops start; after that NTP = anchor wall time + runtime time elapsed since the anchor.
 //! The receiver maps its decode instant to NTP the same way, and g2g = decode NTP − capture NTP.
 //!
 //! This is only meaningful because **both peers run on one machine**, so they share one wall
@@ -38,7 +38,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpHeaderExtensionCapability, RTCRtpHeaderExtensionParameters, RtpCodecKind,
 };
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use webrtc::runtime::Runtime;
 
@@ -83,6 +83,10 @@ pub fn ntp_diff_ms(later: u64, earlier: u64) -> f64 {
     (later.wrapping_sub(earlier) as i64) as f64 / 4_294_967_296.0 * 1000.0
 }
 
+/// Age after which a new media loop takes a fresh [`WallAnchor`] (sessions of `rtclab run` are
+/// far shorter; the demo may run for hours).
+pub const ANCHOR_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// Maps runtime-clock instants to NTP through one reading of the wall clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WallAnchor {
@@ -93,18 +97,30 @@ pub struct WallAnchor {
 }
 
 impl WallAnchor {
-    /// The process's anchor, taken on first use (when the first media loop starts) from the
-    /// runtime clock and the wall clock side by side; every later call returns the same one, so
-    /// both peers of an in-process session map time identically.
+    /// The process's current anchor: the runtime clock and the wall clock read side by side
+    /// when a media loop starts and the last anchor is older than [`ANCHOR_MAX_AGE`] (or there is
+    /// none). Both peers of an in-process session start within a second of each other, so they
+    /// share one anchor and map time identically; a long-lived process (`rtclab demo`) takes a
+    /// fresh one for a later session, so runtime-clock drift against the wall clock (what NTP
+    /// slewing corrects) never accumulates over hours.
     pub fn process(runtime: &dyn Runtime) -> WallAnchor {
-        static ANCHOR: OnceLock<WallAnchor> = OnceLock::new();
-        *ANCHOR.get_or_init(|| WallAnchor {
-            at: runtime.now(),
-            // The one wall-clock reading: outside the media path, once per process.
-            unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
-        })
+        static ANCHOR: Mutex<Option<WallAnchor>> = Mutex::new(None);
+        let now = runtime.now();
+        let mut slot = ANCHOR.lock().unwrap_or_else(|e| e.into_inner());
+        match *slot {
+            Some(a) if now.saturating_duration_since(a.at) < ANCHOR_MAX_AGE => a,
+            _ => {
+                let a = WallAnchor {
+                    at: now,
+                    // The one wall-clock reading, outside the per-frame path.
+                    unix: SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap_or_default(),
+                };
+                *slot = Some(a);
+                a
+            }
+        }
     }
 
     /// `t` as a UQ32.32 NTP timestamp.
