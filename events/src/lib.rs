@@ -8,7 +8,7 @@ pub mod schema;
 pub mod sink;
 
 pub use schema::{
-    BweDetail, Candidate, Direction, Event, MediaStats, PeerRole, Record, ReportBlock, Rtcp,
+    BweDetail, Candidate, Direction, Event, MediaStats, PeerRole, Qoe, Record, ReportBlock, Rtcp,
     SCHEMA, Side, receiving_peer, sending_peer,
 };
 pub use sink::{Clock, EventSink, Listener, ReadError, SinkError, SystemClock, read_log};

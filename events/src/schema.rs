@@ -289,6 +289,34 @@ pub struct MediaStats {
     pub freeze_ms: f64,
 }
 
+/// The receiver's quality of experience over the last second (see `qoe`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Qoe {
+    /// Frames decoded in the last second.
+    pub frames_decoded: u64,
+    /// Frames decoded per second over the last second.
+    pub fps: f64,
+    /// Video freezes since the start (W3C `freezeCount` rule).
+    pub freezes: u64,
+    /// Total frozen time since the start, ms.
+    pub freeze_ms: f64,
+    /// Glass-to-glass latency (sender capture → decoded here) of each frame of the last second, ms.
+    pub g2g_ms: Vec<f64>,
+    /// How many of `g2g_ms` used a capture time extrapolated from an earlier frame's stamp.
+    #[serde(default)]
+    pub g2g_interpolated: u32,
+    /// Median of `g2g_ms` (null when no frame had a capture time).
+    pub g2g_p50_ms: Option<f64>,
+    /// 95th percentile of `g2g_ms`.
+    pub g2g_p95_ms: Option<f64>,
+    /// Frames scored against the source in the last second (0 when the source is unknown).
+    pub scored_frames: u32,
+    /// Mean luma PSNR of the scored frames, dB (null when none were scored).
+    pub psnr_db: Option<f64>,
+    /// Mean luma SSIM of the scored frames (null when none were scored).
+    pub ssim: Option<f64>,
+}
+
 /// Packets or bytes an impaired direction dropped, by cause (see `impair.stats`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ImpairDrops {
@@ -492,6 +520,9 @@ pub enum Event {
     /// Once a second per peer and direction.
     #[serde(rename = "media.stats")]
     MediaStats(MediaStats),
+    /// Once a second from the receiver: frames decoded, freezes, glass-to-glass latency, PSNR/SSIM.
+    #[serde(rename = "qoe")]
+    Qoe(Qoe),
     /// Once a second per impaired direction.
     #[serde(rename = "impair.stats")]
     ImpairStats(ImpairStats),
@@ -564,6 +595,7 @@ impl Event {
             Event::DecoderError { .. } => "decoder.error",
             Event::VideoFreeze { .. } => "video.freeze",
             Event::MediaStats(_) => "media.stats",
+            Event::Qoe(_) => "qoe",
             Event::ImpairStats(_) => "impair.stats",
             Event::ImpairChange { .. } => "impair.change",
             Event::BrowserStats { .. } => "browser.stats",

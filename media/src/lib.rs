@@ -10,6 +10,7 @@
 mod decoder;
 pub mod encoder;
 mod error;
+pub mod quality;
 mod source;
 
 use std::fmt;

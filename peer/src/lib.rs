@@ -19,6 +19,7 @@ pub mod nack_filter;
 pub mod pacing;
 pub mod pcap;
 pub mod peer;
+pub mod qoe;
 pub mod receiver;
 pub mod repair;
 pub mod send_queue;

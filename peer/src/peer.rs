@@ -211,6 +211,8 @@ async fn build(
     };
     media_engine.register_codec(codec.clone(), RtpCodecKind::Video)?;
     media_engine.register_codec(codec_parameters(other), RtpCodecKind::Video)?;
+    // Capture time and source frame index on every frame, for glass-to-glass latency and PSNR.
+    crate::qoe::register_extensions(&mut media_engine)?;
 
     let (tap, counters) = WireTap::new(role, sink.clone(), cfg.pcap.clone());
     // The sender's pacer queue as seen from both ends (send_queue.rs).
@@ -474,7 +476,14 @@ impl Peer {
                     Control::Track(track) => {
                         // Any role receives: a browser in the demo may send its camera back.
                         if self.receiver.is_none() {
+                            let mut exts = Vec::new();
+                            for r in self.pc.get_receivers().await {
+                                if let Ok(p) = r.get_parameters().await {
+                                    exts.extend(p.rtp_parameters.header_extensions);
+                                }
+                            }
                             self.receiver = Some(receiver::start(ReceiverContext {
+                                ext: crate::qoe::ExtIds::from_params(&exts),
                                 track,
                                 sink: self.sink.clone(),
                                 runtime: self.runtime.clone(),
@@ -544,6 +553,7 @@ impl Peer {
             ));
         };
         let pt = negotiated.payload_type;
+        let ext = crate::qoe::ExtIds::from_params(&params.rtp_parameters.header_extensions);
         let negotiated_codec = negotiated.rtp_codec.clone();
         let mime = negotiated.rtp_codec.mime_type.to_lowercase();
         let mut cfg = self.cfg.clone();
@@ -574,6 +584,7 @@ impl Peer {
                 sink: self.sink.clone(),
                 runtime: self.runtime.clone(),
                 counters: self.counters.clone(),
+                ext,
             })
             .await?,
         );

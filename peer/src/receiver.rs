@@ -6,6 +6,7 @@
 //! a PLI (RFC 4585 §6.3.1), rate-limited so one loss does not become a PLI storm.
 
 use crate::error::PeerError;
+use crate::qoe::{ExtIds, FrameInfo, FrameTags, QoeProbe};
 use crate::tap::SharedCounters;
 use bytes::Bytes;
 use rtc::media::io::sample_builder::SampleBuilder;
@@ -44,6 +45,8 @@ pub struct ReceiverContext {
     pub counters: SharedCounters,
     /// Also send a PLI this often (tests).
     pub pli_interval: Option<Duration>,
+    /// Negotiated ids of the capture-time and frame-tag extensions (see [`crate::qoe`]).
+    pub ext: ExtIds,
 }
 
 /// Sequence-number accounting of one RTP stream: losses and late (repaired) arrivals.
@@ -188,8 +191,10 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
     let counters = Arc::new(Mutex::new(RecvCounters::default()));
     let running = Arc::new(AtomicBool::new(true));
     let (pli_tx, mut pli_rx) = mpsc::unbounded_channel::<&'static str>();
+    let (probe, qoe) = QoeProbe::new(ctx.runtime.as_ref(), ctx.sink.clone());
     let frames = spawn_decoder_thread(
         decoder,
+        probe,
         ctx.runtime.clone(),
         ctx.sink.clone(),
         counters.clone(),
@@ -199,12 +204,14 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
 
     // RTP in, frames out, PLIs back.
     {
+        let ctx_ext = ctx.ext;
         let track = ctx.track.clone();
         let runtime = ctx.runtime.clone();
         let counters = counters.clone();
         let sink = ctx.sink.clone();
         tasks.push(ctx.runtime.spawn(Box::pin(async move {
             let mut assembler = Assembler::new(codec, frames, counters.clone(), pli_tx);
+            assembler.tags = FrameTags::new(ctx_ext);
             let mut last_pli: Option<Instant> = None;
             loop {
                 tokio::select! {
@@ -260,7 +267,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
         })));
     }
 
-    // Once a second: media.stats.
+    // Once a second: media.stats and qoe.
     let (done_tx, done_rx) = oneshot::channel();
     {
         let runtime = ctx.runtime.clone();
@@ -300,6 +307,11 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                         freeze_ms: c.freeze_ms.round(),
                     }),
                 );
+                let second = std::mem::take(&mut *qoe.lock().unwrap_or_else(|e| e.into_inner()));
+                sink.emit(
+                    PeerRole::Receiver,
+                    Event::Qoe(second.event(c.frames_decoded - last.2, dt, c.freezes, c.freeze_ms)),
+                );
                 last = (now, w.rtp_in_bytes, c.frames_decoded);
                 if stop {
                     break;
@@ -330,8 +342,9 @@ impl PliSender {
     }
 }
 
-/// A frame to decode: its bytes and its nominal duration (from RTP timestamps).
-type FrameTx = std::sync::mpsc::Sender<(Bytes, Duration)>;
+/// A frame to decode: its bytes, its nominal duration (from RTP timestamps), and what its
+/// packets' extensions said about it.
+type FrameTx = std::sync::mpsc::Sender<(Bytes, Duration, FrameInfo)>;
 
 /// Freeze detection by the W3C `freezeCount` rule (as libwebrtc): a gap between two decoded
 /// frames longer than max(3 × frame interval, frame interval + 150 ms).
@@ -355,24 +368,30 @@ impl FreezeDetector {
 
 fn spawn_decoder_thread(
     mut decoder: Decoder,
+    mut probe: QoeProbe,
     runtime: Arc<dyn Runtime>,
     sink: EventSink,
     counters: Arc<Mutex<RecvCounters>>,
     pli: mpsc::UnboundedSender<&'static str>,
 ) -> Result<FrameTx, PeerError> {
-    let (tx, rx) = std::sync::mpsc::channel::<(Bytes, Duration)>();
+    let (tx, rx) = std::sync::mpsc::channel::<(Bytes, Duration, FrameInfo)>();
     std::thread::Builder::new()
         .name("rtclab-decoder".into())
         .spawn(move || {
             let mut freezes = FreezeDetector::default();
-            while let Ok((data, interval)) = rx.recv() {
+            while let Ok((data, interval, info)) = rx.recv() {
                 match decoder.decode(&data) {
                     Ok(frames) => {
                         tracing::trace!(out = frames.len(), "decoded");
+                        let now = runtime.now();
+                        // One picture per frame (low-delay, single-threaded decoder).
+                        if let Some(picture) = frames.first() {
+                            probe.on_decoded(now, info, picture);
+                        }
                         let frozen = if frames.is_empty() {
                             None
                         } else {
-                            freezes.on_frame(runtime.now(), interval)
+                            freezes.on_frame(now, interval)
                         };
                         let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
                         c.frames_decoded += frames.len() as u64;
@@ -414,6 +433,7 @@ struct Assembler {
     codec: Codec,
     builder: Builder,
     seq: SeqTracker,
+    tags: FrameTags,
     waiting_for_keyframe: bool,
     frames: FrameTx,
     counters: Arc<Mutex<RecvCounters>>,
@@ -459,6 +479,7 @@ impl Assembler {
             codec,
             builder,
             seq: SeqTracker::default(),
+            tags: FrameTags::default(),
             waiting_for_keyframe: true,
             frames,
             counters,
@@ -468,8 +489,10 @@ impl Assembler {
 
     fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) {
         self.seq.on_packet(packet.header.sequence_number);
+        self.tags.on_packet(&packet);
         self.builder.push(now, packet);
         while let Some(sample) = self.builder.pop(now) {
+            let info = self.tags.take(sample.packet_timestamp);
             let key = is_keyframe(self.codec, &sample.data);
             tracing::trace!(
                 ts = sample.packet_timestamp,
@@ -502,7 +525,7 @@ impl Assembler {
             } else {
                 sample.duration
             };
-            let _ = self.frames.send((sample.data, interval));
+            let _ = self.frames.send((sample.data, interval, info));
         }
     }
 }

@@ -8,13 +8,14 @@
 use crate::bwe::TargetHandle;
 use crate::config::PeerConfig;
 use crate::error::PeerError;
+use crate::qoe::{ExtIds, SourceTag, WallAnchor};
 use crate::tap::SharedCounters;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::packetizer::Packetizer;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtclab_events::{Event, EventSink, MediaStats, PeerRole};
-use rtclab_media::{EncodedFrame, Encoder, EncoderConfig, VideoSource};
+use rtclab_media::{EncodedFrame, Encoder, EncoderConfig, SourceSpec, VideoSource};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ pub struct SenderContext {
     pub runtime: Arc<dyn Runtime>,
     /// Wire counters of this peer.
     pub counters: SharedCounters,
+    /// Negotiated ids of the capture-time and frame-tag extensions (see [`crate::qoe`]).
+    pub ext: ExtIds,
 }
 
 /// A request for a keyframe, with when it arrived on the session clock.
@@ -215,6 +218,8 @@ impl SendLoop {
         let mut window = Window::default();
         let mut window_start = ctx.runtime.now();
         let mut frames_total: u64 = 0;
+        let anchor = WallAnchor::process(ctx.runtime.as_ref());
+        let testsrc = ctx.cfg.source == SourceSpec::TestPattern;
         let mut last_stats = StatsSnapshot::default();
         // The first frame out of an encoder is a keyframe anyway; log it as such.
         let mut pending_reason: Option<KeyframeRequest> = Some(KeyframeRequest {
@@ -235,6 +240,9 @@ impl SendLoop {
                 pending_reason.get_or_insert(r);
             }
             let (reply, result) = oneshot::channel();
+            // The encoder thread takes the frame from the source as soon as it gets the job:
+            // this is the capture time abs-capture-time carries.
+            let captured = ctx.runtime.now();
             if self
                 .jobs
                 .send(EncodeJob {
@@ -282,13 +290,22 @@ impl SendLoop {
                 }
                 let samples = (frame_duration.as_secs_f64() * f64::from(self.ctx.codec.clock_rate))
                     .round() as u32;
-                let packets = match self.packetizer.packetize(now, &frame.data, samples) {
+                let mut packets = match self.packetizer.packetize(now, &frame.data, samples) {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::debug!("packetize: {e}");
                         continue;
                     }
                 };
+                if let Some(first) = packets.first_mut() {
+                    let source = testsrc.then(|| SourceTag {
+                        index: frame.frame_index as u32,
+                        width: ctx.cfg.size.width as u16,
+                        height: ctx.cfg.size.height as u16,
+                        fps: ctx.cfg.fps.min(255) as u8,
+                    });
+                    crate::qoe::stamp_first_packet(first, ctx.ext, anchor.ntp(captured), source);
+                }
                 for packet in packets {
                     if let Err(e) = self.ctx.track.write_rtp(packet).await {
                         tracing::debug!("write_rtp: {e}");

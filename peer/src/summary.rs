@@ -77,6 +77,21 @@ pub struct Summary {
     pub rtcp: BTreeMap<String, u64>,
     /// Candidates gathered per "peer side type" (e.g. `sender local host`).
     pub candidates: BTreeMap<String, u64>,
+    /// Median glass-to-glass latency over all frames with a capture time, ms (from `qoe`).
+    #[serde(default)]
+    pub g2g_p50_ms: Option<f64>,
+    /// 95th percentile of the same, ms.
+    #[serde(default)]
+    pub g2g_p95_ms: Option<f64>,
+    /// Frames scored against the source (PSNR/SSIM).
+    #[serde(default)]
+    pub scored_frames: u64,
+    /// Mean luma PSNR of the scored frames, dB (null when none could be scored).
+    #[serde(default)]
+    pub psnr_mean_db: Option<f64>,
+    /// Mean luma SSIM of the scored frames (null when none could be scored).
+    #[serde(default)]
+    pub ssim_mean: Option<f64>,
 }
 
 fn last_stats<'a>(records: &'a [Record], peer: PeerRole, dir: &str) -> Option<&'a MediaStats> {
@@ -210,6 +225,7 @@ impl Summary {
             s.freezes = st.freezes;
             s.freeze_ms = st.freeze_ms;
         }
+        s.qoe_from(records);
         s.mean_send_bps = mean(sender_stats.iter().map(|m| m.bitrate_bps));
         s.mean_recv_bps = mean(records.iter().filter_map(|r| match &r.event {
             Event::MediaStats(m) if r.peer == receiving && m.direction == "recv" => {
@@ -226,6 +242,32 @@ impl Summary {
             _ => None,
         }));
         s
+    }
+
+    /// Glass-to-glass percentiles and PSNR/SSIM means from the receiver's `qoe` lines.
+    fn qoe_from(&mut self, records: &[Record]) {
+        let mut g2g = Vec::new();
+        let (mut psnr, mut ssim, mut n) = (0.0, 0.0, 0u64);
+        for r in records {
+            if let Event::Qoe(q) = &r.event {
+                g2g.extend_from_slice(&q.g2g_ms);
+                if let (Some(p), Some(s)) = (q.psnr_db, q.ssim) {
+                    // Per-second means weighted by their frame counts: the run's mean per frame.
+                    let k = f64::from(q.scored_frames);
+                    psnr += p * k;
+                    ssim += s * k;
+                    n += u64::from(q.scored_frames);
+                }
+            }
+        }
+        let round = |x: f64, k: f64| (x * k).round() / k;
+        self.g2g_p50_ms = crate::qoe::percentile(&mut g2g, 50.0).map(|v| round(v, 10.0));
+        self.g2g_p95_ms = crate::qoe::percentile(&mut g2g, 95.0).map(|v| round(v, 10.0));
+        self.scored_frames = n;
+        if n > 0 {
+            self.psnr_mean_db = Some(round(psnr / n as f64, 100.0));
+            self.ssim_mean = Some(round(ssim / n as f64, 10_000.0));
+        }
     }
 
     /// Fraction of sent frames that were decoded (0 when nothing was sent).

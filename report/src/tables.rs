@@ -96,6 +96,25 @@ pub(crate) fn figure_rows(r: &RunReport, summary: &Value) -> Vec<[String; 3]> {
         "seconds the receiver decoded < 1/3 of the sender's fps",
     );
     row(
+        "glass-to-glass latency",
+        match (num(summary, "g2g_p50_ms"), num(summary, "g2g_p95_ms")) {
+            (Some(p50), Some(p95)) => format!("p50 {p50:.1} ms, p95 {p95:.1} ms"),
+            _ => format!("{NONE} (no abs-capture-time)"),
+        },
+        "qoe: sender capture (abs-capture-time) → decoded, one wall clock",
+    );
+    row(
+        "picture quality",
+        match (num(summary, "psnr_mean_db"), num(summary, "ssim_mean")) {
+            (Some(p), Some(q)) => format!(
+                "PSNR {p:.2} dB, SSIM {q:.4} ({} frames scored)",
+                num(summary, "scored_frames").unwrap_or(0.0)
+            ),
+            _ => format!("{NONE} (source unknown to the receiver)"),
+        },
+        "qoe: luma vs the regenerated testsrc2 frame, every 3rd frame",
+    );
+    row(
         "link utilisation",
         match r.link_utilisation_pct {
             Some(u) => format!("{u:.1} % over {:.0} s", r.capacity_limited_s),

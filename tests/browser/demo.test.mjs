@@ -170,6 +170,17 @@ test('send my camera too: the Rust peer receives and decodes it', { timeout: 25_
       const byPeer = l.filter(isTwccOut).reduce((m, x) => ({ ...m, [x.peer]: (m[x.peer] || 0) + 1 }), {});
       throw new Error(`${e.message}; rtcp out TWCC lines by peer: ${JSON.stringify(byPeer)}`);
     });
+
+    // Glass-to-glass latency of the camera: Chromium stamps abs-capture-time (about once a
+    // second; the Rust receiver extrapolates the other frames by RTP timestamp). No PSNR: the
+    // receiver cannot know the camera's source pictures, so it must say so (null).
+    const qoe = await waitFor('a qoe line from peer "receiver" with a g2g median', async () => {
+      const l = await fetchLog(demo.base, room);
+      return l.find((x) => x.kind === 'qoe' && x.peer === 'receiver' && x.g2g_p50_ms != null);
+    }, Math.max(2000, deadline + 3000 - Date.now()), 250);
+    t.diagnostic(`[camera] glass-to-glass p50 ${qoe.g2g_p50_ms} ms, p95 ${qoe.g2g_p95_ms} ms (${qoe.g2g_ms.length} frames, ${qoe.g2g_interpolated} extrapolated)`);
+    assert.ok(qoe.g2g_p50_ms > 0 && qoe.g2g_p50_ms < 1000, `camera g2g p50 ${qoe.g2g_p50_ms} ms`);
+    assert.equal(qoe.psnr_db, null, 'PSNR for a source the receiver cannot know');
   });
   fs.rmSync(demo.out, { recursive: true, force: true });
 });
