@@ -68,7 +68,9 @@ fn main() {
         std::process::exit(2)
     });
     let fps = 30u32;
-    println!("codec  target_kbps  size        mean_kbps  mean_err  mean_abs_err  worst_err  dropped  keyframes  max_kf_ms  per-second errors (%)");
+    println!(
+        "codec  target_kbps  size        mean_kbps  mean_err  mean_abs_err  worst_err  dropped  keyframes  max_kf_ms  per-second errors (%)"
+    );
     for &codec in &args.codecs {
         for &kbps in &args.targets_kbps {
             let target = kbps * 1000;
@@ -91,13 +93,22 @@ fn main() {
             let mut max_kf_ms = 0.0f64;
             for i in 0..u64::from(args.seconds * fps) {
                 let mut raw = src.next_frame().expect("frame");
-                if args.kf_every.is_some_and(|s| i > 0 && i % u64::from(s * fps) == 0) {
+                if args
+                    .kf_every
+                    .is_some_and(|s| i > 0 && i % u64::from(s * fps) == 0)
+                {
                     enc.request_keyframe();
                 }
                 let now = Duration::from_secs_f64(i as f64 / f64::from(fps));
                 let out = enc.encode(&mut raw, now, target).expect("encode");
                 if let Some(c) = out.change {
-                    eprintln!("  {codec} {kbps}k: {} -> {} at {:.2}s ({})", c.from, c.to, now.as_secs_f64(), c.reason);
+                    eprintln!(
+                        "  {codec} {kbps}k: {} -> {} at {:.2}s ({})",
+                        c.from,
+                        c.to,
+                        now.as_secs_f64(),
+                        c.reason
+                    );
                 }
                 if out.dropped && i >= u64::from(args.settle * fps) {
                     dropped += 1;
@@ -106,7 +117,8 @@ fn main() {
                     per_second[(i / u64::from(fps)) as usize] += f.data.len() as u64 * 8;
                     keyframes += u32::from(f.keyframe);
                     if f.keyframe {
-                        max_kf_ms = max_kf_ms.max(f.data.len() as f64 * 8.0 / f64::from(target) * 1000.0);
+                        max_kf_ms =
+                            max_kf_ms.max(f.data.len() as f64 * 8.0 / f64::from(target) * 1000.0);
                     }
                 }
             }
@@ -117,8 +129,11 @@ fn main() {
             let n = errs.len() as f64;
             let mean = errs.iter().sum::<f64>() / n;
             let mean_abs = errs.iter().map(|e| e.abs()).sum::<f64>() / n;
-            let worst = errs.iter().fold(0.0f64, |w, e| if e.abs() > w.abs() { *e } else { w });
-            let mean_kbps = per_second[args.settle as usize..].iter().sum::<u64>() as f64 / n / 1000.0;
+            let worst = errs
+                .iter()
+                .fold(0.0f64, |w, e| if e.abs() > w.abs() { *e } else { w });
+            let mean_kbps =
+                per_second[args.settle as usize..].iter().sum::<u64>() as f64 / n / 1000.0;
             let list: Vec<String> = errs.iter().map(|e| format!("{e:+.1}")).collect();
             println!(
                 "{:<6} {:>11}  {:<10} {:>10.0} {:>8.1}% {:>12.1}% {:>9.1}% {:>8} {:>10} {:>10.0}  {}",
