@@ -23,6 +23,8 @@ struct Args {
     size: Resolution,
     fixed: bool,
     kf_every: Option<u32>,
+    /// (target kbps, until second) pairs.
+    steps: Vec<(u32, u32)>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -34,6 +36,7 @@ fn parse() -> Result<Args, String> {
         size: Resolution::new(1280, 720),
         fixed: false,
         kf_every: None,
+        steps: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,6 +58,18 @@ fn parse() -> Result<Args, String> {
             "--settle" => a.settle = value()?.parse().map_err(|_| "bad --settle")?,
             "--size" => a.size = value()?.parse().map_err(|e| format!("{e}"))?,
             "--fixed" => a.fixed = true,
+            "--steps" => {
+                a.steps = value()?
+                    .split(',')
+                    .map(|s| {
+                        let (k, u) = s.split_once(':').ok_or(format!("bad step {s}"))?;
+                        Ok((
+                            k.parse().map_err(|_| format!("bad step {s}"))?,
+                            u.parse().map_err(|_| format!("bad step {s}"))?,
+                        ))
+                    })
+                    .collect::<Result<_, String>>()?
+            }
             "--kf-every" => a.kf_every = Some(value()?.parse().map_err(|_| "bad --kf-every")?),
             _ => return Err(format!("unknown argument {flag}")),
         }
@@ -68,6 +83,12 @@ fn main() {
         std::process::exit(2)
     });
     let fps = 30u32;
+    if !args.steps.is_empty() {
+        for &codec in &args.codecs {
+            schedule(codec, &args, fps);
+        }
+        return;
+    }
     println!(
         "codec  target_kbps  size        mean_kbps  mean_err  mean_abs_err  worst_err  dropped  keyframes  max_kf_ms  per-second errors (%)"
     );
@@ -150,5 +171,60 @@ fn main() {
                 list.join(" ")
             );
         }
+    }
+}
+
+/// Follows `--steps`: prints every second's target, output, size and drops, and each change.
+fn schedule(codec: Codec, args: &Args, fps: u32) {
+    let target_at = |second: u32| {
+        args.steps
+            .iter()
+            .find(|(_, until)| second < *until)
+            .map(|(k, _)| k * 1000)
+    };
+    let Some(first) = target_at(0) else { return };
+    let cfg = EncoderConfig {
+        codec,
+        size: args.size,
+        fps,
+        target_bps: first,
+    };
+    let mut enc = AdaptiveEncoder::new(&cfg).expect("open encoder");
+    let mut src = VideoSource::open(&SourceSpec::TestPattern, args.size, fps).expect("testsrc2");
+    println!("{codec}: second  target_kbps  output_kbps  err  size  dropped");
+    let mut second = 0;
+    while let Some(target) = target_at(second) {
+        let (mut bits, mut dropped) = (0u64, 0);
+        for i in 0..fps {
+            let n = u64::from(second * fps + i);
+            let now = Duration::from_secs_f64(n as f64 / f64::from(fps));
+            let out = enc
+                .encode(&mut src.next_frame().expect("frame"), now, target)
+                .expect("encode");
+            if let Some(c) = out.change {
+                println!(
+                    "{codec}:   change at {:.2} s: {} -> {} ({}, target {} kbps)",
+                    now.as_secs_f64(),
+                    c.from,
+                    c.to,
+                    c.reason,
+                    c.target_bps / 1000
+                );
+            }
+            dropped += u32::from(out.dropped);
+            bits += out
+                .frames
+                .iter()
+                .map(|f| f.data.len() as u64 * 8)
+                .sum::<u64>();
+        }
+        println!(
+            "{codec}: {second:>6}  {:>11}  {:>11.0}  {:+5.1}%  {}  {dropped}",
+            target / 1000,
+            bits as f64 / 1000.0,
+            (bits as f64 - f64::from(target)) / f64::from(target) * 100.0,
+            enc.size()
+        );
+        second += 1;
     }
 }
