@@ -512,6 +512,16 @@ mod tests {
         });
         let sizes: Vec<u32> = changes.iter().map(|(_, c)| c.to.height).collect();
         assert_eq!(sizes, [360], "{changes:?}");
+
+        // Long stretches on both sides of the 720p floor: 1.5 s at 780 k (long enough to step
+        // down), then 4 s at 1 M (longer than UP_HOLD, above 829 k but below 1.3 × 829 k).
+        // Without the margin this would go down and up every 5.5 s; with it, down once.
+        let mut a = Adapter::new(P720, 30, 1_000_000);
+        let changes = drive(&mut a, 0, 60_000, |t| {
+            if t % 5_500 < 1_500 { 780_000 } else { 1_000_000 }
+        });
+        let sizes: Vec<u32> = changes.iter().map(|(_, c)| c.to.height).collect();
+        assert_eq!(sizes, [540], "{changes:?}");
     }
 
     #[test]
