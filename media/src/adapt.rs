@@ -63,6 +63,15 @@ pub const OVERSHOOT_DROP_RATIO: f64 = 0.25;
 /// The frame dropper skips frames while it holds more than this much of the target's bits.
 pub const DROP_THRESHOLD: Duration = Duration::from_millis(300);
 
+/// The bucket never holds more than this much of the *current* target.
+///
+/// After a deep cut in the target (say 500 kbps → 100 kbps), a backlog measured in bits becomes
+/// seconds of the new target, and the bucket would skip every frame for that long (measured in a
+/// `cap-300k` run with VP8: 30 frames in a row, a 1 s freeze). The real queues drain faster than
+/// the bucket's model: the pacer sends at 2.5 × the target and a bottleneck runs at or above it;
+/// so what is older than this is forgotten, and a cut costs at most ~300 ms of skipped frames.
+pub const MAX_BACKLOG: Duration = Duration::from_millis(600);
+
 /// Above this backlog the encoder is asked for less than the target until it is paid back.
 pub const PAYBACK_ABOVE: Duration = Duration::from_millis(100);
 
@@ -395,7 +404,8 @@ impl FrameDropper {
         let spread = (self.spread_rate * dt).min(self.spread_left);
         self.spread_left -= spread;
         // Unused capacity is not saved up: a link that idled cannot send faster later.
-        self.level = (self.level + spread - f64::from(target_bps) * dt).max(0.0);
+        self.level = (self.level + spread - f64::from(target_bps) * dt)
+            .clamp(0.0, f64::from(target_bps) * MAX_BACKLOG.as_secs_f64());
     }
 }
 
@@ -518,7 +528,11 @@ mod tests {
         // Without the margin this would go down and up every 5.5 s; with it, down once.
         let mut a = Adapter::new(P720, 30, 1_000_000);
         let changes = drive(&mut a, 0, 60_000, |t| {
-            if t % 5_500 < 1_500 { 780_000 } else { 1_000_000 }
+            if t % 5_500 < 1_500 {
+                780_000
+            } else {
+                1_000_000
+            }
         });
         let sizes: Vec<u32> = changes.iter().map(|(_, c)| c.to.height).collect();
         assert_eq!(sizes, [540], "{changes:?}");
@@ -681,6 +695,31 @@ mod tests {
             }
         }
         assert!(dropped >= 4, "{dropped} dropped");
+    }
+
+    #[test]
+    fn a_deep_cut_skips_at_most_about_300_ms() {
+        // 300 ms of backlog at 1.5 Mbps is 4.5 s of 100 kbps; the bucket forgets all but
+        // MAX_BACKLOG of it, so about (600 - 300) ms of frames are skipped, not 4.5 s.
+        let mut d = FrameDropper::new();
+        d.should_drop(ms(0), 1_500_000);
+        d.on_encoded(450_000, false, 50_000.0);
+        let mut run = 0;
+        let mut longest = 0;
+        for i in 1..150u64 {
+            let now = Duration::from_micros(i * 33_333);
+            if d.should_drop(now, 100_000) {
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                run = 0;
+                d.on_encoded(3_333, false, 3_333.0);
+            }
+        }
+        assert!(
+            (8..=11).contains(&longest),
+            "{longest} frames skipped in a row"
+        );
     }
 
     #[test]
