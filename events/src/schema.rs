@@ -287,6 +287,12 @@ pub struct MediaStats {
     /// Total frozen time since the start, ms (receiver only).
     #[serde(default)]
     pub freeze_ms: f64,
+    /// Size of the last decoded picture (receiver only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// See `width`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
 }
 
 /// The receiver's quality of experience over the last second (see `qoe`).
@@ -485,11 +491,30 @@ pub enum Event {
         height: u32,
         /// Keyframes over the last second.
         keyframes: u32,
+        /// Frames skipped over the last second because the encoder's output was over budget.
+        #[serde(default)]
+        dropped: u32,
+    },
+    /// The sender changed its encoded resolution (a keyframe at the new size follows).
+    #[serde(rename = "encoder.adapt")]
+    EncoderAdapt {
+        /// Width before the change.
+        from_width: u32,
+        /// Height before the change.
+        from_height: u32,
+        /// Width from now on.
+        to_width: u32,
+        /// Height from now on.
+        to_height: u32,
+        /// The target when the decision was made, bps.
+        target_bps: f64,
+        /// Why: `target_below_floor`, `overshoot` (too many frames dropped), `target_recovered`.
+        reason: String,
     },
     /// A keyframe was produced on request.
     #[serde(rename = "encoder.keyframe")]
     EncoderKeyframe {
-        /// Why: `start`, `pli`, `fir`.
+        /// Why: `start`, `pli`, `fir`, `resize` (the first frame at a new resolution).
         reason: String,
         /// Index of the keyframe in the encoded sequence.
         frame_index: u64,
@@ -590,6 +615,7 @@ impl Event {
             Event::Rtcp { .. } => "rtcp",
             Event::BweEstimate { .. } => "bwe.estimate",
             Event::EncoderRate { .. } => "encoder.rate",
+            Event::EncoderAdapt { .. } => "encoder.adapt",
             Event::EncoderKeyframe { .. } => "encoder.keyframe",
             Event::DecoderPli { .. } => "decoder.pli",
             Event::DecoderError { .. } => "decoder.error",

@@ -462,8 +462,18 @@ mod tests {
                 retransmitted: 1,
                 bitrate_bps: 96000.0,
                 fps: 3.0,
+                width: Some(640),
+                height: Some(360),
                 ..Default::default()
             }),
+            Event::EncoderAdapt {
+                from_width: 1280,
+                from_height: 720,
+                to_width: 640,
+                to_height: 360,
+                target_bps: 300_000.0,
+                reason: "target_below_floor".into(),
+            },
         ]
     }
 

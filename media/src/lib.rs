@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod adapt;
 mod decoder;
 pub mod encoder;
 mod error;
@@ -20,7 +21,7 @@ use std::sync::OnceLock;
 pub use ffmpeg_next as ffmpeg;
 
 pub use decoder::{DecodedFrame, Decoder};
-pub use encoder::{EncodedFrame, Encoder, EncoderConfig};
+pub use encoder::{AdaptOutput, AdaptiveEncoder, EncodedFrame, Encoder, EncoderConfig};
 pub use error::MediaError;
 pub use source::{RawFrame, SourceSpec, VideoSource};
 
@@ -185,6 +186,7 @@ mod tests {
         fn send<T: Send>() {}
         send::<VideoSource>();
         send::<Encoder>();
+        send::<AdaptiveEncoder>();
         send::<Decoder>();
         send::<RawFrame>();
         send::<MediaError>();

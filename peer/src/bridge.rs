@@ -113,6 +113,14 @@ fn media_stats(stats: &Value, key: &str, prev: Option<Counters>) -> Option<(Medi
             decode_errors: 0,
             freezes: u64_of(rtp, "freezeCount"),
             freeze_ms: (f64_of(rtp, "totalFreezesDuration") * 1000.0).round(),
+            width: rtp
+                .get("frameWidth")
+                .and_then(Value::as_u64)
+                .map(|w| w as u32),
+            height: rtp
+                .get("frameHeight")
+                .and_then(Value::as_u64)
+                .map(|h| h as u32),
         }
     } else {
         MediaStats {

@@ -146,6 +146,8 @@ struct RecvCounters {
     recovered: u64,
     freezes: u64,
     freeze_ms: f64,
+    /// Size of the last decoded picture (the sender may change it at any keyframe).
+    size: Option<(u32, u32)>,
 }
 
 /// A running receiver; `stop` ends it after logging its final statistics.
@@ -305,6 +307,8 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                         decode_errors: c.decode_errors,
                         freezes: c.freezes,
                         freeze_ms: c.freeze_ms.round(),
+                        width: c.size.map(|s| s.0),
+                        height: c.size.map(|s| s.1),
                     }),
                 );
                 let second = std::mem::take(&mut *qoe.lock().unwrap_or_else(|e| e.into_inner()));
@@ -395,6 +399,9 @@ fn spawn_decoder_thread(
                         };
                         let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
                         c.frames_decoded += frames.len() as u64;
+                        if let Some(p) = frames.last() {
+                            c.size = Some((p.width, p.height));
+                        }
                         if let Some(gap) = frozen {
                             let ms = gap.as_secs_f64() * 1000.0;
                             c.freezes += 1;

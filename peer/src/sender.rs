@@ -1,6 +1,8 @@
 //! The sending media loop: FFmpeg source → encoder at the congestion controller's target →
 //! RTP track, one frame per tick of the runtime clock. A PLI or FIR makes the next frame a
-//! keyframe.
+//! keyframe. The encoder adapts (`rtclab_media::AdaptiveEncoder`): it scales the resolution
+//! down and up with the target and skips frames when over budget; each change is logged as
+//! `encoder.adapt`, skipped frames in `encoder.rate`.
 //!
 //! Encoding runs on its own thread (libavcodec calls block for milliseconds); the loop that paces
 //! frames, reads the target and writes RTP is async and takes its time from the webrtc-rs runtime.
@@ -15,7 +17,9 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp::packetizer::Packetizer;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtclab_events::{Event, EventSink, MediaStats, PeerRole};
-use rtclab_media::{EncodedFrame, Encoder, EncoderConfig, SourceSpec, VideoSource};
+use rtclab_media::{
+    AdaptOutput, AdaptiveEncoder, EncoderConfig, Resolution, SourceSpec, VideoSource,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,7 +62,9 @@ struct KeyframeRequest {
 struct EncodeJob {
     target_bps: u32,
     keyframe: bool,
-    reply: oneshot::Sender<Result<Vec<EncodedFrame>, rtclab_media::MediaError>>,
+    /// Session time of the frame (runtime clock), for the encoder's adaptation.
+    at: Duration,
+    reply: oneshot::Sender<Result<AdaptOutput, rtclab_media::MediaError>>,
 }
 
 /// A running sender; `stop` ends it and writes its final statistics.
@@ -92,7 +98,7 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
         .ok_or_else(|| PeerError::Failed("the video track has no SSRC".into()))?;
     rtclab_media::init()?;
     let source = VideoSource::open(&ctx.cfg.source, ctx.cfg.size, ctx.cfg.fps)?;
-    let encoder = Encoder::new(&EncoderConfig {
+    let encoder = AdaptiveEncoder::new(&EncoderConfig {
         codec: ctx.cfg.codec,
         size: ctx.cfg.size,
         fps: ctx.cfg.fps,
@@ -169,7 +175,7 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
 
 fn spawn_encoder_thread(
     mut source: VideoSource,
-    mut encoder: Encoder,
+    mut encoder: AdaptiveEncoder,
 ) -> Result<std::sync::mpsc::Sender<EncodeJob>, PeerError> {
     let (tx, rx) = std::sync::mpsc::channel::<EncodeJob>();
     std::thread::Builder::new()
@@ -177,11 +183,10 @@ fn spawn_encoder_thread(
         .spawn(move || {
             while let Ok(job) = rx.recv() {
                 let result = source.next_frame().and_then(|mut raw| {
-                    encoder.set_target_bps(job.target_bps);
                     if job.keyframe {
                         encoder.request_keyframe();
                     }
-                    encoder.encode(&mut raw)
+                    encoder.encode(&mut raw, job.at, job.target_bps)
                 });
                 let _ = job.reply.send(result);
             }
@@ -207,6 +212,10 @@ struct Window {
     bits: u64,
     frames: u32,
     keyframes: u32,
+    /// Frames the encoder skipped (over budget).
+    dropped: u32,
+    /// The encoded size at the end of the window.
+    size: Option<Resolution>,
 }
 
 impl SendLoop {
@@ -217,6 +226,7 @@ impl SendLoop {
         let mut ticker = ctx.runtime.interval(frame_duration);
         let mut window = Window::default();
         let mut window_start = ctx.runtime.now();
+        let session_start = window_start;
         let mut frames_total: u64 = 0;
         let anchor = WallAnchor::process(ctx.runtime.as_ref());
         let testsrc = ctx.cfg.source == SourceSpec::TestPattern;
@@ -248,14 +258,15 @@ impl SendLoop {
                 .send(EncodeJob {
                     target_bps: target.round() as u32,
                     keyframe: force,
+                    at: ctx.runtime.now().saturating_duration_since(session_start),
                     reply,
                 })
                 .is_err()
             {
                 break;
             }
-            let frames = match result.await {
-                Ok(Ok(frames)) => frames,
+            let out = match result.await {
+                Ok(Ok(out)) => out,
                 Ok(Err(e)) => {
                     ctx.sink.emit(
                         role,
@@ -269,7 +280,27 @@ impl SendLoop {
                 Err(_) => break,
             };
             let now = ctx.runtime.now();
-            for frame in frames {
+            window.dropped += u32::from(out.dropped);
+            window.size = Some(out.size);
+            if let Some(c) = out.change {
+                ctx.sink.emit(
+                    role,
+                    Event::EncoderAdapt {
+                        from_width: c.from.width,
+                        from_height: c.from.height,
+                        to_width: c.to.width,
+                        to_height: c.to.height,
+                        target_bps: f64::from(c.target_bps),
+                        reason: c.reason.to_string(),
+                    },
+                );
+                // The new size starts with a keyframe; log it with its cause.
+                pending_reason.get_or_insert(KeyframeRequest {
+                    reason: "resize",
+                    at: now,
+                });
+            }
+            for frame in out.frames {
                 window.bits += frame.data.len() as u64 * 8;
                 window.frames += 1;
                 frames_total += 1;
@@ -315,7 +346,10 @@ impl SendLoop {
             let elapsed = now.saturating_duration_since(window_start).as_secs_f64();
             if elapsed >= 1.0 {
                 self.emit_second(&window, elapsed, target, frames_total, &mut last_stats);
-                window = Window::default();
+                window = Window {
+                    size: window.size,
+                    ..Window::default()
+                };
                 window_start = now;
             }
         }
@@ -348,9 +382,10 @@ impl SendLoop {
                 target_bps: target.round(),
                 actual_bps: (window.bits as f64 / elapsed).round(),
                 fps: round1(f64::from(window.frames) / elapsed),
-                width: ctx.cfg.size.width,
-                height: ctx.cfg.size.height,
+                width: window.size.unwrap_or(ctx.cfg.size).width,
+                height: window.size.unwrap_or(ctx.cfg.size).height,
                 keyframes: window.keyframes,
+                dropped: window.dropped,
             },
         );
         let c = ctx

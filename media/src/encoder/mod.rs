@@ -9,8 +9,11 @@
 //! Neither encoder buffers frames (no B-frames, no lookahead): each input normally yields
 //! exactly one output.
 
+mod adaptive;
 mod h264;
 mod vp8;
+
+pub use adaptive::{AdaptOutput, AdaptiveEncoder};
 
 use bytes::Bytes;
 use ffmpeg_next::format::Pixel;
@@ -116,6 +119,11 @@ impl Encoder {
     /// Makes the next encoded frame a keyframe (e.g. after a PLI or FIR).
     pub fn request_keyframe(&mut self) {
         self.keyframe_pending = true;
+    }
+
+    /// Whether the next encoded frame will be a keyframe because one was requested.
+    pub fn keyframe_pending(&self) -> bool {
+        self.keyframe_pending
     }
 
     /// Encodes one frame; normally returns exactly one [`EncodedFrame`].
