@@ -13,13 +13,11 @@ async fn clean_run(codec: Codec, name: &str) {
     let _media = media_lock();
     let out = out_dir(name);
     let outcome = run_scenario(
-        RunRequest {
-            scenario: scenario("clean"),
-            out: out.clone(),
-            duration_s: Some(DURATION_S),
-            codec: Some(codec),
-            pli_interval: None,
-            on_record: None,
+        {
+            let mut req = RunRequest::new(scenario("clean"), out.clone());
+            req.duration_s = Some(DURATION_S);
+            req.codec = Some(codec);
+            req
         },
         std::future::pending(),
     )

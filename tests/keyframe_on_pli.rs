@@ -13,13 +13,12 @@ async fn pli_gets_a_keyframe_within_one_frame_interval() {
     let clean = scenario("clean");
     let frame_ms = 1000.0 / f64::from(clean.fps);
     let outcome = run_scenario(
-        RunRequest {
-            scenario: clean,
-            out: out.clone(),
-            duration_s: Some(6.0),
-            codec: Some(Codec::H264),
-            pli_interval: Some(Duration::from_millis(1500)),
-            on_record: None,
+        {
+            let mut req = RunRequest::new(clean, out.clone());
+            req.duration_s = Some(6.0);
+            req.codec = Some(Codec::H264);
+            req.pli_interval = Some(Duration::from_millis(1500));
+            req
         },
         std::future::pending(),
     )

@@ -54,13 +54,11 @@ async fn file_source_gives_no_psnr_but_latency() {
     let mut sc = scenario("clean");
     sc.source = Some(clip);
     let outcome = run_scenario(
-        RunRequest {
-            scenario: sc,
-            out: out.clone(),
-            duration_s: Some(3.0),
-            codec: Some(Codec::H264),
-            pli_interval: None,
-            on_record: None,
+        {
+            let mut req = RunRequest::new(sc, out.clone());
+            req.duration_s = Some(3.0);
+            req.codec = Some(Codec::H264);
+            req
         },
         std::future::pending(),
     )

@@ -605,6 +605,18 @@ fn print_summary(s: &Summary) {
         kbps(s.mean_send_bps),
         kbps(s.mean_recv_bps)
     );
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.0} ms"));
+    println!(
+        "quality         glass-to-glass p50 {}  p95 {}  PSNR {}  SSIM {}  freezes {} ({:.0} ms)",
+        ms(s.g2g_p50_ms),
+        ms(s.g2g_p95_ms),
+        s.psnr_mean_db
+            .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.1} dB")),
+        s.ssim_mean
+            .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.3}")),
+        s.freezes,
+        s.freeze_ms
+    );
     match &s.selected_pair {
         Some(p) => println!(
             "ICE path        {} {} {}  <->  {} {} {}",
