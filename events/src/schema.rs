@@ -93,6 +93,10 @@ pub struct Candidate {
     /// STUN/TURN server URL the candidate was gathered from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Relay candidates: transport between the peer and its TURN server, udp/tcp/tls (W3C
+    /// `relayProtocol`); `protocol` is the relayed transport, always udp for WebRTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_protocol: Option<String>,
 }
 
 /// One report block of an RTCP SR/RR (RFC 3550 §6.4.1).

@@ -220,7 +220,7 @@ async fn build(
         control,
     });
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(ice_configuration(&cfg))
         .with_setting_engine(setting_engine)
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
@@ -609,4 +609,25 @@ impl Peer {
             tracing::debug!("closing peer connection: {e}");
         }
     }
+}
+
+/// The ICE part of the peer connection's configuration: servers and transport policy.
+fn ice_configuration(cfg: &PeerConfig) -> rtc::peer_connection::configuration::RTCConfiguration {
+    use rtc::peer_connection::configuration::{RTCIceServer, RTCIceTransportPolicy};
+    RTCConfigurationBuilder::new()
+        .with_ice_servers(
+            cfg.ice_servers
+                .iter()
+                .map(|s| RTCIceServer {
+                    urls: s.urls.clone(),
+                    username: s.username.clone(),
+                    credential: s.credential.clone(),
+                })
+                .collect(),
+        )
+        .with_ice_transport_policy(match cfg.ice_policy {
+            crate::config::IcePolicy::All => RTCIceTransportPolicy::All,
+            crate::config::IcePolicy::Relay => RTCIceTransportPolicy::Relay,
+        })
+        .build()
 }

@@ -7,9 +7,11 @@
 //! - [`policy`]: the peer allow-list (loopback in lab mode) and the per-user allocation quota,
 //!   enforced by [`guard`] in front of the server, which also writes the `turn.*` events;
 //! - [`relay`]: relay sockets that count the bytes they relay (`turn.bytes`, once a second);
-//! - [`server`]: [`TurnServer::start`] / [`TurnServer::shutdown`].
+//! - [`server`]: [`TurnServer::start`] / [`TurnServer::shutdown`];
+//! - [`coturn`]: a real coturn started with the same secret, for interop tests.
 
 pub mod auth;
+pub mod coturn;
 pub mod credentials;
 mod error;
 mod guard;
