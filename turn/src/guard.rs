@@ -8,7 +8,7 @@ use crate::credentials;
 use crate::policy::{Policy, user_of};
 use async_trait::async_trait;
 use rtclab_events::{Event, EventSink, PeerRole};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use stun::agent::TransactionId;
@@ -49,6 +49,10 @@ pub(crate) struct Shared {
 pub(crate) struct State {
     pending: HashMap<TransactionId, Pending>,
     order: VecDeque<TransactionId>,
+    /// Recently answered transactions: a retransmitted request is answered again by the server
+    /// (RFC 8489 §6.3.1) but is not a new event.
+    answered: HashSet<TransactionId>,
+    answered_order: VecDeque<TransactionId>,
     /// Live allocations: client address → username.
     pub(crate) allocations: HashMap<SocketAddr, String>,
 }
@@ -58,6 +62,22 @@ struct Pending {
     username: Option<String>,
     peers: Vec<SocketAddr>,
     raw: Vec<u8>,
+}
+
+impl State {
+    /// Takes the pending request `tid` and remembers that it was answered.
+    fn answer(&mut self, tid: TransactionId) -> Option<Pending> {
+        let p = self.pending.remove(&tid)?;
+        if self.answered.insert(tid) {
+            self.answered_order.push_back(tid);
+            while self.answered_order.len() > MAX_PENDING {
+                if let Some(old) = self.answered_order.pop_front() {
+                    self.answered.remove(&old);
+                }
+            }
+        }
+        Some(p)
+    }
 }
 
 impl Shared {
@@ -207,6 +227,9 @@ impl Shared {
 
         if m.typ.class == CLASS_REQUEST {
             let mut st = self.lock();
+            if st.answered.contains(&m.transaction_id) {
+                return Verdict::Pass;
+            }
             st.pending.insert(
                 m.transaction_id,
                 Pending {
@@ -281,7 +304,7 @@ impl Shared {
         if m.typ.class != CLASS_SUCCESS_RESPONSE && m.typ.class != CLASS_ERROR_RESPONSE {
             return;
         }
-        let Some(p) = self.lock().pending.remove(&m.transaction_id) else {
+        let Some(p) = self.lock().answer(m.transaction_id) else {
             return;
         };
         let client = to.to_string();
