@@ -357,7 +357,7 @@ impl Peer {
                         ));
                     };
                     match msg {
-                        ServerMessage::Joined { room, peers } => {
+                        ServerMessage::Joined { room, peers, .. } => {
                             self.note(format!("joined room {room} ({peers} peer(s))"));
                             if peers == 2 {
                                 self.other_peer_present(&signal).await?;
