@@ -5,6 +5,10 @@
 //! TURN over TCP is not tested: webrtc-rs 0.21 skips non-UDP TURN URLs (turn_relayer.rs, "Skipping
 //! unsupported non-UDP TURN url"), and the embedded server serves UDP only.
 
+// The media lock is a std mutex held for a whole session on purpose: it keeps real-time
+// sessions of different test binaries' threads off the same cores (tests/support).
+#![allow(clippy::await_holding_lock)]
+
 use rtclab_events::{Candidate, Event, EventSink, PeerRole, Record, Side, read_log};
 use rtclab_peer::clock::RuntimeClock;
 use rtclab_peer::{IcePolicy, IceServer, PeerConfig, Role, Summary, run_peer};

@@ -220,7 +220,7 @@ async fn build(
         control,
     });
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(ice_configuration(&cfg))
+        .with_configuration(ice_configuration(cfg))
         .with_setting_engine(setting_engine)
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
