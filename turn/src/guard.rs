@@ -463,3 +463,90 @@ impl Conn for GuardedConn {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::SystemWallClock;
+    use crate::policy::AllowedPeers;
+    use stun::message::Setter;
+    use turn::proto::data::Data;
+
+    fn shared() -> Shared {
+        Shared {
+            secret: "s".into(),
+            realm: "rtclab".into(),
+            clock: Arc::new(SystemWallClock),
+            policy: Policy {
+                allowed_peers: AllowedPeers::Loopback,
+                max_allocations_per_user: 1,
+            },
+            sink: None,
+            transport: "udp",
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn message(method: Method, class: stun::message::MessageClass, peer: &str) -> Vec<u8> {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let mut setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(method, class)),
+            Box::new(PeerAddress {
+                ip: peer.ip(),
+                port: peer.port(),
+            }),
+        ];
+        if method == METHOD_CHANNEL_BIND {
+            setters.push(Box::new(ChannelNumber(0x4000)));
+        }
+        if method == METHOD_SEND {
+            setters.push(Box::new(Data(b"x".to_vec())));
+        }
+        let mut m = Message::new();
+        m.build(&setters).unwrap();
+        m.raw
+    }
+
+    fn error_code(reply: &[u8]) -> u16 {
+        let mut m = Message {
+            raw: reply.to_vec(),
+            ..Default::default()
+        };
+        m.decode().unwrap();
+        assert_eq!(m.typ.class, CLASS_ERROR_RESPONSE);
+        let mut ec = ErrorCodeAttribute::default();
+        ec.get_from(&m).unwrap();
+        ec.code.0
+    }
+
+    #[test]
+    fn channel_bind_and_permission_to_a_non_allowed_peer_get_403() {
+        let s = shared();
+        let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        for method in [METHOD_CHANNEL_BIND, METHOD_CREATE_PERMISSION] {
+            match s.inspect_in(&message(method, CLASS_REQUEST, "10.0.0.1:9"), from) {
+                Verdict::Reply(r) => assert_eq!(error_code(&r), 403),
+                _ => panic!("{} to 10.0.0.1 was not refused", method_name(method)),
+            }
+            assert!(matches!(
+                s.inspect_in(&message(method, CLASS_REQUEST, "127.0.0.1:9"), from),
+                Verdict::Pass
+            ));
+        }
+    }
+
+    #[test]
+    fn send_indication_to_a_non_allowed_peer_is_dropped() {
+        let s = shared();
+        let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert!(matches!(
+            s.inspect_in(&message(METHOD_SEND, CLASS_INDICATION, "10.0.0.1:9"), from),
+            Verdict::Drop
+        ));
+        assert!(matches!(
+            s.inspect_in(&message(METHOD_SEND, CLASS_INDICATION, "127.0.0.1:9"), from),
+            Verdict::Pass
+        ));
+    }
+}
