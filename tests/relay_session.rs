@@ -56,6 +56,24 @@ async fn session(
     sender: Setup,
     receiver: Setup,
 ) -> Vec<Record> {
+    session_with(
+        sink,
+        runtime,
+        sender,
+        receiver,
+        rtclab_signaling::AppState::new(None),
+    )
+    .await
+}
+
+/// [`session`] with a signaling server of the caller's making.
+async fn session_with(
+    sink: &EventSink,
+    runtime: Arc<dyn Runtime>,
+    sender: Setup,
+    receiver: Setup,
+    state: rtclab_signaling::AppState,
+) -> Vec<Record> {
     let (listener, addr) = rtclab_signaling::bind(([127, 0, 0, 1], 0).into())
         .await
         .expect("signaling binds");
@@ -63,7 +81,7 @@ async fn session(
     let (stop_tx, stop_rx) = watch::channel(false);
     let server = tokio::spawn(rtclab_signaling::serve_with_shutdown(
         listener,
-        Arc::new(rtclab_signaling::AppState::new(None)),
+        Arc::new(state),
         wait(server_stop_rx),
     ));
     let url = format!("ws://{addr}");
@@ -406,4 +424,44 @@ async fn policy_all_with_turn_prefers_the_host_pair() {
         records.iter().any(|r| matches!(&r.event, Event::IceCandidate { side: Side::Local, candidate } if candidate.typ == "relay")),
         "{name}: relay candidates gathered under policy all"
     );
+}
+
+/// Peers with no servers of their own take the STUN/TURN servers and their per-peer credentials
+/// from the signaling server's `joined`, and relay-only works with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_with_servers_handed_out_by_signaling() {
+    let _media = media_lock();
+    let name = "relay-from-signaling";
+    let rt = runtime();
+    let sink = new_sink(name, &rt);
+    let turn = TurnServer::start(TurnConfig::loopback_any_port(SECRET), Some(sink.clone()))
+        .await
+        .expect("TURN server");
+    let url = turn.turn_url();
+    let state = rtclab_signaling::AppState::new(None).with_ice(rtclab_signaling::IceIssuer::new(
+        SECRET,
+        vec![turn.stun_url()],
+        vec![url.clone()],
+    ));
+    let bare = Setup {
+        policy: IcePolicy::Relay,
+        servers: vec![],
+    };
+    let records = session_with(&sink, rt, bare.clone(), bare, state).await;
+    turn.shutdown().await.expect("TURN shutdown");
+    check_relay(
+        name,
+        &records,
+        &[PeerRole::Sender, PeerRole::Receiver],
+        &url,
+    );
+    // The two allocations belong to two users: the server issued each peer its own username.
+    let users: std::collections::BTreeSet<String> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::TurnAllocationCreated { username, .. } => Some(username.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(users.len(), 2, "{name}: one TURN user per peer: {users:?}");
 }

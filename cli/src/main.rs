@@ -148,7 +148,8 @@ struct TurnArgs {
 /// `rtclab peer`: which ICE path to use.
 #[derive(clap::Args)]
 struct IceArgs {
-    /// all: any candidate; relay: only through a TURN server.
+    /// all: any candidate; relay: only through a TURN server. Without --stun/--turn the peer
+    /// uses the servers the signaling server hands out (`rtclab serve --turn`).
     #[arg(long, default_value = "all")]
     ice_policy: IcePolicyArg,
     /// STUN server URL, e.g. stun:127.0.0.1:3478; repeatable.
@@ -207,16 +208,6 @@ impl IceArgs {
                 username,
                 credential: password,
             });
-        }
-        if cfg.ice_policy == rtclab_peer::IcePolicy::Relay
-            && !cfg
-                .ice_servers
-                .iter()
-                .any(|s| s.urls.iter().any(|u| u.starts_with("turn")))
-        {
-            bail!(
-                "--ice-policy relay needs a --turn URL: without one there is no candidate to use"
-            );
         }
         Ok(())
     }
