@@ -521,3 +521,58 @@ async fn shutdown_closes_sessions_and_returns() {
         .expect("server task")
         .expect("server result");
 }
+
+/// With a TURN secret, `joined` carries the STUN/TURN servers and per-peer REST credentials that
+/// verify under that secret; without one, no `iceServers` at all.
+#[tokio::test]
+async fn joined_carries_ice_servers_with_per_peer_turn_credentials() {
+    let secret = "signaling-secret";
+    let ice = rtclab_signaling::IceIssuer::new(
+        secret,
+        vec!["stun:127.0.0.1:3478".into()],
+        vec!["turn:127.0.0.1:3478?transport=udp".into()],
+    );
+    let addr = start(AppState::new(None).with_ice(ice)).await;
+    let mut a = connect(addr, "?room=ice").await;
+    let mut b = connect(addr, "?room=ice").await;
+    let ja = recv(&mut a).await;
+    let jb = recv(&mut b).await;
+    assert_eq!(ja["type"], "joined");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut users = Vec::new();
+    for j in [&ja, &jb] {
+        let servers = j["iceServers"].as_array().expect("iceServers");
+        assert_eq!(servers.len(), 2, "{j}");
+        assert_eq!(servers[0]["urls"], json!(["stun:127.0.0.1:3478"]));
+        assert!(
+            servers[0].get("username").is_none(),
+            "STUN needs no credentials"
+        );
+        assert_eq!(
+            servers[1]["urls"],
+            json!(["turn:127.0.0.1:3478?transport=udp"])
+        );
+        let user = servers[1]["username"].as_str().expect("username");
+        let pass = servers[1]["credential"].as_str().expect("credential");
+        rtclab_turn::credentials::verify(secret, user, pass, now)
+            .unwrap_or_else(|e| panic!("issued credentials do not verify: {e}"));
+        let expiry = rtclab_turn::credentials::expiry_of(user).expect("expiry");
+        assert!(
+            (now + 3500..=now + 3700).contains(&expiry),
+            "TTL about one hour: {expiry} vs {now}"
+        );
+        users.push(user.to_owned());
+    }
+    assert_ne!(users[0], users[1], "each peer gets credentials of its own");
+
+    let addr = start(AppState::new(None)).await;
+    let mut c = connect(addr, "?room=plain").await;
+    let jc = recv(&mut c).await;
+    assert!(
+        jc.get("iceServers").is_none(),
+        "no TURN secret, no iceServers: {jc}"
+    );
+}

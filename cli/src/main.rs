@@ -72,6 +72,8 @@ enum Command {
         /// Folder with the web page.
         #[arg(long, default_value = "web")]
         web: PathBuf,
+        #[command(flatten)]
+        turn: TurnArgs,
     },
     /// Run one Rust peer against a signaling server.
     Peer {
@@ -105,6 +107,8 @@ enum Command {
         /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
         #[arg(long, default_value = "rtclab")]
         cc: CcArg,
+        #[command(flatten)]
+        ice: IceArgs,
     },
     /// List the scenarios in a folder with their descriptions.
     Scenarios {
@@ -195,6 +199,90 @@ impl From<ReceiverArg> for rtclab_scenarios::ReceiverKind {
     }
 }
 
+/// `rtclab serve`: STUN/TURN for the peers that join.
+#[derive(clap::Args)]
+struct TurnArgs {
+    /// Start the embedded STUN/TURN server (UDP) on this address, e.g. 127.0.0.1:3478.
+    #[arg(long, value_name = "ADDR")]
+    turn: Option<std::net::SocketAddr>,
+    /// Shared secret of the TURN REST credentials handed to each joining peer (also settable as
+    /// RTCLAB_TURN_SECRET) [default with --turn: a random one].
+    #[arg(long, env = "RTCLAB_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// An external TURN URL to hand out with credentials under --turn-secret (e.g. a coturn
+    /// with use-auth-secret); repeatable.
+    #[arg(long = "turn-url", value_name = "URL")]
+    turn_urls: Vec<String>,
+}
+
+/// `rtclab peer`: which ICE path to use.
+#[derive(clap::Args)]
+struct IceArgs {
+    /// all: any candidate; relay: only through a TURN server. Without --stun/--turn the peer
+    /// uses the servers the signaling server hands out (`rtclab serve --turn`).
+    #[arg(long, default_value = "all")]
+    ice_policy: IcePolicyArg,
+    /// STUN server URL, e.g. stun:127.0.0.1:3478; repeatable.
+    #[arg(long, value_name = "URL")]
+    stun: Vec<String>,
+    /// TURN server URL, e.g. turn:127.0.0.1:3478?transport=udp; repeatable. webrtc-rs 0.21 uses
+    /// UDP TURN URLs only.
+    #[arg(long, value_name = "URL")]
+    turn: Vec<String>,
+    /// Make TURN REST credentials from this shared secret (also RTCLAB_TURN_SECRET).
+    #[arg(long, env = "RTCLAB_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// TURN username (instead of --turn-secret).
+    #[arg(long)]
+    turn_username: Option<String>,
+    /// TURN password (instead of --turn-secret).
+    #[arg(long)]
+    turn_password: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IcePolicyArg {
+    All,
+    Relay,
+}
+
+impl IceArgs {
+    /// Sets `cfg`'s ICE policy and servers.
+    fn apply(self, cfg: &mut PeerConfig, user: &str) -> Result<()> {
+        cfg.ice_policy = match self.ice_policy {
+            IcePolicyArg::All => rtclab_peer::IcePolicy::All,
+            IcePolicyArg::Relay => rtclab_peer::IcePolicy::Relay,
+        };
+        for url in self.stun {
+            cfg.ice_servers.push(rtclab_peer::IceServer::stun(url));
+        }
+        if !self.turn.is_empty() {
+            let (username, password) =
+                match (self.turn_secret, self.turn_username, self.turn_password) {
+                    (_, Some(u), Some(p)) => (u, p),
+                    (Some(secret), None, None) => {
+                        let c = rtclab_turn::credentials::issue(
+                            &secret,
+                            user,
+                            unix_time(),
+                            rtclab_turn::DEFAULT_TTL,
+                        );
+                        (c.username, c.password)
+                    }
+                    _ => bail!(
+                        "--turn needs --turn-secret, or both --turn-username and --turn-password"
+                    ),
+                };
+            cfg.ice_servers.push(rtclab_peer::IceServer {
+                urls: self.turn,
+                username,
+                credential: password,
+            });
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum CodecArg {
     H264,
@@ -259,7 +347,7 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
-        Command::Serve { addr, web } => serve(&addr, web).await,
+        Command::Serve { addr, web, turn } => serve(&addr, web, turn).await,
         Command::Demo {
             addr,
             codec,
@@ -316,6 +404,7 @@ async fn main() -> Result<()> {
             fps,
             log,
             cc,
+            ice,
         } => {
             let role = match role {
                 RoleArg::Send => Role::Sender,
@@ -329,6 +418,13 @@ async fn main() -> Result<()> {
             cfg.size = rtclab_media::Resolution { width, height };
             cfg.fps = fps;
             cfg.cc = cc.into();
+            ice.apply(
+                &mut cfg,
+                &format!(
+                    "{room}.{}",
+                    if role == Role::Sender { "send" } else { "recv" }
+                ),
+            )?;
             peer(&signal, &room, cfg, log).await
         }
         Command::Scenarios { dir } => scenarios(&dir),
@@ -473,7 +569,7 @@ fn progress_listener(bar: indicatif::ProgressBar) -> rtclab_events::Listener {
     })
 }
 
-async fn serve(addr: &str, web: PathBuf) -> Result<()> {
+async fn serve(addr: &str, web: PathBuf, turn: TurnArgs) -> Result<()> {
     let addr: std::net::SocketAddr = addr
         .parse()
         .with_context(|| format!("--addr {addr:?} is not an IP:port such as 127.0.0.1:8080"))?;
@@ -482,12 +578,45 @@ async fn serve(addr: &str, web: PathBuf) -> Result<()> {
         .with_context(|| format!("cannot listen on {addr}; is another rtclab already running there? try --addr 127.0.0.1:0"))?;
     let web = web.is_dir().then_some(web);
     println!("rtclab signaling server on http://{bound} (WebSocket: ws://{bound}/ws?room=NAME)");
-    rtclab_signaling::serve_with_shutdown(
-        listener,
-        Arc::new(rtclab_signaling::AppState::new(web)),
-        ctrl_c(),
-    )
-    .await?;
+    let mut state = rtclab_signaling::AppState::new(web);
+    let secret = match (&turn.turn, turn.turn_secret) {
+        (_, Some(s)) => Some(s),
+        // Only this process hands out credentials, so a random secret is enough.
+        (Some(_), None) => Some(format!("{:032x}", rand::random::<u128>())),
+        (None, None) if !turn.turn_urls.is_empty() => {
+            bail!("--turn-url needs --turn-secret (the secret the TURN server checks)")
+        }
+        (None, None) => None,
+    };
+    let mut server = None;
+    let (mut stun_urls, mut turn_urls) = (Vec::new(), turn.turn_urls);
+    if let (Some(turn_addr), Some(secret)) = (turn.turn, &secret) {
+        let mut config = rtclab_turn::TurnConfig::loopback(secret.clone());
+        config.udp_addr = turn_addr;
+        if !turn_addr.ip().is_loopback() {
+            // Lab mode relays to loopback peers only; a public address needs a real allow-list.
+            bail!("--turn {turn_addr}: the embedded TURN server listens on loopback only");
+        }
+        let s = rtclab_turn::TurnServer::start(config, None)
+            .await
+            .with_context(|| format!("cannot start the TURN server on {turn_addr}"))?;
+        println!(
+            "rtclab STUN/TURN server on {} (UDP; REST credentials are handed to each peer on join)",
+            s.udp_addr()
+        );
+        stun_urls.push(s.stun_url());
+        turn_urls.insert(0, s.turn_url());
+        server = Some(s);
+    }
+    if let Some(secret) = secret {
+        state = state.with_ice(rtclab_signaling::IceIssuer::new(
+            secret, stun_urls, turn_urls,
+        ));
+    }
+    rtclab_signaling::serve_with_shutdown(listener, Arc::new(state), ctrl_c()).await?;
+    if let Some(s) = server {
+        s.shutdown().await?;
+    }
     Ok(())
 }
 

@@ -144,6 +144,10 @@ pub struct Candidate {
     /// STUN/TURN server URL the candidate was gathered from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Relay candidates: transport between the peer and its TURN server, udp/tcp/tls (W3C
+    /// `relayProtocol`); `protocol` is the relayed transport, always udp for WebRTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_protocol: Option<String>,
 }
 
 /// One report block of an RTCP SR/RR (RFC 3550 §6.4.1).
@@ -581,6 +585,88 @@ pub enum Event {
         #[serde(default)]
         detail: serde_json::Value,
     },
+    /// The embedded TURN server granted an allocation (RFC 8656 §7).
+    #[serde(rename = "turn.allocation_created")]
+    TurnAllocationCreated {
+        /// Client transport address (the 5-tuple's source).
+        client: String,
+        /// REST username of the allocation (`expiry:user`).
+        username: String,
+        /// Relayed transport address given to the client.
+        relay: String,
+        /// Client-to-server transport: udp or tcp.
+        transport: String,
+        /// Granted lifetime, seconds.
+        lifetime_s: u32,
+    },
+    /// An allocation ended (refresh with lifetime 0, expiry, or server shutdown).
+    #[serde(rename = "turn.allocation_closed")]
+    TurnAllocationClosed {
+        /// Client transport address.
+        client: String,
+        /// REST username of the allocation.
+        username: String,
+        /// Relayed transport address that was freed.
+        relay: String,
+    },
+    /// A CreatePermission for a peer address succeeded (RFC 8656 §10).
+    #[serde(rename = "turn.permission")]
+    TurnPermission {
+        /// Client transport address.
+        client: String,
+        /// Peer IP addresses permitted.
+        peers: Vec<String>,
+    },
+    /// A ChannelBind succeeded (RFC 8656 §11).
+    #[serde(rename = "turn.channel_bind")]
+    TurnChannelBind {
+        /// Client transport address.
+        client: String,
+        /// Peer transport address bound (`peer` is the line's participant field).
+        peer_addr: String,
+        /// Channel number (0x4000..0x4FFF).
+        channel: u16,
+    },
+    /// A Refresh succeeded; lifetime 0 means the client released the allocation.
+    #[serde(rename = "turn.refresh")]
+    TurnRefresh {
+        /// Client transport address.
+        client: String,
+        /// New lifetime, seconds.
+        lifetime_s: u32,
+    },
+    /// Bytes relayed through one allocation: cumulative counters, once a second while they change.
+    #[serde(rename = "turn.bytes")]
+    TurnBytes {
+        /// Relayed transport address of the allocation.
+        relay: String,
+        /// Bytes sent from the relay to peers since the allocation began.
+        to_peer_bytes: u64,
+        /// Packets sent from the relay to peers.
+        to_peer_packets: u64,
+        /// Bytes received on the relay from peers.
+        from_peer_bytes: u64,
+        /// Packets received on the relay from peers.
+        from_peer_packets: u64,
+    },
+    /// The TURN server refused a request (error response or dropped indication).
+    #[serde(rename = "turn.refused")]
+    TurnRefused {
+        /// Client transport address.
+        client: String,
+        /// STUN method: allocate, refresh, create_permission, channel_bind, send.
+        method: String,
+        /// STUN error code sent back (0 when an indication was dropped without a response).
+        code: u16,
+        /// Why, in a few words.
+        reason: String,
+        /// Username the request carried, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+        /// Peer address the request named, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer_addr: Option<String>,
+    },
     /// Diagnostics a reader should see (a warning that changes how to read the run).
     #[serde(rename = "note")]
     Note {
@@ -626,6 +712,13 @@ impl Event {
             Event::ImpairChange { .. } => "impair.change",
             Event::BrowserStats { .. } => "browser.stats",
             Event::BrowserEvent { .. } => "browser.event",
+            Event::TurnAllocationCreated { .. } => "turn.allocation_created",
+            Event::TurnAllocationClosed { .. } => "turn.allocation_closed",
+            Event::TurnPermission { .. } => "turn.permission",
+            Event::TurnChannelBind { .. } => "turn.channel_bind",
+            Event::TurnRefresh { .. } => "turn.refresh",
+            Event::TurnBytes { .. } => "turn.bytes",
+            Event::TurnRefused { .. } => "turn.refused",
             Event::Note { .. } => "note",
             Event::SessionEnd { .. } => "session.end",
         }

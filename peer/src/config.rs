@@ -56,6 +56,81 @@ impl std::str::FromStr for CcKind {
     }
 }
 
+/// Which candidates ICE may use (W3C `iceTransportPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IcePolicy {
+    /// Host, server-reflexive and relay candidates.
+    #[default]
+    All,
+    /// Relay candidates only: every packet goes through a TURN server.
+    Relay,
+}
+
+impl std::fmt::Display for IcePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IcePolicy::All => "all",
+            IcePolicy::Relay => "relay",
+        })
+    }
+}
+
+impl std::str::FromStr for IcePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(IcePolicy::All),
+            "relay" => Ok(IcePolicy::Relay),
+            other => Err(format!("ice policy {other:?}: expected all or relay")),
+        }
+    }
+}
+
+/// One STUN or TURN server (W3C `RTCIceServer`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:host:port` or `turn:host:port?transport=udp|tcp` URLs.
+    pub urls: Vec<String>,
+    /// TURN username (a REST username `expiry:user` for rtclab's and coturn's secret auth).
+    pub username: String,
+    /// TURN password.
+    pub credential: String,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password stays out of debug output.
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IceServer {
+    /// A STUN server (no credentials).
+    pub fn stun(url: impl Into<String>) -> Self {
+        IceServer {
+            urls: vec![url.into()],
+            username: String::new(),
+            credential: String::new(),
+        }
+    }
+
+    /// A TURN server with its credentials.
+    pub fn turn(
+        url: impl Into<String>,
+        username: impl Into<String>,
+        credential: impl Into<String>,
+    ) -> Self {
+        IceServer {
+            urls: vec![url.into()],
+            username: username.into(),
+            credential: credential.into(),
+        }
+    }
+}
+
 /// Settings of one Rust peer.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -83,6 +158,10 @@ pub struct PeerConfig {
     pub pcap: Option<crate::pcap::PcapSink>,
     /// Congestion controller (sender only).
     pub cc: CcKind,
+    /// Which candidates ICE may use.
+    pub ice_policy: IcePolicy,
+    /// STUN and TURN servers to gather from (none: host candidates only).
+    pub ice_servers: Vec<IceServer>,
 }
 
 impl PeerConfig {
@@ -104,6 +183,8 @@ impl PeerConfig {
             udp_addr: "127.0.0.1:0".to_owned(),
             pcap: None,
             cc: CcKind::default(),
+            ice_policy: IcePolicy::All,
+            ice_servers: Vec::new(),
         }
     }
 
@@ -122,6 +203,9 @@ impl PeerConfig {
             "min_bps": self.min_bps,
             "max_bps": self.max_bps,
             "estimator": self.cc.name(),
+            "estimator": "stock",
+            "ice_policy": self.ice_policy.to_string(),
+            "ice_servers": self.ice_servers.iter().flat_map(|s| s.urls.clone()).collect::<Vec<_>>(),
         })
     }
 }

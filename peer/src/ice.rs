@@ -15,6 +15,24 @@ pub fn from_rtc(c: &RTCIceCandidate, url: Option<&str>) -> Candidate {
         priority: Some(c.priority),
         foundation: (!c.foundation.is_empty()).then(|| c.foundation.clone()),
         url: url.filter(|u| !u.is_empty()).map(str::to_owned),
+        relay_protocol: (c.typ.to_string() == "relay")
+            .then(|| url.and_then(turn_transport))
+            .flatten(),
+    }
+}
+
+/// The client-to-server transport of a TURN URL (RFC 7065 §3.1): `turns:` is TLS, otherwise the
+/// `transport` parameter, UDP by default. `None` for a URL that is not TURN.
+pub fn turn_transport(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once(':')?;
+    match scheme {
+        "turns" => Some("tls".to_owned()),
+        "turn" => Some(
+            rest.split_once("?transport=")
+                .map_or("udp", |(_, t)| t)
+                .to_ascii_lowercase(),
+        ),
+        _ => None,
     }
 }
 
@@ -76,6 +94,27 @@ mod tests {
         assert_eq!(relay.protocol, "udp");
         assert_eq!(relay.related_address.as_deref(), Some("127.0.0.1"));
         assert_eq!(relay.related_port, Some(40000));
+    }
+
+    #[test]
+    fn turn_transport_comes_from_the_url() {
+        assert_eq!(
+            turn_transport("turn:127.0.0.1:3478?transport=udp").as_deref(),
+            Some("udp")
+        );
+        assert_eq!(
+            turn_transport("turn:127.0.0.1:3478?transport=tcp").as_deref(),
+            Some("tcp")
+        );
+        assert_eq!(
+            turn_transport("turn:127.0.0.1:3478").as_deref(),
+            Some("udp")
+        );
+        assert_eq!(
+            turn_transport("turns:127.0.0.1:5349").as_deref(),
+            Some("tls")
+        );
+        assert_eq!(turn_transport("stun:127.0.0.1:3478"), None);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub mod signal_client;
 pub mod summary;
 pub mod tap;
 
-pub use config::{CcKind, PeerConfig, Role};
+pub use config::{CcKind, IcePolicy, IceServer, PeerConfig, Role};
 pub use error::PeerError;
 pub use peer::{PeerExit, run_peer};
 pub use session::{RunOutcome, RunRequest, run_scenario};

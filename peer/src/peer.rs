@@ -255,7 +255,7 @@ async fn build(
         control,
     });
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(ice_configuration(cfg))
         .with_setting_engine(setting_engine)
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
@@ -339,8 +339,62 @@ pub async fn run_peer(
     runtime: Arc<dyn Runtime>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<PeerExit, PeerError> {
-    let signal = signal_client::connect(signal_url, room).await?;
+    let mut cfg = cfg;
+    let mut signal = signal_client::connect(signal_url, room).await?;
+    if cfg.ice_servers.is_empty() {
+        signal = adopt_ice_servers(signal, &mut cfg, &runtime).await;
+    }
+    if cfg.ice_policy == crate::config::IcePolicy::Relay
+        && !cfg
+            .ice_servers
+            .iter()
+            .any(|s| s.urls.iter().any(|u| u.starts_with("turn")))
+    {
+        return Err(PeerError::Failed(
+            "relay-only, but no TURN server: give one (--turn) or use a signaling server that hands them out (rtclab serve --turn)".into(),
+        ));
+    }
     run_with_signal(signal, cfg, sink, runtime, shutdown).await
+}
+
+/// Takes the STUN/TURN servers (with this peer's TURN credentials) from the server's `joined`
+/// message, which comes first on every connection; the message is then handed on unchanged.
+async fn adopt_ice_servers(
+    mut signal: SignalClient,
+    cfg: &mut PeerConfig,
+    runtime: &Arc<dyn Runtime>,
+) -> SignalClient {
+    // `joined` is queued before the server reads anything from us; the bound only guards
+    // against a server that never says it.
+    let first = tokio::select! {
+        m = signal.rx.recv() => m,
+        _ = runtime.sleep(Duration::from_secs(2)) => None,
+    };
+    let Some(first) = first else {
+        return signal;
+    };
+    if let ServerMessage::Joined { ice_servers, .. } = &first {
+        cfg.ice_servers = ice_servers
+            .iter()
+            .map(|s| crate::config::IceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone().unwrap_or_default(),
+                credential: s.credential.clone().unwrap_or_default(),
+            })
+            .collect();
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = tx.send(first);
+    let mut old = signal.rx;
+    tokio::spawn(async move {
+        while let Some(m) = old.recv().await {
+            if tx.send(m).is_err() {
+                break;
+            }
+        }
+    });
+    signal.rx = rx;
+    signal
 }
 
 /// Like [`run_peer`], on an already joined room.
@@ -392,7 +446,7 @@ impl Peer {
                         ));
                     };
                     match msg {
-                        ServerMessage::Joined { room, peers } => {
+                        ServerMessage::Joined { room, peers, .. } => {
                             self.note(format!("joined room {room} ({peers} peer(s))"));
                             if peers == 2 {
                                 self.other_peer_present(&signal).await?;
@@ -653,4 +707,25 @@ impl Peer {
             tracing::debug!("closing peer connection: {e}");
         }
     }
+}
+
+/// The ICE part of the peer connection's configuration: servers and transport policy.
+fn ice_configuration(cfg: &PeerConfig) -> rtc::peer_connection::configuration::RTCConfiguration {
+    use rtc::peer_connection::configuration::{RTCIceServer, RTCIceTransportPolicy};
+    RTCConfigurationBuilder::new()
+        .with_ice_servers(
+            cfg.ice_servers
+                .iter()
+                .map(|s| RTCIceServer {
+                    urls: s.urls.clone(),
+                    username: s.username.clone(),
+                    credential: s.credential.clone(),
+                })
+                .collect(),
+        )
+        .with_ice_transport_policy(match cfg.ice_policy {
+            crate::config::IcePolicy::All => RTCIceTransportPolicy::All,
+            crate::config::IcePolicy::Relay => RTCIceTransportPolicy::Relay,
+        })
+        .build()
 }

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod error;
+pub mod ice;
 pub mod protocol;
 pub mod rooms;
 mod ws;
@@ -32,7 +33,8 @@ use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
 pub use error::{AppError, ServerError};
-pub use protocol::{ClientMessage, ErrorCode, IceCandidate, ServerMessage};
+pub use ice::IceIssuer;
+pub use protocol::{ClientMessage, ErrorCode, IceCandidate, IceServerInfo, ServerMessage};
 pub use rooms::{Rooms, validate_room_name};
 
 /// Called with (room, event) for every browser `event` message; must not block.
@@ -52,6 +54,8 @@ pub struct AppState {
     pub on_join: Option<JoinHook>,
     /// Where `GET /api/log` finds a room's log; without it the route answers 404.
     pub log_lookup: Option<LogLookup>,
+    /// Issues each joining peer its STUN/TURN servers and TURN credentials.
+    pub ice: Option<IceIssuer>,
     rooms: Mutex<Rooms<ws::Peer>>,
     shutdown: watch::Sender<bool>,
 }
@@ -64,6 +68,7 @@ impl AppState {
             on_event: None,
             on_join: None,
             log_lookup: None,
+            ice: None,
             rooms: Mutex::new(Rooms::new()),
             shutdown: watch::Sender::new(false),
         }
@@ -90,6 +95,12 @@ impl AppState {
         lookup: impl Fn(&str) -> Option<PathBuf> + Send + Sync + 'static,
     ) -> Self {
         self.log_lookup = Some(Arc::new(lookup));
+        self
+    }
+
+    /// Gives every joining peer these STUN/TURN servers, with TURN credentials of its own.
+    pub fn with_ice(mut self, ice: IceIssuer) -> Self {
+        self.ice = Some(ice);
         self
     }
 

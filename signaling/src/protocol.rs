@@ -38,6 +38,29 @@ pub struct IceCandidate {
     pub username_fragment: Option<String>,
 }
 
+/// A STUN or TURN server as the browser's `RTCIceServer` spells it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServerInfo {
+    /// `stun:` / `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN REST username (`expiry:user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for IceServerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials stay out of debug output (and so out of tracing).
+        f.debug_struct("IceServerInfo")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -76,6 +99,10 @@ pub enum ServerMessage {
         room: String,
         /// Peers now in the room, including you.
         peers: usize,
+        /// STUN/TURN servers for your peer connection, TURN ones with credentials issued for
+        /// you alone (absent when the server has no TURN secret).
+        #[serde(rename = "iceServers", default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServerInfo>,
     },
     /// Another peer joined your room.
     PeerJoined,

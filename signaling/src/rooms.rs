@@ -14,6 +14,12 @@ pub const MAX_ROOM_NAME_LEN: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId(u64);
 
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Why a room name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RoomNameError {

@@ -141,6 +141,11 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>, room: String) {
             me.deliver(ServerMessage::Joined {
                 room: room.clone(),
                 peers: joined.peers,
+                ice_servers: state
+                    .ice
+                    .as_ref()
+                    .map(|ice| ice.issue(&format!("{room}.{}", joined.id)))
+                    .unwrap_or_default(),
             });
             for other in &joined.others {
                 other.deliver(ServerMessage::PeerJoined);

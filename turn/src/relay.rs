@@ -1,0 +1,153 @@
+//! Relay sockets: one UDP socket per allocation on the relay IP, wrapped to count what is
+//! relayed (the `turn` crate counts bytes only behind its `metrics` feature, one way, and
+//! reports them only when an allocation closes).
+
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::UdpSocket;
+use turn::relay::RelayAddressGenerator;
+use webrtc_util::Conn;
+
+/// Cumulative traffic of one relay socket.
+#[derive(Debug, Default)]
+pub struct RelayCounters {
+    /// Bytes sent from the relay to peers.
+    pub to_peer_bytes: AtomicU64,
+    /// Packets sent from the relay to peers.
+    pub to_peer_packets: AtomicU64,
+    /// Bytes received from peers.
+    pub from_peer_bytes: AtomicU64,
+    /// Packets received from peers.
+    pub from_peer_packets: AtomicU64,
+}
+
+impl RelayCounters {
+    /// (to_peer_bytes, to_peer_packets, from_peer_bytes, from_peer_packets) now.
+    pub fn snapshot(&self) -> [u64; 4] {
+        [
+            self.to_peer_bytes.load(Ordering::Relaxed),
+            self.to_peer_packets.load(Ordering::Relaxed),
+            self.from_peer_bytes.load(Ordering::Relaxed),
+            self.from_peer_packets.load(Ordering::Relaxed),
+        ]
+    }
+}
+
+/// Counters of every live relay socket, by relayed address.
+pub type RelayRegistry = Arc<Mutex<HashMap<SocketAddr, Arc<RelayCounters>>>>;
+
+/// Binds each allocation's relay socket on `ip`, port chosen by the OS.
+pub struct CountingRelayGenerator {
+    /// Address the relay sockets bind to and advertise.
+    pub ip: IpAddr,
+    /// Where each new socket's counters are registered.
+    pub registry: RelayRegistry,
+}
+
+#[async_trait]
+impl RelayAddressGenerator for CountingRelayGenerator {
+    fn validate(&self) -> Result<(), turn::Error> {
+        Ok(())
+    }
+
+    async fn allocate_conn(
+        &self,
+        use_ipv4: bool,
+        requested_port: u16,
+    ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+        if use_ipv4 != self.ip.is_ipv4() {
+            return Err(turn::Error::Other(format!(
+                "relay address family of {} not requested",
+                self.ip
+            )));
+        }
+        let socket = UdpSocket::bind(SocketAddr::new(self.ip, requested_port))
+            .await
+            .map_err(|e| turn::Error::Other(format!("bind relay socket: {e}")))?;
+        let addr = socket
+            .local_addr()
+            .map_err(|e| turn::Error::Other(e.to_string()))?;
+        let counters = Arc::new(RelayCounters::default());
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(addr, counters.clone());
+        Ok((Arc::new(CountingConn { socket, counters }), addr))
+    }
+}
+
+/// A relay socket that counts what passes through it.
+struct CountingConn {
+    socket: UdpSocket,
+    counters: Arc<RelayCounters>,
+}
+
+#[async_trait]
+impl Conn for CountingConn {
+    async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
+        Ok(self.socket.connect(addr).await?)
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        let n = self.socket.recv(buf).await?;
+        self.count_in(n);
+        Ok(n)
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        let (n, from) = self.socket.recv_from(buf).await?;
+        self.count_in(n);
+        Ok((n, from))
+    }
+
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        let n = self.socket.send(buf).await?;
+        self.count_out(n);
+        Ok(n)
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        let n = self.socket.send_to(buf, target).await?;
+        self.count_out(n);
+        Ok(n)
+    }
+
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        self.socket.peer_addr().ok()
+    }
+
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+impl CountingConn {
+    fn count_in(&self, n: usize) {
+        self.counters
+            .from_peer_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.counters
+            .from_peer_packets
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_out(&self, n: usize) {
+        self.counters
+            .to_peer_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.counters
+            .to_peer_packets
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
