@@ -8,17 +8,21 @@
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
 use rtclab_events::{BweDetail, Event, EventSink, PeerRole};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-/// The target bitrate as the encoder loop reads it (an `f64` stored as bits).
+/// The target bitrate as the encoder loop reads it (an `f64` stored as bits), and the
+/// controller's requests for a probe.
 #[derive(Debug, Clone)]
-pub struct TargetHandle(Arc<AtomicU64>);
+pub struct TargetHandle(Arc<AtomicU64>, Arc<AtomicBool>);
 
 impl TargetHandle {
     /// A handle starting at `bps`.
     pub fn new(bps: f64) -> Self {
-        TargetHandle(Arc::new(AtomicU64::new(bps.to_bits())))
+        TargetHandle(
+            Arc::new(AtomicU64::new(bps.to_bits())),
+            Arc::new(AtomicBool::new(false)),
+        )
     }
 
     /// The latest target, bits per second.
@@ -29,6 +33,13 @@ impl TargetHandle {
     fn set(&self, bps: f64) {
         self.0.store(bps.to_bits(), Ordering::Relaxed);
     }
+
+    /// True once per probe the controller asked for since the last call. rtclab probes with
+    /// media: the sender answers with a keyframe, which the pacer sends at 2.5 × the target, a
+    /// cluster the controller measures (see `rtclab_cc::probe`).
+    pub fn take_probe(&self) -> bool {
+        self.1.swap(false, Ordering::Relaxed)
+    }
 }
 
 /// What an estimator can say about an estimate beyond `stats()`, for the `bwe.estimate` line.
@@ -36,6 +47,11 @@ pub trait Explain {
     /// The detail of the latest estimate (all `None` when the estimator exposes nothing).
     fn detail(&self) -> BweDetail {
         BweDetail::default()
+    }
+
+    /// Whether the estimator wants a probe cluster now (asked once per request).
+    fn poll_probe(&mut self) -> bool {
+        false
     }
 }
 
@@ -61,6 +77,10 @@ impl Explain for rtclab_cc::RtclabCc {
             alr: Some(st.in_alr),
             probe_bps: st.last_probe.map(|p| p.bps.round()),
         }
+    }
+
+    fn poll_probe(&mut self) -> bool {
+        self.poll_probe_request().is_some()
     }
 }
 
@@ -97,6 +117,9 @@ impl<E: BandwidthEstimator + Explain> ObservedEstimator<E> {
     fn publish(&mut self, force_log: bool) {
         let bps = self.inner.target_bitrate();
         self.target.set(bps);
+        if self.inner.poll_probe() {
+            self.target.1.store(true, Ordering::Relaxed);
+        }
         if force_log || bps != self.last_logged {
             self.last_logged = bps;
             let stats: EstimatorStats = self.inner.stats();

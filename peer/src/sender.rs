@@ -244,7 +244,13 @@ impl SendLoop {
                 .keyframe
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .take();
+                .take()
+                .or_else(|| {
+                    ctx.target.take_probe().then(|| KeyframeRequest {
+                        reason: "probe",
+                        at: ctx.runtime.now(),
+                    })
+                });
             let force = request.is_some();
             if let Some(r) = request {
                 pending_reason.get_or_insert(r);
