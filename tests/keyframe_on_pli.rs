@@ -70,7 +70,8 @@ async fn pli_gets_a_keyframe_within_one_frame_interval() {
         );
     }
     // And no keyframe was produced without a reason: every keyframe the encoder reports in its
-    // per-second rate lines is the start one or a PLI one.
+    // per-second rate lines has an `encoder.keyframe` line saying why (start, a PLI, a probe the
+    // congestion controller asked for, or a resolution change).
     let total_keyframes: u64 = records
         .iter()
         .filter_map(|r| match &r.event {
@@ -78,9 +79,22 @@ async fn pli_gets_a_keyframe_within_one_frame_interval() {
             _ => None,
         })
         .sum();
+    let reasons: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::EncoderKeyframe { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(
         total_keyframes,
-        keyframes.len() as u64 + 1,
-        "unrequested keyframes"
+        reasons.len() as u64,
+        "keyframes without a logged reason: {reasons:?}"
     );
+    for reason in &reasons {
+        assert!(
+            ["start", "pli", "fir", "probe", "resize"].contains(reason),
+            "unexpected keyframe reason {reason}"
+        );
+    }
 }
