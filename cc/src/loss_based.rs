@@ -1,7 +1,7 @@
 //! Loss-based control (draft-ietf-rmcat-gcc-02 §6).
 //!
 //! Over each window of at least [`MIN_PACKETS`] reported packets the loss fraction p decides:
-//! p < 2 % → increase by 5 %; p > 10 % → decrease to (1 − 0.5 p) × the rate; in between → hold
+//! p < 2 % → increase by 5 % or by a quarter of the gap to the delay-based rate, whichever is more; p > 10 % → decrease to (1 − 0.5 p) × the rate; in between → hold
 //! (draft §6, equation for As). Two pacing rules from libwebrtc's `SendSideBandwidthEstimation`
 //! keep it from running away on frequent feedback: at most one increase per
 //! [`INCREASE_INTERVAL`], one decrease per [`DECREASE_INTERVAL`] + RTT. The loss-based rate never
@@ -16,6 +16,9 @@ pub const LOW_LOSS: f64 = 0.02;
 pub const HIGH_LOSS: f64 = 0.10;
 /// Increase factor per step (draft §6: 1.05).
 pub const INCREASE_FACTOR: f64 = 1.05;
+/// Share of the gap to the delay-based rate closed per low-loss window (rtclab's choice: four
+/// low-loss windows close two thirds of it).
+pub const RECOVERY_SHARE: f64 = 0.25;
 /// Packets needed for a loss measurement (libwebrtc `kLimitNumPackets`).
 pub const MIN_PACKETS: u32 = 20;
 /// At most one increase per this (keeps 1.05 per step near libwebrtc's ~8 %/s at 1 s; here 5 %
@@ -113,7 +116,12 @@ impl LossBased {
                     .last_increase
                     .is_none_or(|t| now.saturating_duration_since(t) >= INCREASE_INTERVAL)
                 {
-                    self.rate *= INCREASE_FACTOR;
+                    // Not loss-limited: close part of the gap to the delay-based rate as well,
+                    // so that a cut made during a burst of loss does not hold the target for
+                    // tens of seconds at 5 % a step (libwebrtc's loss-based v2 likewise stops
+                    // limiting once the path is not loss-limited).
+                    let gap = (delay_based - self.rate).max(0.0);
+                    self.rate = (self.rate * INCREASE_FACTOR).max(self.rate + RECOVERY_SHARE * gap);
                     self.last_increase = Some(now);
                 }
             } else if p > HIGH_LOSS {

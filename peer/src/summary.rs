@@ -237,6 +237,13 @@ impl Summary {
             Event::EncoderRate { target_bps, .. } => Some(*target_bps),
             _ => None,
         }));
+        if s.mean_target_bps == 0.0 {
+            // A browser sender has no encoder lines: its controller's estimates are the target.
+            s.mean_target_bps = mean(records.iter().filter_map(|r| match &r.event {
+                Event::BweEstimate { target_bps, .. } => Some(*target_bps),
+                _ => None,
+            }));
+        }
         s.mean_encoder_bps = mean(records.iter().filter_map(|r| match &r.event {
             Event::EncoderRate { actual_bps, .. } => Some(*actual_bps),
             _ => None,
