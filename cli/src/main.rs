@@ -163,6 +163,10 @@ struct RunArgs {
     /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
     #[arg(long, default_value = "rtclab")]
     cc: CcArg,
+    /// Protect the video with FlexFEC-03 (1 repair packet per 5 media packets) between the Rust
+    /// peers, as if the scenario said `fec = true`.
+    #[arg(long)]
+    fec: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -406,6 +410,7 @@ async fn run(args: RunArgs) -> Result<()> {
         seed,
         receiver,
         cc,
+        fec,
     } = args;
     let mut scenario = Scenario::load(&file)?;
     if let Some(seed) = seed {
@@ -427,6 +432,7 @@ async fn run(args: RunArgs) -> Result<()> {
     req.codec = codec.map(Into::into);
     req.receiver = receiver.map(Into::into);
     req.cc = Some(cc.into());
+    req.fec = fec;
     req.on_record = Some(progress_listener(bar.clone()));
     let outcome = rtclab_peer::run_scenario(req, ctrl_c()).await;
     bar.finish_and_clear();

@@ -83,6 +83,9 @@ pub struct PeerConfig {
     pub pcap: Option<crate::pcap::PcapSink>,
     /// Congestion controller (sender only).
     pub cc: CcKind,
+    /// Negotiate FlexFEC-03: the sender adds repair packets, the receiver rebuilds lost media
+    /// from them (see [`crate::fec`]). Both peers must have it for it to be used.
+    pub fec: bool,
 }
 
 impl PeerConfig {
@@ -104,6 +107,7 @@ impl PeerConfig {
             udp_addr: "127.0.0.1:0".to_owned(),
             pcap: None,
             cc: CcKind::default(),
+            fec: false,
         }
     }
 
@@ -122,6 +126,7 @@ impl PeerConfig {
             "min_bps": self.min_bps,
             "max_bps": self.max_bps,
             "estimator": self.cc.name(),
+            "fec": self.fec,
         })
     }
 }
