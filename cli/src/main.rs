@@ -600,6 +600,12 @@ fn print_summary(s: &Summary) {
         "packets         sent {}  received {}  lost {}  retransmitted {}",
         s.packets_sent, s.packets_received, s.packets_lost, s.retransmissions
     );
+    if s.fec_packets_sent > 0 {
+        println!(
+            "FEC             repair packets sent {}  media packets recovered {}",
+            s.fec_packets_sent, s.fec_recovered
+        );
+    }
     println!(
         "feedback        NACK {} ({} seqs)  PLI {}  FIR {}",
         s.nacks, s.nacked_packets, s.plis, s.firs
