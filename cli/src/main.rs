@@ -602,8 +602,10 @@ fn print_summary(s: &Summary) {
     );
     if s.fec_packets_sent > 0 {
         println!(
-            "FEC             repair packets sent {}  media packets recovered {}",
-            s.fec_packets_sent, s.fec_recovered
+            "FEC             repair packets sent {} ({:.1} % of the bytes)  media packets recovered {}",
+            s.fec_packets_sent,
+            s.fec_overhead * 100.0,
+            s.fec_recovered
         );
     }
     println!(

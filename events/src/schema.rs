@@ -291,6 +291,9 @@ pub struct MediaStats {
     /// FlexFEC repair packets since the start (send: sent; recv: received); 0 without FEC.
     #[serde(default)]
     pub fec_packets: u64,
+    /// Bytes of those repair packets since the start (sender only; included in `bytes`).
+    #[serde(default)]
+    pub fec_bytes: u64,
     /// Media packets rebuilt from FlexFEC repair packets since the start (receiver only).
     #[serde(default)]
     pub fec_recovered: u64,

@@ -19,7 +19,6 @@
 //! protected: a block holds consecutive first transmissions of the media SSRC, as the encoder
 //! requires; a gap (a packet the pacer's time bound dropped) starts a new block.
 
-use crate::inspect::{Inspect, Inspector};
 use crate::tap::SharedCounters;
 use rtc::interceptor::{
     Attribute, AttributedPacket, FlexFec03Encoder, FlexFec03ReceiveBuilder, Interceptor, Packet,
@@ -69,7 +68,7 @@ const PROTECT_SLOT: usize = 1_500;
 const INJECT_SLOT: usize = 3_200;
 
 /// Application-ward of the FEC decoder (6_000) and before the NACK generator (7_000) on the read
-/// leg: sees the media packets the decoder rebuilt. (Repair packets themselves are counted by
+/// leg, and before the TWCC receiver (8_000): sees the media packets the decoder rebuilt. (Repair packets themselves are counted by
 /// the wire tap, which knows them by [`PT_FLEXFEC`].)
 const RECOVERED_SLOT: usize = 6_100;
 
@@ -84,7 +83,6 @@ pub fn codec_parameters() -> RTCRtpCodecParameters {
             rtcp_feedback: vec![],
         },
         payload_type: PT_FLEXFEC,
-        ..Default::default()
     }
 }
 
@@ -125,7 +123,12 @@ pub fn configure_receiver(registry: Registry, counters: &SharedCounters) -> Regi
         .with(Slot::FecDecoder, FlexFec03ReceiveBuilder::new().build())
         .with(
             Slot::from(RECOVERED_SLOT),
-            Inspector::new(CountRecovered(counters.clone())),
+            CountRecovered {
+                counters: counters.clone(),
+                twcc_ids: HashMap::new(),
+                read: VecDeque::new(),
+                write: VecDeque::new(),
+            },
         )
 }
 
@@ -134,19 +137,83 @@ pub fn is_repair(p: &rtc::rtp::Packet) -> bool {
     p.header.payload_type == PT_FLEXFEC
 }
 
-/// Counts the packets the FEC decoder put back on the read leg (`fec_recovered`).
-struct CountRecovered(SharedCounters);
+/// Counts the packets the FEC decoder put back on the read leg (`fec_recovered`), and takes
+/// their transport-wide sequence number off them.
+///
+/// A rebuilt packet carries the transport-cc extension of the packet that was lost; the TWCC
+/// receiver (8_000) would report it as arrived, at the instant the repair packet came, and the
+/// sender's congestion controller would see neither the loss nor the true delay. libwebrtc
+/// reports only packets that came off the wire (a recovered packet does not reach its transport
+/// feedback).
+struct CountRecovered {
+    counters: SharedCounters,
+    /// The negotiated transport-cc extension id per media SSRC.
+    twcc_ids: HashMap<u32, u8>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
 
-impl Inspect for CountRecovered {
-    fn on_read(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
+impl CountRecovered {
+    fn on_read(&mut self, mut msg: TaggedPacket) -> TaggedPacket {
         if msg.message.has(&Attribute::RecoveredByFec) {
-            self.0
+            self.counters
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .fec_recovered += 1;
+            if let Packet::Rtp(p) = &mut msg.message.packet
+                && let Some(&id) = self.twcc_ids.get(&p.header.ssrc)
+            {
+                // Absent is fine: only the extension's removal matters here.
+                let _ = p.header.del_extension(id);
+            }
         }
-        Some(msg)
+        msg
     }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for CountRecovered {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        let msg = self.on_read(msg);
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for CountRecovered {
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        if let Some(ext) = info
+            .rtp_header_extensions
+            .iter()
+            .find(|e| e.uri == rtc::sdp::extmap::TRANSPORT_CC_URI)
+            && let Ok(id) = u8::try_from(ext.id)
+        {
+            self.twcc_ids.insert(info.ssrc, id);
+        }
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.twcc_ids.remove(&info.ssrc);
+    }
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Repair packets computed wire-ward, waiting to re-enter the write leg above the pacer.
@@ -314,8 +381,10 @@ mod tests {
 
     const MEDIA: u32 = 0x1234_5678;
     const REPAIR: u32 = 0x0bad_cafe;
-    /// A one-byte header extension id, as the abs-capture-time / transport-cc ones are.
+    /// A one-byte header extension id, as the abs-capture-time one is.
     const EXT_ID: u8 = 3;
+    /// The transport-cc extension's id.
+    const TWCC_ID: u8 = 5;
 
     fn stream() -> StreamInfo {
         StreamInfo {
@@ -325,6 +394,10 @@ mod tests {
             payload_type: 102,
             clock_rate: 90_000,
             mime_type: "video/H264".to_owned(),
+            rtp_header_extensions: vec![rtc::interceptor::RTPHeaderExtension {
+                uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+                id: u16::from(TWCC_ID),
+            }],
             ..Default::default()
         }
     }
@@ -344,6 +417,9 @@ mod tests {
         };
         header
             .set_extension(EXT_ID, Bytes::from(vec![seq as u8; 3]))
+            .expect("one-byte extension");
+        header
+            .set_extension(TWCC_ID, Bytes::from(seq.to_be_bytes().to_vec()))
             .expect("one-byte extension");
         let len = 100 + usize::from(seq) * 37 % 900;
         rtp::Packet {
@@ -416,9 +492,13 @@ mod tests {
             .filter(|m| m.message.has(&Attribute::RecoveredByFec))
             .collect();
         assert_eq!(rebuilt.len(), 1);
+        // The lost packet, except for its transport-wide sequence number: the TWCC receiver
+        // must not report a packet that never arrived.
+        let mut lost = media(7);
+        lost.header.del_extension(TWCC_ID).expect("has it");
         assert_eq!(
             rtp_of(rebuilt[0]),
-            &media(7),
+            &lost,
             "the rebuilt packet is the lost one"
         );
         assert_eq!(delivered.len(), 10, "9 arrived + 1 rebuilt");

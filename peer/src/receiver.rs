@@ -311,6 +311,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                         fec_recovered: w.fec_recovered,
                         width: c.size.map(|s| s.0),
                         height: c.size.map(|s| s.1),
+                        ..Default::default()
                     }),
                 );
                 let second = std::mem::take(&mut *qoe.lock().unwrap_or_else(|e| e.into_inner()));

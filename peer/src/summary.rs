@@ -60,6 +60,9 @@ pub struct Summary {
     /// FlexFEC repair packets the sender sent (0 without FEC).
     #[serde(default)]
     pub fec_packets_sent: u64,
+    /// Share of the sender's RTP bytes that were FlexFEC repair packets.
+    #[serde(default)]
+    pub fec_overhead: f64,
     /// Media packets the receiver rebuilt from FlexFEC repair packets.
     #[serde(default)]
     pub fec_recovered: u64,
@@ -223,6 +226,7 @@ impl Summary {
             s.packets_sent = st.packets;
             s.retransmissions = st.retransmitted;
             s.fec_packets_sent = st.fec_packets;
+            s.fec_overhead = st.fec_bytes as f64 / st.bytes.max(1) as f64;
         }
         if let Some(st) = last_stats(records, receiving, "recv") {
             s.frames_decoded = st.frames;

@@ -49,6 +49,8 @@ pub struct WireCounters {
     pub nacked_seqs: HashMap<Direction, u64>,
     /// FlexFEC repair packets sent (their bytes are in `rtp_out_bytes`).
     pub fec_out: u64,
+    /// Bytes of those repair packets, header + payload.
+    pub fec_out_bytes: u64,
     /// FlexFEC repair packets received (their bytes are in `rtp_in_bytes`).
     pub fec_in: u64,
     /// Media packets the FEC decoder rebuilt (counted by [`crate::fec`], not on the wire).
@@ -130,6 +132,7 @@ impl WireTap {
                             counters.rtx_out += 1;
                         } else if crate::fec::is_repair(p) {
                             counters.fec_out += 1;
+                            counters.fec_out_bytes += bytes;
                         } else {
                             counters.rtp_out += 1;
                         }
