@@ -14,12 +14,10 @@ async fn pli_gets_a_keyframe_within_one_frame_interval() {
     let frame_ms = 1000.0 / f64::from(clean.fps);
     let outcome = run_scenario(
         RunRequest {
-            scenario: clean,
-            out: out.clone(),
             duration_s: Some(6.0),
             codec: Some(Codec::H264),
             pli_interval: Some(Duration::from_millis(1500)),
-            on_record: None,
+            ..RunRequest::new(clean, out.clone())
         },
         std::future::pending(),
     )

@@ -25,12 +25,9 @@ async fn tshark_decodes_every_sent_rtp_packet_from_the_pcap() {
     let out = out_dir("pcap");
     let outcome = run_scenario(
         RunRequest {
-            scenario: scenario("clean"),
-            out: out.clone(),
             duration_s: Some(4.0),
             codec: Some(Codec::Vp8),
-            pli_interval: None,
-            on_record: None,
+            ..RunRequest::new(scenario("clean"), out.clone())
         },
         std::future::pending(),
     )

@@ -27,12 +27,9 @@ async fn qoe_run(codec: Codec, name: &str) {
     let out = out_dir(name);
     let outcome = run_scenario(
         RunRequest {
-            scenario: scenario("clean"),
-            out: out.clone(),
             duration_s: Some(DURATION_S),
             codec: Some(codec),
-            pli_interval: None,
-            on_record: None,
+            ..RunRequest::new(scenario("clean"), out.clone())
         },
         std::future::pending(),
     )

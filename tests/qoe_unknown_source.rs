@@ -55,12 +55,9 @@ async fn file_source_gives_no_psnr_but_latency() {
     sc.source = Some(clip);
     let outcome = run_scenario(
         RunRequest {
-            scenario: sc,
-            out: out.clone(),
             duration_s: Some(3.0),
             codec: Some(Codec::H264),
-            pli_interval: None,
-            on_record: None,
+            ..RunRequest::new(sc, out.clone())
         },
         std::future::pending(),
     )
