@@ -371,6 +371,87 @@ impl Interceptor for FecInject {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
+/// Wraps a send-side interceptor that keeps per-stream state (the TWCC sender, the congestion
+/// controller's send history) so that it also takes the media stream's repair SSRC as a stream
+/// of its own.
+///
+/// webrtc-rs binds only the media SSRC on the send side; the TWCC sender numbers only bound
+/// streams and the history records only bound streams, so repair packets left unnumbered
+/// (measured: PT 118 without any header extension in `rtp.pcap`) and the congestion controller
+/// never saw their bytes or their losses. Without FEC there is no repair SSRC and this changes
+/// nothing.
+pub struct BindRepair<I>(pub I);
+
+fn repair_stream(info: &StreamInfo) -> Option<StreamInfo> {
+    let (ssrc, pt) = (info.ssrc_fec?, info.payload_type_fec?);
+    Some(StreamInfo {
+        ssrc,
+        payload_type: pt,
+        ssrc_fec: None,
+        payload_type_fec: None,
+        ssrc_rtx: None,
+        payload_type_rtx: None,
+        ..info.clone()
+    })
+}
+
+impl<I: Interceptor> Protocol<TaggedPacket, TaggedPacket, ()> for BindRepair<I> {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.0.handle_read(msg)
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.0.poll_read()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.0.handle_write(msg)
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.0.poll_write()
+    }
+    fn handle_event(&mut self, evt: ()) -> Result<(), Self::Error> {
+        self.0.handle_event(evt)
+    }
+    fn poll_event(&mut self) -> Option<()> {
+        self.0.poll_event()
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        self.0.handle_timeout(now)
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.0.poll_timeout()
+    }
+    fn close(&mut self) -> Result<(), Self::Error> {
+        self.0.close()
+    }
+}
+
+impl<I: Interceptor> Interceptor for BindRepair<I> {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.0.bind_local_stream(info);
+        if let Some(repair) = repair_stream(info) {
+            self.0.bind_local_stream(&repair);
+        }
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.0.unbind_local_stream(info);
+        if let Some(repair) = repair_stream(info) {
+            self.0.unbind_local_stream(&repair);
+        }
+    }
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.0.bind_remote_stream(info);
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.0.unbind_remote_stream(info);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
