@@ -22,7 +22,7 @@
 use crate::tap::SharedCounters;
 use rtc::interceptor::{
     Attribute, AttributedPacket, FlexFec03Encoder, FlexFec03ReceiveBuilder, Interceptor, Packet,
-    Registry, Slot, StreamInfo, TaggedPacket,
+    Registry, Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder,
 };
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_FLEX_FEC03, MediaEngine};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -71,6 +71,9 @@ const INJECT_SLOT: usize = 3_200;
 /// leg, and before the TWCC receiver (8_000): sees the media packets the decoder rebuilt. (Repair packets themselves are counted by
 /// the wire tap, which knows them by [`PT_FLEXFEC`].)
 const RECOVERED_SLOT: usize = 6_100;
+/// The receiver's TWCC arrival recorder with FEC: wire-ward of the decoder (6_000), so repair
+/// packets are reported as they arrive. A generator, but the receiving peer has no pacer.
+const TWCC_RECEIVER_SLOT: usize = 5_500;
 
 /// The FlexFEC-03 codec as registered and as put in a transceiver's codec preferences.
 pub fn codec_parameters() -> RTCRtpCodecParameters {
@@ -117,9 +120,32 @@ pub fn configure_sender(registry: Registry) -> Registry {
         )
 }
 
-/// Adds the FEC decoder and a counter of the media packets it rebuilds.
-pub fn configure_receiver(registry: Registry, counters: &SharedCounters) -> Registry {
-    registry
+/// Adds the FEC decoder, a counter of the media packets it rebuilds, and the TWCC receiver
+/// wire-ward of the decoder (in place of webrtc-rs's `configure_twcc_receiver_only`, whose
+/// negotiation it reuses).
+///
+/// At its default slot (8_000) the TWCC receiver never sees a repair packet, because the decoder
+/// (6_000) consumes them: every repair packet was reported lost to the sender (measured: 24 %
+/// TWCC loss on a 10 % path), and its congestion controller cut the rate for loss that did not
+/// happen. At [`TWCC_RECEIVER_SLOT`] it reports what came off the wire, repair packets included,
+/// rebuilt packets not (they do not exist yet there).
+pub fn configure_receiver(
+    registry: Registry,
+    counters: &SharedCounters,
+    media_engine: &mut MediaEngine,
+) -> Result<Registry, rtc::shared::error::Error> {
+    // Only the transport-cc feedback and header extension it negotiates; its interceptor is
+    // replaced below.
+    let _ =
+        rtc::peer_connection::configuration::interceptor_registry::configure_twcc_receiver_only(
+            Registry::new(),
+            media_engine,
+        )?;
+    Ok(registry
+        .with(
+            Slot::from(TWCC_RECEIVER_SLOT),
+            TwccReceiverBuilder::new().build(),
+        )
         .with(Slot::FecDecoder, FlexFec03ReceiveBuilder::new().build())
         .with(
             Slot::from(RECOVERED_SLOT),
@@ -129,7 +155,7 @@ pub fn configure_receiver(registry: Registry, counters: &SharedCounters) -> Regi
                 read: VecDeque::new(),
                 write: VecDeque::new(),
             },
-        )
+        ))
 }
 
 /// Whether `p` is a FlexFEC repair packet (by its negotiated payload type).
@@ -140,11 +166,12 @@ pub fn is_repair(p: &rtc::rtp::Packet) -> bool {
 /// Counts the packets the FEC decoder put back on the read leg (`fec_recovered`), and takes
 /// their transport-wide sequence number off them.
 ///
-/// A rebuilt packet carries the transport-cc extension of the packet that was lost; the TWCC
-/// receiver (8_000) would report it as arrived, at the instant the repair packet came, and the
-/// sender's congestion controller would see neither the loss nor the true delay. libwebrtc
-/// reports only packets that came off the wire (a recovered packet does not reach its transport
-/// feedback).
+/// A rebuilt packet carries the transport-cc extension of the packet that was lost; an arrival
+/// recorder application-ward of the decoder (webrtc-rs puts the TWCC receiver at 8_000) would
+/// report it as arrived, at the instant the repair packet came, and the sender's congestion
+/// controller would see neither the loss nor the true delay. libwebrtc reports only packets that
+/// came off the wire. rtclab's TWCC receiver sits wire-ward of the decoder when FEC is on
+/// ([`TWCC_RECEIVER_SLOT`]), so this is a second line of defence for any recorder added later.
 struct CountRecovered {
     counters: SharedCounters,
     /// The negotiated transport-cc extension id per media SSRC.
@@ -552,7 +579,9 @@ mod tests {
 
         // The receiver loses media packet 7 (second block).
         let counters: SharedCounters = Arc::new(Mutex::new(WireCounters::default()));
-        let mut chain = configure_receiver(Registry::new(), &counters).build();
+        let mut chain = configure_receiver(Registry::new(), &counters, &mut MediaEngine::default())
+            .expect("negotiation")
+            .build();
         chain.bind_remote_stream(&stream());
         let mut delivered = Vec::new();
         for msg in wire {
@@ -591,7 +620,9 @@ mod tests {
         let now = Instant::now();
         let wire = send(0..5, now);
         let counters: SharedCounters = Arc::new(Mutex::new(WireCounters::default()));
-        let mut chain = configure_receiver(Registry::new(), &counters).build();
+        let mut chain = configure_receiver(Registry::new(), &counters, &mut MediaEngine::default())
+            .expect("negotiation")
+            .build();
         chain.bind_remote_stream(&stream());
         for msg in wire {
             let p = rtp_of(&msg);

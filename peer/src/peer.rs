@@ -240,11 +240,12 @@ async fn build(
         // (webrtc-rs's default set, with rtclab's bounded NACK generator).
         registry = crate::repair::configure_nack(registry, &mut media_engine);
         configure_simulcast_extension_headers(&mut media_engine)?;
-        registry = configure_twcc_receiver_only(registry, &mut media_engine)?;
         registry = configure_rtcp_reports(registry);
-        if cfg.fec {
-            registry = crate::fec::configure_receiver(registry, &counters);
-        }
+        registry = if cfg.fec {
+            crate::fec::configure_receiver(registry, &counters, &mut media_engine)?
+        } else {
+            configure_twcc_receiver_only(registry, &mut media_engine)?
+        };
     }
 
     let setting_engine = SettingEngineBuilder::new()
