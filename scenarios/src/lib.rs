@@ -539,6 +539,17 @@ max_kbps = 2500
             (800_000, 100_000, 2_500_000)
         );
         assert_eq!(s.receiver, ReceiverKind::Rust);
+        assert!(!s.fec, "FEC is off unless asked for");
+    }
+
+    #[test]
+    fn fec_is_a_boolean_key_and_sweepable() {
+        let text = GOOD.replace("codec = \"vp8\"", "codec = \"vp8\"\nfec = true");
+        assert!(parse(&text).unwrap().fec);
+        let err = parse(&GOOD.replace("codec = \"vp8\"", "codec = \"vp8\"\nfec = 1")).unwrap_err();
+        assert!(err.to_string().contains("bool"), "{err}");
+        let swept = with_override(GOOD, Path::new("t.toml"), "fec", "true").unwrap();
+        assert!(parse(&swept).unwrap().fec);
     }
 
     #[test]
