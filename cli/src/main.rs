@@ -105,6 +105,9 @@ enum Command {
         /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
         #[arg(long, default_value = "rtclab")]
         cc: CcArg,
+        /// Offer/accept FlexFEC-03; used only when both peers pass it.
+        #[arg(long)]
+        fec: bool,
     },
     /// List the scenarios in a folder with their descriptions.
     Scenarios {
@@ -320,6 +323,7 @@ async fn main() -> Result<()> {
             fps,
             log,
             cc,
+            fec,
         } => {
             let role = match role {
                 RoleArg::Send => Role::Sender,
@@ -333,6 +337,7 @@ async fn main() -> Result<()> {
             cfg.size = rtclab_media::Resolution { width, height };
             cfg.fps = fps;
             cfg.cc = cc.into();
+            cfg.fec = fec;
             peer(&signal, &room, cfg, log).await
         }
         Command::Scenarios { dir } => scenarios(&dir),
