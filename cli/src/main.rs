@@ -109,6 +109,9 @@ enum Command {
         cc: CcArg,
         #[command(flatten)]
         ice: IceArgs,
+        /// Offer/accept FlexFEC-03; used only when both peers pass it.
+        #[arg(long)]
+        fec: bool,
     },
     /// List the scenarios in a folder with their descriptions.
     Scenarios {
@@ -167,6 +170,10 @@ struct RunArgs {
     /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
     #[arg(long, default_value = "rtclab")]
     cc: CcArg,
+    /// Protect the video with FlexFEC-03 (1 repair packet per 5 media packets) between the Rust
+    /// peers, as if the scenario said `fec = true`.
+    #[arg(long)]
+    fec: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -405,6 +412,7 @@ async fn main() -> Result<()> {
             log,
             cc,
             ice,
+            fec,
         } => {
             let role = match role {
                 RoleArg::Send => Role::Sender,
@@ -425,6 +433,7 @@ async fn main() -> Result<()> {
                     if role == Role::Sender { "send" } else { "recv" }
                 ),
             )?;
+            cfg.fec = fec;
             peer(&signal, &room, cfg, log).await
         }
         Command::Scenarios { dir } => scenarios(&dir),
@@ -502,6 +511,7 @@ async fn run(args: RunArgs) -> Result<()> {
         seed,
         receiver,
         cc,
+        fec,
     } = args;
     let mut scenario = Scenario::load(&file)?;
     if let Some(seed) = seed {
@@ -523,6 +533,7 @@ async fn run(args: RunArgs) -> Result<()> {
     req.codec = codec.map(Into::into);
     req.receiver = receiver.map(Into::into);
     req.cc = Some(cc.into());
+    req.fec = fec;
     req.on_record = Some(progress_listener(bar.clone()));
     let outcome = rtclab_peer::run_scenario(req, ctrl_c()).await;
     bar.finish_and_clear();
@@ -723,6 +734,14 @@ fn print_summary(s: &Summary) {
         "packets         sent {}  received {}  lost {}  retransmitted {}",
         s.packets_sent, s.packets_received, s.packets_lost, s.retransmissions
     );
+    if s.fec_packets_sent > 0 {
+        println!(
+            "FEC             repair packets sent {} ({:.1} % of the bytes)  media packets recovered {}",
+            s.fec_packets_sent,
+            s.fec_overhead * 100.0,
+            s.fec_recovered
+        );
+    }
     println!(
         "feedback        NACK {} ({} seqs)  PLI {}  FIR {}",
         s.nacks, s.nacked_packets, s.plis, s.firs

@@ -276,7 +276,8 @@ pub struct MediaStats {
     pub frames: u64,
     /// Packets lost (recv: sequence gaps never filled; send: cumulative lost from RR).
     pub lost: u64,
-    /// Retransmitted packets (send: sent; recv: received).
+    /// Retransmitted packets (send: sent; recv: gaps filled late, by a retransmission or, with
+    /// FEC, a rebuilt packet — see `fec_recovered`).
     pub retransmitted: u64,
     /// Bits per second over the last second (all RTP bytes in this direction).
     pub bitrate_bps: f64,
@@ -291,6 +292,15 @@ pub struct MediaStats {
     /// Total frozen time since the start, ms (receiver only).
     #[serde(default)]
     pub freeze_ms: f64,
+    /// FlexFEC repair packets since the start (send: sent; recv: received); 0 without FEC.
+    #[serde(default)]
+    pub fec_packets: u64,
+    /// Bytes of those repair packets since the start (sender only; included in `bytes`).
+    #[serde(default)]
+    pub fec_bytes: u64,
+    /// Media packets rebuilt from FlexFEC repair packets since the start (receiver only).
+    #[serde(default)]
+    pub fec_recovered: u64,
     /// Size of the last decoded picture (receiver only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,

@@ -121,6 +121,7 @@ fn media_stats(stats: &Value, key: &str, prev: Option<Counters>) -> Option<(Medi
                 .get("frameHeight")
                 .and_then(Value::as_u64)
                 .map(|h| h as u32),
+            ..Default::default()
         }
     } else {
         MediaStats {

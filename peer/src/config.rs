@@ -162,6 +162,9 @@ pub struct PeerConfig {
     pub ice_policy: IcePolicy,
     /// STUN and TURN servers to gather from (none: host candidates only).
     pub ice_servers: Vec<IceServer>,
+    /// Negotiate FlexFEC-03: the sender adds repair packets, the receiver rebuilds lost media
+    /// from them (see [`crate::fec`]). Both peers must have it for it to be used.
+    pub fec: bool,
 }
 
 impl PeerConfig {
@@ -185,6 +188,7 @@ impl PeerConfig {
             cc: CcKind::default(),
             ice_policy: IcePolicy::All,
             ice_servers: Vec::new(),
+            fec: false,
         }
     }
 
@@ -203,9 +207,9 @@ impl PeerConfig {
             "min_bps": self.min_bps,
             "max_bps": self.max_bps,
             "estimator": self.cc.name(),
-            "estimator": "stock",
             "ice_policy": self.ice_policy.to_string(),
             "ice_servers": self.ice_servers.iter().flat_map(|s| s.urls.clone()).collect::<Vec<_>>(),
+            "fec": self.fec,
         })
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`peer`]: the connection, signaling and ICE/DTLS logging;
 //! - [`sender`] / [`receiver`]: the media loops (FFmpeg in, FFmpeg out);
-//! - [`tap`]: the RTCP wire tap; [`bwe`]: congestion-control logging;
+//! - [`fec`]: FlexFEC (`--fec`); [`tap`]: the RTCP wire tap; [`bwe`]: congestion-control logging;
 //! - [`session`]: `rtclab run`; [`summary`]: `summary.json` from the log.
 
 pub mod bench;
@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fec;
 pub mod ice;
 pub mod inspect;
 pub mod nack_filter;

@@ -112,9 +112,13 @@ pub fn configure<E: BandwidthEstimator + 'static>(
     Ok(registry
         .with(
             Slot::CongestionControl,
-            CongestionControlBuilder::new(estimator).build(),
+            // Repair packets (`--fec`) are numbered and recorded like media (fec.rs).
+            crate::fec::BindRepair(CongestionControlBuilder::new(estimator).build()),
         )
-        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(
+            Slot::TwccSender,
+            crate::fec::BindRepair(TwccSenderBuilder::new().build()),
+        )
         .with(
             Slot::from(PACING_FACTOR_SLOT),
             Inspector::new(PacingFactor::new(queue.clone(), initial_bps)),

@@ -213,6 +213,9 @@ async fn build(
     media_engine.register_codec(codec_parameters(other), RtpCodecKind::Video)?;
     // Capture time and source frame index on every frame, for glass-to-glass latency and PSNR.
     crate::qoe::register_extensions(&mut media_engine)?;
+    if cfg.fec {
+        crate::fec::register(&mut media_engine)?;
+    }
 
     let (tap, counters) = WireTap::new(role, sink.clone(), cfg.pcap.clone());
     // The sender's pacer queue as seen from both ends (send_queue.rs).
@@ -229,13 +232,20 @@ async fn build(
             Inspector::new(crate::nack_filter::NackFilter::new(queue.clone())),
         );
         registry = configure_rtcp_reports(registry);
+        if cfg.fec {
+            registry = crate::fec::configure_sender(registry);
+        }
     } else {
         // NACK generation, RR/SR and the TWCC receiver that reports arrivals to the sender
         // (webrtc-rs's default set, with rtclab's bounded NACK generator).
         registry = crate::repair::configure_nack(registry, &mut media_engine);
         configure_simulcast_extension_headers(&mut media_engine)?;
-        registry = configure_twcc_receiver_only(registry, &mut media_engine)?;
         registry = configure_rtcp_reports(registry);
+        registry = if cfg.fec {
+            crate::fec::configure_receiver(registry, &counters, &mut media_engine)?
+        } else {
+            configure_twcc_receiver_only(registry, &mut media_engine)?
+        };
     }
 
     let setting_engine = SettingEngineBuilder::new()
@@ -283,9 +293,11 @@ async fn build(
                     }),
                 )
                 .await?;
-            transceiver
-                .set_codec_preferences(vec![codec.clone(), codec_parameters(other)])
-                .await?;
+            let mut preferences = vec![codec.clone(), codec_parameters(other)];
+            if cfg.fec {
+                preferences.push(crate::fec::codec_parameters());
+            }
+            transceiver.set_codec_preferences(preferences).await?;
             // An RTP track: the sender packetizes itself, for whichever codec is negotiated.
             let t = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
                 "rtclab".to_owned(),

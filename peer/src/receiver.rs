@@ -307,8 +307,11 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                         decode_errors: c.decode_errors,
                         freezes: c.freezes,
                         freeze_ms: c.freeze_ms.round(),
+                        fec_packets: w.fec_in,
+                        fec_recovered: w.fec_recovered,
                         width: c.size.map(|s| s.0),
                         height: c.size.map(|s| s.1),
+                        ..Default::default()
                     }),
                 );
                 let second = std::mem::take(&mut *qoe.lock().unwrap_or_else(|e| e.into_inner()));

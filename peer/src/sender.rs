@@ -412,6 +412,8 @@ impl SendLoop {
                 frames: frames_total,
                 lost: c.remote_cumulative_lost,
                 retransmitted: c.rtx_out,
+                fec_packets: c.fec_out,
+                fec_bytes: c.fec_out_bytes,
                 bitrate_bps: ((now.bytes - last.bytes) as f64 * 8.0 / elapsed).round(),
                 fps: round1((now.frames - last.frames) as f64 / elapsed),
                 ..Default::default()

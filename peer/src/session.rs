@@ -44,6 +44,8 @@ pub struct RunRequest {
     /// Headless Chromium sends (its fake camera, its own congestion control) to the Rust
     /// receiver, whose ingress then carries the downlink impairment (`rtclab bench cc`).
     pub browser_sender: bool,
+    /// FlexFEC-03 between the Rust peers; `false` leaves it to the scenario's `fec` key.
+    pub fec: bool,
 }
 
 impl RunRequest {
@@ -60,6 +62,7 @@ impl RunRequest {
             web_dir: None,
             browser_sender: false,
             cc: None,
+            fec: false,
         }
     }
 }
@@ -104,6 +107,7 @@ fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
         cfg.pli_interval = req.pli_interval;
     }
     cfg.cc = req.cc.unwrap_or_default();
+    cfg.fec = req.fec || s.fec;
     cfg
 }
 

@@ -57,6 +57,15 @@ pub struct Summary {
     pub firs: u64,
     /// Retransmissions the sender sent.
     pub retransmissions: u64,
+    /// FlexFEC repair packets the sender sent (0 without FEC).
+    #[serde(default)]
+    pub fec_packets_sent: u64,
+    /// Share of the sender's RTP bytes that were FlexFEC repair packets.
+    #[serde(default)]
+    pub fec_overhead: f64,
+    /// Media packets the receiver rebuilt from FlexFEC repair packets.
+    #[serde(default)]
+    pub fec_recovered: u64,
     /// Keyframes the sender produced.
     pub keyframes: u64,
     /// Mean congestion-controller target over the run, bps.
@@ -216,6 +225,8 @@ impl Summary {
             s.frames_sent = st.frames;
             s.packets_sent = st.packets;
             s.retransmissions = st.retransmitted;
+            s.fec_packets_sent = st.fec_packets;
+            s.fec_overhead = st.fec_bytes as f64 / st.bytes.max(1) as f64;
         }
         if let Some(st) = last_stats(records, receiving, "recv") {
             s.frames_decoded = st.frames;
@@ -224,6 +235,7 @@ impl Summary {
             s.decode_errors = st.decode_errors;
             s.freezes = st.freezes;
             s.freeze_ms = st.freeze_ms;
+            s.fec_recovered = st.fec_recovered;
         }
         s.qoe_from(records);
         s.mean_send_bps = mean(sender_stats.iter().map(|m| m.bitrate_bps));

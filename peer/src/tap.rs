@@ -33,7 +33,7 @@ const VIDEO_CLOCK_HZ: f64 = 90_000.0;
 /// Counters the tap keeps, shared with the peer that reads them once a second.
 #[derive(Debug, Clone, Default)]
 pub struct WireCounters {
-    /// RTP packets sent (first transmissions).
+    /// RTP media packets sent (first transmissions; not FEC repair packets).
     pub rtp_out: u64,
     /// RTP bytes sent, header + payload, including retransmissions.
     pub rtp_out_bytes: u64,
@@ -47,6 +47,14 @@ pub struct WireCounters {
     pub rtcp: HashMap<(Direction, &'static str), u64>,
     /// Sequence numbers NACKed, by direction.
     pub nacked_seqs: HashMap<Direction, u64>,
+    /// FlexFEC repair packets sent (their bytes are in `rtp_out_bytes`).
+    pub fec_out: u64,
+    /// Bytes of those repair packets, header + payload.
+    pub fec_out_bytes: u64,
+    /// FlexFEC repair packets received (their bytes are in `rtp_in_bytes`).
+    pub fec_in: u64,
+    /// Media packets the FEC decoder rebuilt (counted by [`crate::fec`], not on the wire).
+    pub fec_recovered: u64,
     /// Latest cumulative-lost figure from inbound receiver reports (the sender's view of loss).
     pub remote_cumulative_lost: u64,
 }
@@ -122,11 +130,17 @@ impl WireTap {
                         counters.rtp_out_bytes += bytes;
                         if retransmission {
                             counters.rtx_out += 1;
+                        } else if crate::fec::is_repair(p) {
+                            counters.fec_out += 1;
+                            counters.fec_out_bytes += bytes;
                         } else {
                             counters.rtp_out += 1;
                         }
                     }
                     Direction::In => {
+                        if crate::fec::is_repair(p) {
+                            counters.fec_in += 1;
+                        }
                         counters.rtp_in += 1;
                         counters.rtp_in_bytes += bytes;
                     }

@@ -71,6 +71,8 @@ struct RawScenario {
     receiver: ReceiverKind,
     #[serde(default = "default_seed")]
     seed: u64,
+    #[serde(default)]
+    fec: bool,
     bitrate: Option<BitrateSpec>,
     /// The media direction's impairment (sender → receiver); see rtclab-netem.
     #[serde(default)]
@@ -126,6 +128,8 @@ pub struct Scenario {
     pub receiver: ReceiverKind,
     /// Seed for everything random in the run.
     pub seed: u64,
+    /// Protect the video with FlexFEC-03 (Rust sender and receiver).
+    pub fec: bool,
     /// Initial target bitrate, bps.
     pub initial_bps: u32,
     /// Minimum target bitrate, bps.
@@ -308,6 +312,7 @@ impl Scenario {
             fps,
             receiver: raw.receiver,
             seed: raw.seed,
+            fec: raw.fec,
             initial_bps: initial * 1000,
             min_bps: min * 1000,
             max_bps: max * 1000,
@@ -534,6 +539,17 @@ max_kbps = 2500
             (800_000, 100_000, 2_500_000)
         );
         assert_eq!(s.receiver, ReceiverKind::Rust);
+        assert!(!s.fec, "FEC is off unless asked for");
+    }
+
+    #[test]
+    fn fec_is_a_boolean_key_and_sweepable() {
+        let text = GOOD.replace("codec = \"vp8\"", "codec = \"vp8\"\nfec = true");
+        assert!(parse(&text).unwrap().fec);
+        let err = parse(&GOOD.replace("codec = \"vp8\"", "codec = \"vp8\"\nfec = 1")).unwrap_err();
+        assert!(err.to_string().contains("bool"), "{err}");
+        let swept = with_override(GOOD, Path::new("t.toml"), "fec", "true").unwrap();
+        assert!(parse(&swept).unwrap().fec);
     }
 
     #[test]
