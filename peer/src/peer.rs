@@ -146,6 +146,22 @@ fn codec_parameters(codec: Codec) -> RTCRtpCodecParameters {
     }
 }
 
+/// The RTX codec (RFC 4588 §8.6) repairing `primary`, at the payload type after it.
+fn rtx_parameters(primary: Codec) -> RTCRtpCodecParameters {
+    let pt = codec_parameters(primary).payload_type;
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={pt}"),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt + 1,
+        ..Default::default()
+    }
+}
+
 /// The sender's congestion-control chain with the chosen controller, wrapped for logging.
 fn configure_cc(
     registry: Registry,
@@ -211,6 +227,17 @@ async fn build(
     };
     media_engine.register_codec(codec.clone(), RtpCodecKind::Video)?;
     media_engine.register_codec(codec_parameters(other), RtpCodecKind::Video)?;
+    if cfg.role == Role::Receiver {
+        // Accept RTX (RFC 4588) when a browser offers it: Chromium then sends its padding
+        // (bandwidth probes, often most of its packets) on the RTX stream. Without RTX it pads
+        // on the media SSRC, and every lost padding packet looked like a lost frame part, so
+        // the receiver waited for keyframes (measured: 54 % of frames decoded at 5 % loss).
+        // A Rust sender never offers RTX: between webrtc-rs peers RTX repairs are unwrapped
+        // after the interceptor chain, where the NACK generator cannot see them (shared notes).
+        for primary in [Codec::H264, Codec::Vp8] {
+            media_engine.register_codec(rtx_parameters(primary), RtpCodecKind::Video)?;
+        }
+    }
     // Capture time and source frame index on every frame, for glass-to-glass latency and PSNR.
     crate::qoe::register_extensions(&mut media_engine)?;
     if cfg.fec {
