@@ -203,7 +203,6 @@ impl PeerConfig {
             "min_bps": self.min_bps,
             "max_bps": self.max_bps,
             "estimator": self.cc.name(),
-            "estimator": "stock",
             "ice_policy": self.ice_policy.to_string(),
             "ice_servers": self.ice_servers.iter().flat_map(|s| s.urls.clone()).collect::<Vec<_>>(),
         })

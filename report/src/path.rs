@@ -339,4 +339,64 @@ mod tests {
         assert_eq!(type_preference(host), 126);
         assert_eq!(type_preference(16_777_215), 0);
     }
+
+    fn log(lines: &[&str]) -> Vec<Record> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect()
+    }
+
+    #[test]
+    fn a_relayed_run_reads_as_path_rows() {
+        let records = log(&[
+            r#"{"t":0,"peer":"lab","kind":"session.start","schema":"rtclab.events/1","session_id":"x","started_at":"now","config":{"sender":"rust"}}"#,
+            r#"{"t":0.1,"peer":"sender","kind":"ice.candidate","side":"local","type":"relay","protocol":"udp","address":"127.0.0.1","port":5000,"priority":16777215,"url":"turn:127.0.0.1:3478?transport=udp","relay_protocol":"udp"}"#,
+            r#"{"t":0.1,"peer":"sender","kind":"ice.state","state":"checking"}"#,
+            r#"{"t":0.2,"peer":"sender","kind":"ice.candidate","side":"remote","type":"relay","protocol":"udp","address":"127.0.0.1","port":6000,"priority":25042943}"#,
+            r#"{"t":2.3,"peer":"sender","kind":"ice.state","state":"connected"}"#,
+            r#"{"t":2.5,"peer":"sender","kind":"ice.selected_pair","local":{"type":"relay","protocol":"udp","address":"127.0.0.1","port":5000,"priority":16777215},"remote":{"type":"relay","protocol":"udp","address":"127.0.0.1","port":6000,"priority":25042943}}"#,
+            r#"{"t":0.1,"peer":"lab","kind":"turn.allocation_created","client":"127.0.0.1:1","username":"1:a","relay":"127.0.0.1:5000","transport":"udp","lifetime_s":600}"#,
+            r#"{"t":1,"peer":"lab","kind":"turn.bytes","relay":"127.0.0.1:5000","to_peer_bytes":100,"to_peer_packets":1,"from_peer_bytes":10,"from_peer_packets":1}"#,
+            r#"{"t":2,"peer":"lab","kind":"turn.bytes","relay":"127.0.0.1:5000","to_peer_bytes":300,"to_peer_packets":3,"from_peer_bytes":30,"from_peer_packets":3}"#,
+            r#"{"t":2,"peer":"lab","kind":"turn.bytes","relay":"127.0.0.1:5001","to_peer_bytes":5,"to_peer_packets":1,"from_peer_bytes":7,"from_peer_packets":1}"#,
+            r#"{"t":0.3,"peer":"browser","kind":"browser.event","what":"ice state","detail":{"state":"checking"}}"#,
+            r#"{"t":0.8,"peer":"browser","kind":"browser.event","what":"ice state","detail":{"state":"connected"}}"#,
+            r#"{"t":3,"peer":"browser","kind":"browser.stats","stats":{"transport":{"selectedCandidatePairId":"P1"},"candidate-pair":[{"id":"P1","localCandidateId":"L1","remoteCandidateId":"R1","state":"succeeded"},{"id":"P2","localCandidateId":"L2","remoteCandidateId":"R1","state":"frozen"}],"local-candidate":[{"id":"L1","candidateType":"relay","protocol":"udp","address":"127.0.0.1","port":6000,"priority":25042943,"url":"turn:127.0.0.1:3478?transport=tcp","relayProtocol":"tcp"},{"id":"L2","candidateType":"relay","protocol":"udp","address":"127.0.0.1","port":6001,"priority":25042942}],"remote-candidate":[{"id":"R1","candidateType":"relay","protocol":"udp","address":"127.0.0.1","port":5000,"priority":16777215}]}}"#,
+        ]);
+        let r = extract(&records);
+        let sender = r.peers.iter().find(|p| p.peer == "sender").unwrap();
+        assert!(sender.controlling);
+        assert_eq!(sender.gathered.get("relay"), Some(&1));
+        assert_eq!(sender.pairs_tried, None, "webrtc-rs reports no pairs");
+        let local = sender.local.as_ref().unwrap();
+        // The polled pair has no URL; the gathered candidate lends it.
+        assert_eq!(
+            local.url.as_deref(),
+            Some("turn:127.0.0.1:3478?transport=udp")
+        );
+        assert_eq!(
+            sender.pair_priority,
+            Some(pair_priority(16_777_215, 25_042_943))
+        );
+        assert!((sender.connect_s.unwrap() - 2.2).abs() < 1e-9);
+        assert!(sender.why.starts_with("policy relay"), "{}", sender.why);
+
+        let browser = r.peers.iter().find(|p| p.peer == "browser").unwrap();
+        assert!(!browser.controlling);
+        assert_eq!(
+            (browser.pairs_tried, browser.pairs_succeeded),
+            (Some(1), Some(1))
+        );
+        let local = browser.local.as_ref().unwrap();
+        assert_eq!(local.relay_protocol.as_deref(), Some("tcp"));
+        // Both ends compute the same pair priority, G being the sender's (offerer's) candidate.
+        assert_eq!(browser.pair_priority, sender.pair_priority);
+        assert!((browser.connect_s.unwrap() - 0.5).abs() < 1e-9);
+
+        let turn = r.turn.unwrap();
+        assert_eq!(turn.allocations, 1);
+        // Cumulative counters: the last line per allocation, summed over allocations.
+        assert_eq!((turn.to_peer_bytes, turn.from_peer_bytes), (305, 37));
+    }
 }
