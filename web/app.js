@@ -527,9 +527,9 @@ function renderIce(s) {
     const tr = document.createElement('tr');
     if (inSelected.has(c.id)) tr.className = 'in-selected';
     const related = c.relatedAddress ? `${c.relatedAddress}:${c.relatedPort ?? ''}` : '';
-    // url: the STUN/TURN server a srflx/relay candidate came from; relayProtocol: how this
-    // browser reaches its TURN server (udp, tcp, tls).
-    for (const v of [side, c.candidateType, c.protocol, c.address ?? c.ip ?? '', c.port, related, c.priority, c.url ?? '', c.relayProtocol ?? '']) {
+    // url: the STUN/TURN server a srflx/relay candidate came from (its ?transport= is what
+    // relayProtocol says); relayProtocol: how this browser reaches its TURN server (udp, tcp, tls).
+    for (const v of [side, c.candidateType, c.protocol, c.address ?? c.ip ?? '', c.port, related, c.priority, (c.url ?? '').replace(/\?.*$/, ''), c.relayProtocol ?? '']) {
       const td = document.createElement('td');
       td.textContent = v ?? '';
       tr.append(td);
