@@ -58,9 +58,11 @@ impl std::fmt::Debug for DemoTurn {
 }
 
 /// Starts the demo's TURN server: on `turn.addr`, or on a free loopback port when that one is
-/// taken (a second demo, another STUN server on 3478).
+/// taken (a second demo, another STUN server on 3478). Its `turn.*` events go to `sink`, a log of
+/// its own: the server serves every room, and its events do not name the room.
 async fn start_turn(
     turn: &DemoTurn,
+    sink: EventSink,
 ) -> Result<(rtclab_turn::TurnServer, rtclab_signaling::IceIssuer), PeerError> {
     if !turn.addr.ip().is_loopback() {
         // Lab mode relays to loopback peers only; a public address needs a real allow-list.
@@ -76,11 +78,11 @@ async fn start_turn(
         .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
     let mut config = rtclab_turn::TurnConfig::loopback(secret.clone());
     config.udp_addr = turn.addr;
-    let server = match rtclab_turn::TurnServer::start(config.clone(), None).await {
+    let server = match rtclab_turn::TurnServer::start(config.clone(), Some(sink.clone())).await {
         Ok(s) => s,
         Err(first) if turn.addr.port() != 0 => {
             config.udp_addr.set_port(0);
-            let s = rtclab_turn::TurnServer::start(config, None)
+            let s = rtclab_turn::TurnServer::start(config, Some(sink))
                 .await
                 .map_err(|e| PeerError::Failed(format!("TURN server: {e}")))?;
             println!(
@@ -228,9 +230,21 @@ pub async fn run_demo(
     let (listener, addr) = rtclab_signaling::bind(cfg.addr)
         .await
         .map_err(|e| PeerError::Signaling(format!("{e}; pick another port with --addr")))?;
-    let turn = match &cfg.turn {
-        Some(t) => Some(start_turn(t).await?),
-        None => None,
+    let turn_log = cfg
+        .out
+        .join(format!("turn-{}", unix_time()))
+        .join("events.jsonl");
+    let (turn, turn_sink) = match &cfg.turn {
+        Some(t) => {
+            let sink = EventSink::create(
+                &turn_log,
+                Arc::new(RuntimeClock(runtime.clone())),
+                None,
+                serde_json::json!({ "mode": "demo", "what": "the embedded STUN/TURN server" }),
+            )?;
+            (Some(start_turn(t, sink.clone()).await?), Some(sink))
+        }
+        None => (None, None),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let demo = Arc::new(Demo {
@@ -246,8 +260,9 @@ pub async fn run_demo(
     let mut state = AppState::new(web_dir);
     if let Some((server, issuer)) = &turn {
         println!(
-            "rtclab demo: STUN/TURN server on udp {} (each page and sender gets its own TURN credentials on join)",
-            server.udp_addr()
+            "rtclab demo: STUN/TURN server on udp {} (each page and sender gets its own TURN credentials on join; turn.* events in {})",
+            server.udp_addr(),
+            turn_log.display()
         );
         state = state.with_ice(issuer.clone());
     }
@@ -307,6 +322,11 @@ pub async fn run_demo(
         && let Err(e) = turn.shutdown().await
     {
         tracing::warn!("demo: TURN server shutdown: {e}");
+    }
+    if let Some(sink) = turn_sink
+        && let Err(e) = sink.end("interrupted", serde_json::Value::Null)
+    {
+        tracing::warn!("demo: TURN log: {e}");
     }
     Ok(())
 }
