@@ -560,7 +560,10 @@ function renderIce(s) {
   const sel = $('selected-pair');
   if (selected) {
     const rtt = selected.currentRoundTripTime != null ? `, RTT ${(selected.currentRoundTripTime * 1000).toFixed(1)} ms` : '';
-    sel.textContent = `selected: ${candText(locals.get(selected.localCandidateId))} ⇄ ${candText(remotes.get(selected.remoteCandidateId))}${rtt}`;
+    const lc = locals.get(selected.localCandidateId);
+    // The relay used: which TURN server, and how this browser reaches it.
+    const via = lc && lc.candidateType === 'relay' ? ` via ${(lc.url || 'TURN').replace(/\?.*$/, '')} over ${lc.relayProtocol || '?'}` : '';
+    sel.textContent = `selected: ${candText(lc)} ⇄ ${candText(remotes.get(selected.remoteCandidateId))}${via}${rtt}`;
     sel.className = 'ok';
   } else {
     sel.textContent = 'no selected pair';
