@@ -230,9 +230,11 @@ pub async fn run_demo(
     let (listener, addr) = rtclab_signaling::bind(cfg.addr)
         .await
         .map_err(|e| PeerError::Signaling(format!("{e}; pick another port with --addr")))?;
+    // `turn-server/` never clashes with a session folder, which is always `<room>-<time>`.
     let turn_log = cfg
         .out
-        .join(format!("turn-{}", unix_time()))
+        .join("turn-server")
+        .join(unix_time().to_string())
         .join("events.jsonl");
     let (turn, turn_sink) = match &cfg.turn {
         Some(t) => {
