@@ -28,6 +28,7 @@ const app = {
   running: false,
   stopping: false,
   pendingCandidates: [],
+  iceServers: [],           // STUN/TURN servers (TURN with credentials for this page) from `joined`
   camera: null,             // MediaStream of the local camera, once sent
   stats: null,              // latest snapshot (what is sent as browser.stats)
   prev: null,               // previous raw values for per-second deltas
@@ -110,6 +111,7 @@ function start() {
   $('stop').disabled = false;
   $('room').disabled = true;
   $('codec').disabled = true;
+  $('relay').disabled = true;
 
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const ws = new WebSocket(`${proto}//${location.host}/ws?room=${encodeURIComponent(room)}`);
@@ -181,6 +183,7 @@ function teardown() {
   $('camera').textContent = 'Send my camera too';
   $('room').disabled = false;
   $('codec').disabled = false;
+  $('relay').disabled = false;
   setState('signaling', '–');
   setState('ice', '–');
   setState('pc', '–');
@@ -206,6 +209,7 @@ function fail(what, err) {
 async function onSignal(msg) {
   switch (msg.type) {
     case 'joined':
+      app.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
       setState('signaling', msg.peers === 1 ? (SEND_MODE ? 'waiting for receiver' : 'waiting for sender') : 'peer present');
       if (SEND_MODE && msg.peers === 2) await offerCamera();
       break;
@@ -258,8 +262,20 @@ async function onSignal(msg) {
   }
 }
 
+/** True if the server handed out a TURN server (relay-only is impossible without one). */
+function haveTurn() {
+  return app.iceServers.some((s) => [].concat(s.urls || []).some((u) => /^turns?:/.test(u)));
+}
+
 function createPc() {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const relay = $('relay').checked;
+  if (relay && !haveTurn()) {
+    throw new Error('"relay only" needs a TURN server, and the server handed out none (was rtclab demo started with --no-turn?)');
+  }
+  const config = { iceServers: app.iceServers, iceTransportPolicy: relay ? 'relay' : 'all' };
+  const pc = new RTCPeerConnection(config);
+  // The URLs, never the credentials, go into the log.
+  browserEvent('ice config', { policy: config.iceTransportPolicy, urls: app.iceServers.flatMap((s) => [].concat(s.urls || [])) });
   app.pc = pc;
   pc.onicecandidate = (e) => {
     if (e.candidate) send({ type: 'candidate', candidate: e.candidate.toJSON() });
@@ -511,7 +527,9 @@ function renderIce(s) {
     const tr = document.createElement('tr');
     if (inSelected.has(c.id)) tr.className = 'in-selected';
     const related = c.relatedAddress ? `${c.relatedAddress}:${c.relatedPort ?? ''}` : '';
-    for (const v of [side, c.candidateType, c.protocol, c.address ?? c.ip ?? '', c.port, related, c.priority]) {
+    // url: the STUN/TURN server a srflx/relay candidate came from (its ?transport= is what
+    // relayProtocol says); relayProtocol: how this browser reaches its TURN server (udp, tcp, tls).
+    for (const v of [side, c.candidateType, c.protocol, c.address ?? c.ip ?? '', c.port, related, c.priority, (c.url ?? '').replace(/\?.*$/, ''), c.relayProtocol ?? '']) {
       const td = document.createElement('td');
       td.textContent = v ?? '';
       tr.append(td);
@@ -542,7 +560,10 @@ function renderIce(s) {
   const sel = $('selected-pair');
   if (selected) {
     const rtt = selected.currentRoundTripTime != null ? `, RTT ${(selected.currentRoundTripTime * 1000).toFixed(1)} ms` : '';
-    sel.textContent = `selected: ${candText(locals.get(selected.localCandidateId))} ⇄ ${candText(remotes.get(selected.remoteCandidateId))}${rtt}`;
+    const lc = locals.get(selected.localCandidateId);
+    // The relay used: which TURN server, and how this browser reaches it.
+    const via = lc && lc.candidateType === 'relay' ? ` via ${(lc.url || 'TURN').replace(/\?.*$/, '')} over ${lc.relayProtocol || '?'}` : '';
+    sel.textContent = `selected: ${candText(lc)} ⇄ ${candText(remotes.get(selected.remoteCandidateId))}${via}${rtt}`;
     sel.className = 'ok';
   } else {
     sel.textContent = 'no selected pair';
@@ -815,6 +836,7 @@ function init() {
   $('room').value = room;
   const codec = (params.get('codec') || 'h264').toLowerCase();
   $('codec').value = codec === 'vp8' ? 'vp8' : 'h264';
+  $('relay').checked = params.get('relay') === '1';
   updateDownloadLink();
   $('room').addEventListener('input', updateDownloadLink);
 

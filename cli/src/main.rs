@@ -63,6 +63,17 @@ enum Command {
         /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
         #[arg(long, default_value = "rtclab")]
         cc: CcArg,
+        /// The embedded STUN/TURN server's UDP address (loopback; a free port is used if this
+        /// one is taken). The page's "relay only" switch relays through it.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3478")]
+        turn: std::net::SocketAddr,
+        /// Run without the STUN/TURN server (host candidates only; "relay only" then fails).
+        #[arg(long)]
+        no_turn: bool,
+        /// Shared secret of the TURN REST credentials (also RTCLAB_TURN_SECRET) [default: a
+        /// random one per run].
+        #[arg(long, env = "RTCLAB_TURN_SECRET", hide_env_values = true)]
+        turn_secret: Option<String>,
     },
     /// Run the signaling server (and the web page) only.
     Serve {
@@ -363,6 +374,9 @@ async fn main() -> Result<()> {
             out,
             web,
             cc,
+            turn,
+            no_turn,
+            turn_secret,
         } => {
             let mut sender = PeerConfig::new(Role::Sender);
             sender.codec = codec.into();
@@ -391,6 +405,10 @@ async fn main() -> Result<()> {
                 out,
                 room,
                 sender,
+                turn: (!no_turn).then_some(rtclab_peer::demo::DemoTurn {
+                    addr: turn,
+                    secret: turn_secret,
+                }),
             };
             rtclab_peer::demo::run_demo(cfg, webrtc_runtime()?, ctrl_c(), |url| {
                 println!("rtclab demo: open {url}");

@@ -35,6 +35,68 @@ pub struct DemoConfig {
     pub room: String,
     /// Settings of the Rust sender started for each browser.
     pub sender: PeerConfig,
+    /// The embedded STUN/TURN server (loopback); `None` runs without one (host candidates only).
+    pub turn: Option<DemoTurn>,
+}
+
+/// The demo's embedded STUN/TURN server.
+#[derive(Clone)]
+pub struct DemoTurn {
+    /// UDP listener; if its port is taken, a free port is used instead (and printed).
+    pub addr: SocketAddr,
+    /// Secret of the TURN REST credentials handed to each peer on join (random if `None`).
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for DemoTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of debug output.
+        f.debug_struct("DemoTurn")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the demo's TURN server: on `turn.addr`, or on a free loopback port when that one is
+/// taken (a second demo, another STUN server on 3478). Its `turn.*` events go to `sink`, a log of
+/// its own: the server serves every room, and its events do not name the room.
+async fn start_turn(
+    turn: &DemoTurn,
+    sink: EventSink,
+) -> Result<(rtclab_turn::TurnServer, rtclab_signaling::IceIssuer), PeerError> {
+    if !turn.addr.ip().is_loopback() {
+        // Lab mode relays to loopback peers only; a public address needs a real allow-list.
+        return Err(PeerError::Failed(format!(
+            "--turn {}: the embedded TURN server listens on loopback only",
+            turn.addr
+        )));
+    }
+    // Only this process hands out credentials, so a random secret is enough.
+    let secret = turn
+        .secret
+        .clone()
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    let mut config = rtclab_turn::TurnConfig::loopback(secret.clone());
+    config.udp_addr = turn.addr;
+    let server = match rtclab_turn::TurnServer::start(config.clone(), Some(sink.clone())).await {
+        Ok(s) => s,
+        Err(first) if turn.addr.port() != 0 => {
+            config.udp_addr.set_port(0);
+            let s = rtclab_turn::TurnServer::start(config, Some(sink))
+                .await
+                .map_err(|e| PeerError::Failed(format!("TURN server: {e}")))?;
+            println!(
+                "rtclab demo: TURN port {} unavailable ({first}); using {}",
+                turn.addr.port(),
+                s.udp_addr()
+            );
+            s
+        }
+        Err(e) => return Err(PeerError::Failed(format!("TURN server: {e}"))),
+    };
+    let issuer =
+        rtclab_signaling::IceIssuer::new(secret, vec![server.stun_url()], vec![server.turn_url()]);
+    Ok((server, issuer))
 }
 
 /// The live session of one room.
@@ -168,6 +230,24 @@ pub async fn run_demo(
     let (listener, addr) = rtclab_signaling::bind(cfg.addr)
         .await
         .map_err(|e| PeerError::Signaling(format!("{e}; pick another port with --addr")))?;
+    // `turn-server/` never clashes with a session folder, which is always `<room>-<time>`.
+    let turn_log = cfg
+        .out
+        .join("turn-server")
+        .join(unix_time().to_string())
+        .join("events.jsonl");
+    let (turn, turn_sink) = match &cfg.turn {
+        Some(t) => {
+            let sink = EventSink::create(
+                &turn_log,
+                Arc::new(RuntimeClock(runtime.clone())),
+                None,
+                serde_json::json!({ "mode": "demo", "what": "the embedded STUN/TURN server" }),
+            )?;
+            (Some(start_turn(t, sink.clone()).await?), Some(sink))
+        }
+        None => (None, None),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let demo = Arc::new(Demo {
         url: format!("ws://{addr}"),
@@ -179,8 +259,17 @@ pub async fn run_demo(
     });
     let web_dir = cfg.web_dir.is_dir().then(|| cfg.web_dir.clone());
     let (join_demo, event_demo, log_demo) = (demo.clone(), demo.clone(), demo.clone());
+    let mut state = AppState::new(web_dir);
+    if let Some((server, issuer)) = &turn {
+        println!(
+            "rtclab demo: STUN/TURN server on udp {} (each page and sender gets its own TURN credentials on join; turn.* events in {})",
+            server.udp_addr(),
+            turn_log.display()
+        );
+        state = state.with_ice(issuer.clone());
+    }
     let state = Arc::new(
-        AppState::new(web_dir)
+        state
             .with_join_hook(move |room, peers| {
                 // Alone in the room means a browser just arrived; the second join is our own
                 // sender answering the call.
@@ -231,6 +320,16 @@ pub async fn run_demo(
     }
     let _ = server_stop_tx.send(true);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(3), server).await;
+    if let Some((turn, _)) = turn
+        && let Err(e) = turn.shutdown().await
+    {
+        tracing::warn!("demo: TURN server shutdown: {e}");
+    }
+    if let Some(sink) = turn_sink
+        && let Err(e) = sink.end("interrupted", serde_json::Value::Null)
+    {
+        tracing::warn!("demo: TURN log: {e}");
+    }
     Ok(())
 }
 

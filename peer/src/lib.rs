@@ -23,6 +23,7 @@ pub mod peer;
 pub mod qoe;
 pub mod receiver;
 pub mod repair;
+mod run_ice;
 pub mod send_queue;
 pub mod sender;
 pub mod session;

@@ -108,6 +108,10 @@ fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
     }
     cfg.cc = req.cc.unwrap_or_default();
     cfg.fec = req.fec || s.fec;
+    cfg.ice_policy = match s.ice.policy {
+        rtclab_scenarios::IcePolicyName::All => crate::config::IcePolicy::All,
+        rtclab_scenarios::IcePolicyName::Relay => crate::config::IcePolicy::Relay,
+    };
     cfg
 }
 
@@ -135,6 +139,16 @@ pub async fn run_scenario(
     if browser_sends && receiver_kind == ReceiverKind::Browser {
         return Err(PeerError::Failed(
             "a run has one browser: with Chromium as the sender the receiver must be rust".into(),
+        ));
+    }
+    if req.scenario.ice.transport == rtclab_scenarios::TurnTransport::Tcp
+        && receiver_kind != ReceiverKind::Browser
+    {
+        return Err(PeerError::Failed(
+            "ice.transport = \"tcp\" needs a browser receiver (receiver = \"browser\"): \
+             webrtc-rs 0.21's TURN client skips non-UDP TURN URLs, so Rust peers cannot relay \
+             over TCP"
+                .into(),
         ));
     }
     let web_dir = req
@@ -170,6 +184,13 @@ pub async fn run_scenario(
     if browser_sends {
         config["estimator"] = "chromium".into();
     }
+    let ice = &req.scenario.ice;
+    config["ice"] = serde_json::json!({
+        "policy": format!("{:?}", ice.policy).to_lowercase(),
+        "turn": format!("{:?}", ice.turn).to_lowercase(),
+        "stun": ice.stun,
+        "transport": format!("{:?}", ice.transport).to_lowercase(),
+    });
     let sink = EventSink::create(
         &events,
         Arc::new(RuntimeClock(runtime.clone())),
@@ -179,6 +200,27 @@ pub async fn run_scenario(
     if let Some(listener) = req.on_record.clone() {
         sink.set_listener(listener);
     }
+    let run_ice = match crate::run_ice::RunIce::start(&req.scenario.ice, &sink).await {
+        Ok(i) => i,
+        Err(e) => {
+            sink.emit(
+                PeerRole::Lab,
+                Event::Note {
+                    level: "error".into(),
+                    message: e.to_string(),
+                },
+            );
+            let _ = finish(&sink, &req.out, format!("error: {e}"));
+            return Err(e);
+        }
+    };
+    if let Some(servers) = &run_ice.rust_servers {
+        sender_cfg.ice_servers = servers.clone();
+        receiver_cfg.ice_servers = servers.clone();
+    }
+    // The browser takes the scenario's policy only as the receiver; as the sender (`bench cc`)
+    // it is Chromium's own call, as in a real browser.
+    let browser_relay = run_ice.policy == crate::config::IcePolicy::Relay;
 
     // One Rust peer's tap sees both directions of the one media path (the sender's, unless a
     // browser sends); a second would only duplicate it.
@@ -215,6 +257,7 @@ pub async fn run_scenario(
         codec: sender_cfg.codec,
         log: req.out.join("chromium.log"),
         send,
+        relay: browser_relay && !send,
     };
     let (sender, receiver) = if browser_sends {
         receiver_cfg.pcap = pcap;
@@ -235,10 +278,12 @@ pub async fn run_scenario(
         runtime.clone(),
         sender,
         receiver,
+        run_ice.issuer.clone(),
         duration,
         interrupt,
     )
     .await;
+    run_ice.stop(&req.out, &sink).await;
     let reason = match &result {
         Ok(reason) => reason.clone(),
         Err(e) => {
@@ -272,12 +317,13 @@ enum PeerSide {
     /// An rtclab Rust peer in this process, on its (possibly impaired) runtime.
     Rust(PeerConfig, Arc<dyn Runtime>),
     /// Headless Chromium on the demo page; its stderr goes to `log`. `send`: the page sends its
-    /// (fake) camera instead of receiving.
+    /// (fake) camera instead of receiving; `relay`: relay-only (`iceTransportPolicy: 'relay'`).
     Browser {
         web_dir: PathBuf,
         codec: Codec,
         log: PathBuf,
         send: bool,
+        relay: bool,
     },
 }
 
@@ -361,6 +407,7 @@ async fn run_peers(
     runtime: Arc<dyn Runtime>,
     sender: PeerSide,
     receiver: PeerSide,
+    ice: Option<rtclab_signaling::IceIssuer>,
     duration: f64,
     interrupt: impl Future<Output = ()>,
 ) -> Result<String, PeerError> {
@@ -381,6 +428,10 @@ async fn run_peers(
                     let _ = joins_tx.send(peers);
                 })
         }
+    };
+    let state = match ice {
+        Some(ice) => state.with_ice(ice),
+        None => state,
     };
     let (listener, addr) = rtclab_signaling::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
@@ -479,13 +530,18 @@ impl Starter<'_> {
                 Ok(RunningPeer::Rust { role, task, stop })
             }
             PeerSide::Browser {
-                codec, log, send, ..
+                codec,
+                log,
+                send,
+                relay,
+                ..
             } => {
                 let page = format!(
-                    "http://{}/?room={}&autostart=1&codec={codec}{}",
+                    "http://{}/?room={}&autostart=1&codec={codec}{}{}",
                     self.addr,
                     self.room,
-                    if send { "&send=camera" } else { "" }
+                    if send { "&send=camera" } else { "" },
+                    if relay { "&relay=1" } else { "" }
                 );
                 self.sink.emit(
                     PeerRole::Lab,

@@ -4,8 +4,8 @@ use crate::ReportError;
 use crate::metrics::RunReport;
 use crate::plots::render_plots;
 use crate::tables::{
-    CANDIDATE_HEADERS, IMPAIR_HEADERS, NONE, PAIR_HEADERS, candidate_rows, codec, description,
-    figure_rows, fmt_bps, impair_rows, pair_rows, rtcp_pivot,
+    CANDIDATE_HEADERS, IMPAIR_HEADERS, NONE, PAIR_HEADERS, PATH_HEADERS, candidate_rows, codec,
+    description, figure_rows, fmt_bps, impair_rows, pair_rows, path_notes, path_rows, rtcp_pivot,
 };
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -213,6 +213,19 @@ fn render(report: &RunReport, summary: &Value, plots: &[crate::plots::Plot]) -> 
         h.push_str("<p>None logged.</p>\n");
     } else {
         h.push_str(&html_table(&PAIR_HEADERS, &rows, &plain));
+    }
+
+    h.push_str("<h3>Path</h3>\n");
+    let rows: Vec<Vec<String>> = path_rows(report).into_iter().map(|r| r.to_vec()).collect();
+    if rows.is_empty() {
+        h.push_str("<p>None logged.</p>\n");
+    } else {
+        h.push_str(&html_table(&PATH_HEADERS, &rows, &plain));
+        h.push_str("<ul class=\"notes\">\n");
+        for line in path_notes(report) {
+            h.push_str(&format!("<li>{}</li>\n", esc(&line)));
+        }
+        h.push_str("</ul>\n");
     }
 
     h.push_str("<h2>RTCP packets per type and direction</h2>\n");

@@ -8,6 +8,7 @@
 mod html;
 mod impair;
 mod metrics;
+mod path;
 mod plots;
 mod tables;
 
@@ -16,6 +17,7 @@ pub use metrics::{
     CapacityDrop, CapacityRise, Freeze, IceCandidateRow, ImpairTotals, RtcpCount, RunReport,
     SecondSample, SelectedPairRow,
 };
+pub use path::{PathCandidate, PathReport, PeerPath, TurnTotals, pair_priority};
 pub use plots::{PLOT_NAMES, Plot, comparison_plot, render_plots};
 pub use tables::{bench_table, print_tables, sweep_table};
 

@@ -286,6 +286,9 @@ pub struct RunReport {
     pub impairment: Vec<ImpairTotals>,
     /// How to read approximate figures, and warnings/errors the run logged.
     pub report_notes: Vec<String>,
+    /// The ICE path per peer (candidates by type, the chosen pair and why, time to connect)
+    /// and the TURN server's totals.
+    pub ice_path: crate::path::PathReport,
 
     #[serde(skip)]
     pub(crate) raw: Raw,
@@ -375,7 +378,9 @@ impl RunReport {
     /// Computes the report from a session's records (any order of peers; time-ordered log).
     pub fn from_records(records: &[Record]) -> RunReport {
         let impair = impair::extract(records);
-        Self::compute(records, &impair)
+        let mut report = Self::compute(records, &impair);
+        report.ice_path = crate::path::extract(records);
+        report
     }
 
     /// The report without `timeseries`, as a JSON object to merge into `summary.json`.

@@ -303,6 +303,118 @@ pub(crate) fn pair_rows(r: &RunReport) -> Vec<[String; 4]> {
         .collect()
 }
 
+fn by_type(m: &std::collections::BTreeMap<String, usize>) -> String {
+    if m.is_empty() {
+        return NONE.to_owned();
+    }
+    m.iter()
+        .map(|(t, n)| format!("{n} {t}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cand(c: &Option<crate::path::PathCandidate>) -> String {
+    c.as_ref().map_or_else(
+        || NONE.to_owned(),
+        |c| {
+            format!(
+                "{} {} {} (prio {})",
+                c.candidate_type,
+                c.protocol,
+                c.address,
+                c.priority.map_or_else(|| "?".to_owned(), |p| p.to_string())
+            )
+        },
+    )
+}
+
+/// Path rows: peer, role in ICE, gathered, learned, pairs tried/succeeded, selected local,
+/// selected remote, pair priority, time to connect.
+pub(crate) fn path_rows(r: &RunReport) -> Vec<[String; 9]> {
+    r.ice_path
+        .peers
+        .iter()
+        .map(|p| {
+            [
+                p.peer.clone(),
+                if p.controlling {
+                    "controlling"
+                } else {
+                    "controlled"
+                }
+                .to_owned(),
+                by_type(&p.gathered),
+                by_type(&p.remote),
+                match (p.pairs_tried, p.pairs_succeeded) {
+                    (Some(t), Some(s)) => format!("{t} / {s}"),
+                    _ => "n/a".to_owned(),
+                },
+                cand(&p.local),
+                cand(&p.remote_selected),
+                p.pair_priority
+                    .map_or_else(|| NONE.to_owned(), |x| x.to_string()),
+                p.connect_s
+                    .map_or_else(|| NONE.to_owned(), |x| format!("{x:.2} s")),
+            ]
+        })
+        .collect()
+}
+
+pub(crate) const PATH_HEADERS: [&str; 9] = [
+    "peer",
+    "ICE role",
+    "gathered",
+    "learned",
+    "pairs tried / ok",
+    "selected local",
+    "selected remote",
+    "pair priority",
+    "checking → connected",
+];
+
+/// Lines under the path table: why each pair, the relay used, the TURN server's totals.
+pub(crate) fn path_notes(r: &RunReport) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &r.ice_path.peers {
+        out.push(format!("{}: {}", p.peer, p.why));
+        if let Some(l) = p.local.as_ref().filter(|l| l.candidate_type == "relay") {
+            out.push(format!(
+                "{}: relay {} via {} over {}",
+                p.peer,
+                l.address,
+                l.url.as_deref().unwrap_or("(server not logged)"),
+                l.relay_protocol.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    if r.ice_path.peers.iter().any(|p| p.pairs_tried.is_none()) {
+        out.push(
+            "pairs tried: n/a for Rust peers (webrtc-rs 0.21 reports no candidate-pair checks)"
+                .to_owned(),
+        );
+    }
+    out.push(
+        "pair priority (RFC 8445 §6.1.2.3) = 2^32·min(G,D) + 2·max(G,D) + (G>D), G = the \
+         controlling agent's (offerer's) candidate priority"
+            .to_owned(),
+    );
+    match &r.ice_path.turn {
+        Some(t) => out.push(format!(
+            "TURN server: {} allocation(s), {} permission(s), {} channel bind(s), {} refresh(es), \
+             {} refused; relayed {} bytes to peers, {} from peers",
+            t.allocations,
+            t.permissions,
+            t.channel_binds,
+            t.refreshes,
+            t.refusals,
+            t.to_peer_bytes,
+            t.from_peer_bytes
+        )),
+        None => out.push("TURN server: no turn.* events (none, or coturn)".to_owned()),
+    }
+    out
+}
+
 /// Impairment rows: direction, in, out, dropped by cause, limited seconds, max queue delay.
 pub(crate) fn impair_rows(r: &RunReport) -> Vec<[String; 6]> {
     r.impairment
@@ -404,6 +516,19 @@ pub fn print_tables(
         let mut t = table(&PAIR_HEADERS);
         t.add_rows(rows.iter().map(|r| r.to_vec()));
         writeln!(w, "{t}")?;
+    }
+
+    writeln!(w, "\nICE path")?;
+    let rows = path_rows(report);
+    if rows.is_empty() {
+        writeln!(w, "  none logged")?;
+    } else {
+        let mut t = table(&PATH_HEADERS);
+        t.add_rows(rows.iter().map(|r| r.to_vec()));
+        writeln!(w, "{t}")?;
+        for line in path_notes(report) {
+            writeln!(w, "  {line}")?;
+        }
     }
 
     writeln!(w, "\nRTCP packets per type and direction")?;

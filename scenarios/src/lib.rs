@@ -38,6 +38,69 @@ pub enum ReceiverKind {
     Browser,
 }
 
+/// Which candidates ICE may use (W3C `iceTransportPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IcePolicyName {
+    /// Host, server-reflexive and relay candidates.
+    #[default]
+    All,
+    /// Relay candidates only.
+    Relay,
+}
+
+/// Which TURN server a run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnKind {
+    /// No TURN server.
+    #[default]
+    None,
+    /// rtclab's embedded server (UDP only).
+    Embedded,
+    /// A real coturn (`turnserver`), UDP and TCP.
+    Coturn,
+}
+
+/// The transport between a client and its TURN server (RFC 7065 `transport=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnTransport {
+    /// TURN over UDP.
+    #[default]
+    Udp,
+    /// TURN over TCP (browser peers only: webrtc-rs 0.21 skips TCP TURN URLs).
+    Tcp,
+}
+
+/// The `[ice]` table: which path the peers may take and which servers the run starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IceSpec {
+    /// Rust peers' policy, and the browser's when a browser receives.
+    pub policy: IcePolicyName,
+    /// The TURN server the run starts and hands out (with per-peer credentials).
+    pub turn: TurnKind,
+    /// Also hand out the server's STUN URL (with `turn = "none"` the embedded server is started
+    /// for STUN alone).
+    pub stun: bool,
+    /// Transport of the TURN URL handed to a browser peer (Rust peers always use UDP).
+    pub transport: TurnTransport,
+}
+
+/// The raw `[ice]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIce {
+    #[serde(default)]
+    policy: Option<Spanned<IcePolicyName>>,
+    #[serde(default)]
+    turn: Option<Spanned<TurnKind>>,
+    #[serde(default)]
+    stun: bool,
+    #[serde(default)]
+    transport: Option<Spanned<TurnTransport>>,
+}
+
 /// Bitrate limits handed to the congestion controller, in kbps.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +143,9 @@ struct RawScenario {
     /// The feedback direction's impairment (receiver → sender).
     #[serde(default)]
     uplink: Option<toml::Value>,
+    /// STUN/TURN servers and the ICE policy.
+    #[serde(default)]
+    ice: Option<RawIce>,
 }
 
 fn default_codec() -> CodecName {
@@ -138,6 +204,8 @@ pub struct Scenario {
     pub max_bps: u32,
     /// Network impairment per direction (none by default).
     pub impairment: rtclab_netem::Impairment,
+    /// ICE path: policy and servers (`[ice]`; host candidates only by default).
+    pub ice: IceSpec,
 }
 
 /// A scenario file that cannot be used, with where and why.
@@ -291,6 +359,59 @@ impl Scenario {
             }
         };
         let impairment = impairment(text, path, raw.downlink, raw.uplink)?;
+        let ice = match &raw.ice {
+            None => IceSpec::default(),
+            Some(r) => {
+                let ice = IceSpec {
+                    policy: r
+                        .policy
+                        .as_ref()
+                        .map_or_else(Default::default, |v| *v.get_ref()),
+                    turn: r
+                        .turn
+                        .as_ref()
+                        .map_or_else(Default::default, |v| *v.get_ref()),
+                    stun: r.stun,
+                    transport: r
+                        .transport
+                        .as_ref()
+                        .map_or_else(Default::default, |v| *v.get_ref()),
+                };
+                let header = locate(text, "ice");
+                let line_or_header = |sp: std::ops::Range<usize>| {
+                    if sp.is_empty() {
+                        header
+                    } else {
+                        line_of(text, sp.start)
+                    }
+                };
+                if ice.policy == IcePolicyName::Relay && ice.turn == TurnKind::None {
+                    return Err(ScenarioError::Invalid {
+                        path: path.to_owned(),
+                        line: line_or_header(span_of(&r.policy)),
+                        field: "ice.policy".into(),
+                        reason: "relay-only needs a TURN server: set ice.turn to \"embedded\" or \"coturn\"".into(),
+                    });
+                }
+                if ice.transport == TurnTransport::Tcp && ice.turn != TurnKind::Coturn {
+                    return Err(ScenarioError::Invalid {
+                        path: path.to_owned(),
+                        line: line_or_header(span_of(&r.transport)),
+                        field: "ice.transport".into(),
+                        reason: "TURN over TCP needs turn = \"coturn\": the embedded server serves UDP only".into(),
+                    });
+                }
+                if ice.transport == TurnTransport::Tcp && raw.receiver != ReceiverKind::Browser {
+                    return Err(ScenarioError::Invalid {
+                        path: path.to_owned(),
+                        line: line_or_header(span_of(&r.transport)),
+                        field: "ice.transport".into(),
+                        reason: "TURN over TCP needs receiver = \"browser\": webrtc-rs 0.21's TURN client skips non-UDP TURN URLs, so Rust peers cannot use it".into(),
+                    });
+                }
+                ice
+            }
+        };
         let source = if raw.source == TEST_PATTERN {
             None
         } else {
@@ -317,6 +438,7 @@ impl Scenario {
             min_bps: min * 1000,
             max_bps: max * 1000,
             impairment,
+            ice,
         })
     }
 }
@@ -497,6 +619,11 @@ pub fn with_override(
     toml::to_string(&doc).map_err(|e| syntax(e.to_string()))
 }
 
+/// The span of an optional value (empty when it was not given).
+fn span_of<T>(v: &Option<Spanned<T>>) -> std::ops::Range<usize> {
+    v.as_ref().map_or(0..0, Spanned::span)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
         .bytes()
@@ -674,6 +801,47 @@ loss_pct = 5.0
         let err = parse(&IMPAIRED.replace("queue_ms = 300", "queue_msec = 300")).unwrap_err();
         assert!(err.to_string().contains("queue_msec"), "{err}");
         assert_eq!(err.line(), 8, "{err}");
+    }
+
+    #[test]
+    fn the_ice_table_parses_and_defaults_to_host_only() {
+        assert_eq!(parse(GOOD).unwrap().ice, IceSpec::default());
+        let s = parse(&format!(
+            "{GOOD}\n[ice]\npolicy = \"relay\"\nturn = \"embedded\"\nstun = true\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.ice,
+            IceSpec {
+                policy: IcePolicyName::Relay,
+                turn: TurnKind::Embedded,
+                stun: true,
+                transport: TurnTransport::Udp,
+            }
+        );
+    }
+
+    #[test]
+    fn bad_ice_settings_name_file_line_and_field() {
+        // GOOD has 12 lines after its leading newline; [ice] is line 14.
+        let ice = |body: &str| parse(&format!("{GOOD}\n[ice]\n{body}")).unwrap_err();
+        let err = ice("policy = \"relay\"\n");
+        assert!(err.to_string().contains("ice.policy"), "{err}");
+        assert_eq!(err.line(), 15, "{err}");
+        let err = ice("turn = \"embedded\"\ntransport = \"tcp\"\n");
+        assert!(
+            err.to_string().contains("embedded server serves UDP only"),
+            "{err}"
+        );
+        assert_eq!(err.line(), 16, "{err}");
+        let err = ice("turn = \"coturn\"\ntransport = \"tcp\"\n");
+        assert!(err.to_string().contains("receiver = \"browser\""), "{err}");
+        let err = ice("turn = \"coturm\"\n");
+        assert!(err.to_string().contains("coturm"), "{err}");
+        assert_eq!(err.line(), 15, "{err}");
+        let err = ice("polcy = \"all\"\n");
+        assert!(err.to_string().contains("polcy"), "{err}");
+        assert_eq!(err.line(), 15, "{err}");
     }
 
     #[test]

@@ -108,13 +108,15 @@ export function parseLines(text) {
   return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
-/** Every events.jsonl under `dir`. */
+/** Every session's events.jsonl under `dir` (not the demo TURN server's own, in `turn-server/`). */
 export function findLogs(dir) {
   const found = [];
   const walk = (d) => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
+      if (e.isDirectory()) {
+        if (e.name !== 'turn-server') walk(p);
+      }
       else if (e.name === 'events.jsonl') found.push(p);
     }
   };
