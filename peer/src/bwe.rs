@@ -14,7 +14,7 @@ use std::time::Instant;
 /// The target bitrate as the encoder loop reads it (an `f64` stored as bits), and the
 /// controller's requests for a probe.
 #[derive(Debug, Clone)]
-pub struct TargetHandle(Arc<AtomicU64>, Arc<AtomicBool>);
+pub struct TargetHandle(Arc<AtomicU64>, Arc<AtomicBool>, Arc<AtomicU64>);
 
 impl TargetHandle {
     /// A handle starting at `bps`.
@@ -22,7 +22,16 @@ impl TargetHandle {
         TargetHandle(
             Arc::new(AtomicU64::new(bps.to_bits())),
             Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
         )
+    }
+
+    /// The controller's latest round-trip time, if it measures one (rtclab-cc does, from TWCC).
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        match self.2.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(std::time::Duration::from_micros(us)),
+        }
     }
 
     /// The latest target, bits per second.
@@ -119,6 +128,10 @@ impl<E: BandwidthEstimator + Explain> ObservedEstimator<E> {
         self.target.set(bps);
         if self.inner.poll_probe() {
             self.target.1.store(true, Ordering::Relaxed);
+        }
+        if let Some(rtt) = self.inner.stats().round_trip_time {
+            let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+            self.target.2.store(us, Ordering::Relaxed);
         }
         if force_log || bps != self.last_logged {
             self.last_logged = bps;

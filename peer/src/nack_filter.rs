@@ -18,16 +18,23 @@ use std::time::{Duration, Instant};
 /// before the NACK responder (4_000).
 pub const NACK_FILTER_SLOT: usize = 3_500;
 
-/// Least time between two retransmissions of one packet. The loopback RTT is ~1 ms, but a
+/// Least time between two retransmissions of one packet when no RTT is known (the stock GCC
+/// exposes none). The loopback RTT is ~1 ms, but a
 /// retransmission can sit behind a frame in the pacer for longer; one frame interval at low
 /// rates plus margin (libwebrtc uses max(RTT, 5 ms) with a pacer that sends repairs first).
 pub const REPAIR_WINDOW: Duration = Duration::from_millis(150);
+
+/// With a measured RTT, a repair that left is given 1.25 × RTT plus this before a new request
+/// may send another (libwebrtc `RtpSenderEgress`/`RTPSender::ReSendPacket` wait one RTT; the
+/// margin covers the receiver's processing). A pending repair is never queued twice.
+const RTT_MARGIN: Duration = Duration::from_millis(10);
 
 /// Drops NACK entries for packets whose retransmission is still queued or left within
 /// [`REPAIR_WINDOW`] (bookkeeping shared with the wire tap, see `send_queue.rs`).
 #[derive(Default)]
 pub struct NackFilter {
     queue: SendQueue,
+    rtt: Option<crate::bwe::TargetHandle>,
     /// Sequence numbers removed from NACKs so far (duplicate requests not answered).
     pub suppressed: u64,
 }
@@ -37,17 +44,33 @@ impl NackFilter {
     pub fn new(queue: SendQueue) -> Self {
         NackFilter {
             queue,
+            rtt: None,
             suppressed: 0,
+        }
+    }
+
+    /// Sizes the repair window from the controller's RTT when it has one.
+    pub fn with_rtt(mut self, controller: crate::bwe::TargetHandle) -> Self {
+        self.rtt = Some(controller);
+        self
+    }
+
+    /// How long after a repair left before the same packet may be repaired again.
+    pub fn window(&self) -> Duration {
+        match self.rtt.as_ref().and_then(crate::bwe::TargetHandle::rtt) {
+            Some(rtt) => rtt.mul_f64(1.25) + RTT_MARGIN,
+            None => REPAIR_WINDOW,
         }
     }
 
     /// Keeps the sequence numbers of `nack` that deserve a retransmission at `now`.
     pub fn filter(&mut self, now: Instant, nack: &TransportLayerNack) -> Vec<u16> {
+        let window = self.window();
         let mut keep = Vec::new();
         for seq in nack.nacks.iter().flat_map(NackPair::packet_list) {
             if self
                 .queue
-                .should_resend((nack.media_ssrc, seq), now, REPAIR_WINDOW)
+                .should_resend((nack.media_ssrc, seq), now, window)
             {
                 keep.push(seq);
             } else {

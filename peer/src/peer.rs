@@ -253,10 +253,12 @@ async fn build(
     if cfg.role == Role::Sender {
         let (registry_cc, handle) = configure_cc(registry, &cfg, &sink, &queue, &mut media_engine)?;
         registry = registry_cc;
-        target = Some(handle);
+        target = Some(handle.clone());
         registry = crate::repair::configure_nack(registry, &mut media_engine).with(
             Slot::from(crate::nack_filter::NACK_FILTER_SLOT),
-            Inspector::new(crate::nack_filter::NackFilter::new(queue.clone())),
+            Inspector::new(
+                crate::nack_filter::NackFilter::new(queue.clone()).with_rtt(handle.clone()),
+            ),
         );
         registry = configure_rtcp_reports(registry);
         if cfg.fec {
