@@ -3,7 +3,7 @@
 
 use rtclab_events::{Event, PeerRole, read_log};
 use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, out_dir, scenario};
+use rtclab_tests::{last_impair, media_lock, out_dir, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_percent_loss_is_repaired_by_nack() {
@@ -19,14 +19,7 @@ async fn five_percent_loss_is_repaired_by_nack() {
     let records = read_log(&outcome.events).unwrap();
 
     // What the engine did, from its own accounting (cumulative in the last downlink line).
-    let last = records
-        .iter()
-        .rev()
-        .find_map(|r| match &r.event {
-            Event::ImpairStats(st) if st.direction == "downlink" => Some(st.clone()),
-            _ => None,
-        })
-        .expect("impair.stats for the downlink");
+    let last = last_impair(&records, "downlink").expect("impair.stats for the downlink");
     let n = last.packets_in as f64;
     let dropped = last.dropped_packets.random as f64;
     // Binomial(n, 0.05): allow 4 standard deviations (a seeded run, so this is really a check

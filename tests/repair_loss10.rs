@@ -1,9 +1,9 @@
 //! Issue 5's bound on loss repair between two webrtc-rs peers: at 10 % random loss, at most
 //! 1.2 retransmissions per lost packet (a storm showed ~22), and the picture keeps moving.
 
-use rtclab_events::{Event, read_log};
+use rtclab_events::read_log;
 use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, out_dir, scenario};
+use rtclab_tests::{last_impair, media_lock, out_dir, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_percent_loss_costs_at_most_1_2_retransmissions_per_lost_packet() {
@@ -17,14 +17,7 @@ async fn ten_percent_loss_costs_at_most_1_2_retransmissions_per_lost_packet() {
         .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
     let s = &outcome.summary;
     let records = read_log(&outcome.events).unwrap();
-    let last = records
-        .iter()
-        .rev()
-        .find_map(|r| match &r.event {
-            Event::ImpairStats(st) if st.direction == "downlink" => Some(st.clone()),
-            _ => None,
-        })
-        .expect("impair.stats for the downlink");
+    let last = last_impair(&records, "downlink").expect("impair.stats for the downlink");
     let dropped = last.dropped_packets.random as f64;
     assert!(
         dropped >= 40.0,

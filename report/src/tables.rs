@@ -608,6 +608,17 @@ fn sweep_value(v: &Value, keys: &[&str]) -> Option<f64> {
     })
 }
 
+/// The slowest reaction to a capacity drop, and how many drops got none, as one table cell.
+fn reaction_cell(v: &Value) -> String {
+    let missed = sweep_value(v, &["reactions_missed"]).unwrap_or(0.0);
+    match sweep_value(v, &["reaction_time_max_s"]) {
+        Some(s) if missed > 0.0 => format!("{s:.2} s (+{missed:.0} missed)"),
+        Some(s) => format!("{s:.2} s"),
+        None if missed > 0.0 => format!("missed {missed:.0}"),
+        None => NONE.to_owned(),
+    }
+}
+
 /// Comparison table of a sweep: one row per variant (`summary.json` merged with the report's
 /// figures), one column per headline figure.
 pub fn sweep_table(rows: &[(String, Value)]) -> String {
@@ -627,13 +638,7 @@ pub fn sweep_table(rows: &[(String, Value)]) -> String {
             let dec = sweep_value(v, &["frames_decoded"])?;
             (sent > 0.0).then(|| 100.0 * dec / sent)
         });
-        let missed = sweep_value(v, &["reactions_missed"]).unwrap_or(0.0);
-        let reaction = match sweep_value(v, &["reaction_time_max_s"]) {
-            Some(s) if missed > 0.0 => format!("{s:.2} s (+{missed:.0} missed)"),
-            Some(s) => format!("{s:.2} s"),
-            None if missed > 0.0 => format!("missed {missed:.0}"),
-            None => NONE.to_owned(),
-        };
+        let reaction = reaction_cell(v);
         t.add_row(vec![
             name.clone(),
             opt(sweep_value(v, &["link_utilisation_pct"]), |x| {
@@ -686,13 +691,7 @@ pub fn bench_table(rows: &[(String, Value)]) -> String {
     ]);
     let ms = |x: f64| format!("{x:.0} ms");
     for (name, v) in rows {
-        let missed = sweep_value(v, &["reactions_missed"]).unwrap_or(0.0);
-        let reaction = match sweep_value(v, &["reaction_time_max_s"]) {
-            Some(s) if missed > 0.0 => format!("{s:.2} s (+{missed:.0} missed)"),
-            Some(s) => format!("{s:.2} s"),
-            None if missed > 0.0 => format!("missed {missed:.0}"),
-            None => NONE.to_owned(),
-        };
+        let reaction = reaction_cell(v);
         t.add_row(vec![
             name.clone(),
             opt(sweep_value(v, &["link_utilisation_pct"]), |x| {

@@ -50,6 +50,17 @@ pub fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The impairment engine's last totals for `direction` (`downlink` or `uplink`) in a log.
+pub fn last_impair(
+    records: &[Record],
+    direction: &str,
+) -> Option<rtclab_events::schema::ImpairStats> {
+    records.iter().rev().find_map(|r| match &r.event {
+        Event::ImpairStats(st) if st.direction == direction => Some(st.clone()),
+        _ => None,
+    })
+}
+
 /// Shorthand to match an event variant in assertions.
 pub fn is_session_end(e: &Event) -> bool {
     matches!(e, Event::SessionEnd { .. })
