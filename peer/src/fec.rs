@@ -19,6 +19,7 @@
 //! protected: a block holds consecutive first transmissions of the media SSRC, as the encoder
 //! requires; a gap (a packet the pacer's time bound dropped) starts a new block.
 
+use crate::inspect::{Inspect, Inspector};
 use crate::tap::SharedCounters;
 use rtc::interceptor::{
     Attribute, AttributedPacket, FlexFec03Encoder, FlexFec03ReceiveBuilder, Interceptor, Packet,
@@ -103,12 +104,10 @@ pub fn configure_sender(registry: Registry) -> Registry {
     registry
         .with(
             Slot::from(PROTECT_SLOT),
-            FecProtect {
+            Inspector::new(FecProtect {
                 streams: HashMap::new(),
                 pending: pending.clone(),
-                write: VecDeque::new(),
-                read: VecDeque::new(),
-            },
+            }),
         )
         .with(
             Slot::from(INJECT_SLOT),
@@ -149,12 +148,10 @@ pub fn configure_receiver(
         .with(Slot::FecDecoder, FlexFec03ReceiveBuilder::new().build())
         .with(
             Slot::from(RECOVERED_SLOT),
-            CountRecovered {
+            Inspector::new(CountRecovered {
                 counters: counters.clone(),
                 twcc_ids: HashMap::new(),
-                read: VecDeque::new(),
-                write: VecDeque::new(),
-            },
+            }),
         ))
 }
 
@@ -176,12 +173,10 @@ struct CountRecovered {
     counters: SharedCounters,
     /// The negotiated transport-cc extension id per media SSRC.
     twcc_ids: HashMap<u32, u8>,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
 }
 
-impl CountRecovered {
-    fn on_read(&mut self, mut msg: TaggedPacket) -> TaggedPacket {
+impl Inspect for CountRecovered {
+    fn on_read(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         if msg.message.has(&Attribute::RecoveredByFec) {
             self.counters
                 .lock()
@@ -194,38 +189,9 @@ impl CountRecovered {
                 let _ = p.header.del_extension(id);
             }
         }
-        msg
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for CountRecovered {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        let msg = self.on_read(msg);
-        self.read.push_back(msg);
-        Ok(())
+        Some(msg)
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for CountRecovered {
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         if let Some(ext) = info
             .rtp_header_extensions
@@ -239,8 +205,6 @@ impl Interceptor for CountRecovered {
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         self.twcc_ids.remove(&info.ssrc);
     }
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Repair packets computed wire-ward, waiting to re-enter the write leg above the pacer.
@@ -276,8 +240,6 @@ impl Protected {
 pub struct FecProtect {
     streams: HashMap<u32, Protected>,
     pending: Pending,
-    write: VecDeque<TaggedPacket>,
-    read: VecDeque<TaggedPacket>,
 }
 
 impl FecProtect {
@@ -304,34 +266,12 @@ impl FecProtect {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FecProtect {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl Inspect for FecProtect {
+    fn on_write(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
         self.observe(&msg);
-        self.write.push_back(msg);
-        Ok(())
+        Some(msg)
     }
 
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for FecProtect {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         // Both halves of the association or nothing, as webrtc-rs's own encoder: the repair
         // SSRC and payload type come from the negotiated `a=ssrc-group:FEC-FR` and flexfec-03.
@@ -348,8 +288,6 @@ impl Interceptor for FecProtect {
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.streams.remove(&info.ssrc);
     }
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Puts the repair packets [`FecProtect`] made back on the write leg above the pacer. The chain

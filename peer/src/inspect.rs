@@ -1,6 +1,6 @@
 //! The shape of rtclab's own interceptors: they look at packets passing by and may rewrite or
 //! drop them, but never hold or generate any. [`Inspector`] turns such an [`Inspect`] into a
-//! webrtc-rs interceptor (the queues and empty stream bindings every pass-through needs).
+//! webrtc-rs interceptor (the queues every pass-through needs; stream bindings are forwarded).
 
 use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
@@ -17,6 +17,14 @@ pub trait Inspect: Send + Sync + 'static {
     fn on_write(&mut self, msg: TaggedPacket) -> Option<TaggedPacket> {
         Some(msg)
     }
+    /// A stream this peer sends was bound (its SSRCs, payload types, extensions).
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    /// A stream this peer sends was unbound.
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    /// A stream this peer receives was bound.
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    /// A stream this peer receives was unbound.
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// An [`Inspect`] as an interceptor for `Registry::with`.
@@ -64,8 +72,16 @@ impl<T: Inspect> Protocol<TaggedPacket, TaggedPacket, ()> for Inspector<T> {
 }
 
 impl<T: Inspect> Interceptor for Inspector<T> {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.inner.bind_local_stream(info);
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.inner.unbind_local_stream(info);
+    }
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.inner.bind_remote_stream(info);
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.inner.unbind_remote_stream(info);
+    }
 }
