@@ -27,6 +27,14 @@ pub const PACING_FACTOR: f64 = 2.5;
 /// travels as an attribute of the feedback packet that produced it.
 const PACING_FACTOR_SLOT: usize = 2_500;
 
+/// The pacer's burst: one full-size packet. webrtc-rs derives it from the rate (a tenth of a
+/// second's worth), which after an idle moment lets a whole keyframe out at line rate: the
+/// cluster then leaves far faster than 2.5 × target, and the probe detector rightly discards
+/// it (send/receive ratio above 3), so no probe ever measured the path (rfc8867-5.1: one
+/// result in 100 s). One packet keeps every cluster at the pacing rate; the cost is a wake-up
+/// per packet (~300/s at 3 Mbps).
+const PACER_BURST_BITS: f64 = rtc::interceptor::PACER_MIN_BURST_BITS;
+
 /// A new pacing rate is handed to the pacer only if it differs from the last by more than this
 /// share (the queue-drain term moves with every packet).
 const RATE_HYSTERESIS: f64 = 0.1;
@@ -131,6 +139,7 @@ pub fn configure<E: BandwidthEstimator + 'static>(
             Slot::Pacer,
             PacerBuilder::new()
                 .with_target_bitrate(initial_bps * PACING_FACTOR)
+                .with_burst_bits(PACER_BURST_BITS)
                 .build(),
         )
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
