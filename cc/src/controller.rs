@@ -366,7 +366,7 @@ impl BandwidthEstimator for RtclabCc {
                 {
                     // The cluster itself filled the queue (a keyframe at 2.5 × target), and
                     // its receive rate measured the link: take that measurement rather than
-                    // 0.85 × a stale acked rate. Only clusters large enough to have passed
+                    // BETA × a stale acked rate. Only clusters large enough to have passed
                     // the consistency check: a jitter-inflated small one must not override
                     // an over-use.
                     self.aimd.set_estimate(now, bps, true);
