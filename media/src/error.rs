@@ -107,6 +107,15 @@ pub enum MediaError {
         expected: String,
     },
 
+    /// Writing a file (e.g. a Y4M clip for Chromium's fake camera) failed.
+    #[error("writing {}: {source}; check the folder exists and the disk has room", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS's reason.
+        source: std::io::Error,
+    },
+
     /// A received frame could not be decoded (the receiver should request a keyframe with PLI).
     #[error("{codec} decode error: {message}; request a keyframe (PLI) to recover")]
     Decode {

@@ -103,6 +103,48 @@ impl VideoSource {
     }
 }
 
+/// Writes `frames` frames of `spec` as a Y4M clip (`C420jpeg`, the layout of [`RawFrame`]).
+///
+/// Chromium's fake camera plays such a file (`--use-file-for-fake-video-capture`, looped), so a
+/// browser sender encodes the same pictures as the Rust sender; its built-in generated camera is
+/// a mostly flat picture that x264/VP8 compress to a few hundred kbps, which would make a
+/// congestion-control comparison measure the content rather than the controller.
+pub fn write_y4m(
+    path: &Path,
+    spec: &SourceSpec,
+    size: Resolution,
+    fps: u32,
+    frames: u64,
+) -> Result<(), MediaError> {
+    use std::io::Write;
+    let io = |source| MediaError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut src = VideoSource::open(spec, size, fps)?;
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    write!(
+        out,
+        "YUV4MPEG2 W{} H{} F{fps}:1 Ip A1:1 C420jpeg\n",
+        size.width, size.height
+    )
+    .map_err(io)?;
+    let (w, h) = (size.width as usize, size.height as usize);
+    for _ in 0..frames {
+        let raw = src.next_frame()?;
+        out.write_all(b"FRAME\n").map_err(io)?;
+        for (plane, pw, ph) in [(0, w, h), (1, w.div_ceil(2), h.div_ceil(2)), (2, w.div_ceil(2), h.div_ceil(2))] {
+            let stride = raw.frame.stride(plane);
+            let data = raw.frame.data(plane);
+            for row in 0..ph {
+                out.write_all(&data[row * stride..row * stride + pw]).map_err(io)?;
+            }
+        }
+    }
+    out.flush().map_err(io)
+}
+
 /// `testsrc2` through a libavfilter graph ending in a buffersink.
 struct PatternSource {
     graph: filter::Graph,
@@ -408,6 +450,25 @@ mod tests {
         (0..h)
             .flat_map(|y| data[y * stride..y * stride + w].iter().copied())
             .collect()
+    }
+
+    #[test]
+    fn a_y4m_clip_plays_back_as_the_pattern() {
+        let size = Resolution::new(320, 180);
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("clip.y4m");
+        write_y4m(&clip, &SourceSpec::TestPattern, size, 25, 3).unwrap();
+        // Header, then per frame "FRAME\n" and the three planes.
+        let header = "YUV4MPEG2 W320 H180 F25:1 Ip A1:1 C420jpeg\n".len() as u64;
+        let frame = 6 + 320 * 180 * 3 / 2;
+        assert_eq!(std::fs::metadata(&clip).unwrap().len(), header + 3 * frame);
+        // FFmpeg reads it back as the same pictures (what Chromium's fake camera will show).
+        let mut back = VideoSource::open(&SourceSpec::File(clip), size, 25).unwrap();
+        let mut pattern = VideoSource::open(&SourceSpec::TestPattern, size, 25).unwrap();
+        for _ in 0..3 {
+            let (a, b) = (back.next_frame().unwrap(), pattern.next_frame().unwrap());
+            assert_eq!(luma(&a.frame), luma(&b.frame), "frame {}", a.index);
+        }
     }
 
     #[test]

@@ -28,7 +28,8 @@ const FLAGS: &[&str] = &[
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--allow-loopback-in-peer-connection",
     "--enable-logging=stderr",
-    // A sending page (`rtclab bench cc`) uses Chromium's generated test camera, without a prompt.
+    // A sending page (`rtclab bench cc`) uses a fake camera, without a prompt; it plays the
+    // Rust sender's source (see `FakeCamera`).
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
 ];
@@ -63,6 +64,22 @@ pub fn find_chromium() -> Result<PathBuf, PeerError> {
     ))
 }
 
+/// Seconds of the source the fake camera loops. 4 s of 720p Y4M is 166 MB in the profile folder
+/// (removed with the browser); a longer loop would only cost disk and start-up time.
+const CAMERA_CLIP_S: u32 = 4;
+
+/// What a sending page's fake camera shows: the Rust sender's source at its size and rate, so
+/// both senders in `rtclab bench cc` encode the same pictures.
+#[derive(Debug, Clone)]
+pub struct FakeCamera {
+    /// The pictures.
+    pub source: rtclab_media::SourceSpec,
+    /// Their size.
+    pub size: rtclab_media::Resolution,
+    /// Frames per second.
+    pub fps: u32,
+}
+
 /// A running headless Chromium; killed when dropped.
 pub struct Chromium {
     child: Child,
@@ -73,8 +90,13 @@ pub struct Chromium {
 }
 
 impl Chromium {
-    /// Starts Chromium on `url`, its stderr in `log`.
-    pub fn launch(url: &str, log: &Path) -> Result<Chromium, PeerError> {
+    /// Starts Chromium on `url`, its stderr in `log`; `camera`: what its fake camera plays
+    /// (without it, Chromium's own generated picture).
+    pub fn launch(
+        url: &str,
+        log: &Path,
+        camera: Option<&FakeCamera>,
+    ) -> Result<Chromium, PeerError> {
         let bin = find_chromium()?;
         let profile = tempfile::tempdir().map_err(|source| PeerError::Io {
             path: std::env::temp_dir(),
@@ -85,6 +107,12 @@ impl Chromium {
             source,
         })?;
         let mut cmd = Command::new(&bin);
+        if let Some(cam) = camera {
+            let clip = profile.path().join("camera.y4m");
+            let frames = u64::from(cam.fps * CAMERA_CLIP_S);
+            rtclab_media::write_y4m(&clip, &cam.source, cam.size, cam.fps, frames)?;
+            cmd.arg(format!("--use-file-for-fake-video-capture={}", clip.display()));
+        }
         cmd.args(FLAGS)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(url)

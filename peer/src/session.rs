@@ -258,6 +258,11 @@ pub async fn run_scenario(
         log: req.out.join("chromium.log"),
         send,
         relay: browser_relay && !send,
+        camera: send.then(|| crate::browser::FakeCamera {
+            source: sender_cfg.source.clone(),
+            size: sender_cfg.size,
+            fps: sender_cfg.fps,
+        }),
     };
     let (sender, receiver) = if browser_sends {
         receiver_cfg.pcap = pcap;
@@ -324,6 +329,8 @@ enum PeerSide {
         log: PathBuf,
         send: bool,
         relay: bool,
+        /// What the fake camera plays when the page sends.
+        camera: Option<crate::browser::FakeCamera>,
     },
 }
 
@@ -534,6 +541,7 @@ impl Starter<'_> {
                 log,
                 send,
                 relay,
+                camera,
                 ..
             } => {
                 let page = format!(
@@ -550,7 +558,7 @@ impl Starter<'_> {
                         message: format!("headless Chromium opens {page}"),
                     },
                 );
-                let mut chromium = crate::browser::Chromium::launch(&page, &log)?;
+                let mut chromium = crate::browser::Chromium::launch(&page, &log, camera.as_ref())?;
                 let mut joins = self.joins.clone();
                 tokio::select! {
                     _ = joins.wait_for(|n| *n >= nth) => Ok(RunningPeer::Browser(Box::new(chromium))),
