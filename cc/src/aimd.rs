@@ -29,6 +29,10 @@ const ASSUMED_FPS: f64 = 30.0;
 /// Packet size assumed for the additive step, bytes.
 const PACKET_BYTES: f64 = 1200.0;
 
+/// Below a measured link ceiling the rate closes the gap at this time constant: the link was
+/// seen carrying it seconds ago, so the slow additive search near convergence is not needed.
+pub const CEILING_APPROACH: Duration = Duration::from_secs(1);
+
 /// Rate-control state (draft §5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -93,6 +97,9 @@ pub struct AimdInput {
     pub in_alr: bool,
     /// The newest probe result that may serve as an ALR ceiling, bps.
     pub probed_bps: Option<f64>,
+    /// What the link carried when a recent cluster saturated it, bps: the increase stops there
+    /// and, below it, closes the gap within about [`CEILING_APPROACH`].
+    pub link_ceiling_bps: Option<f64>,
 }
 
 /// AIMD rate control.
@@ -209,6 +216,14 @@ impl Aimd {
             // probed, so the delay-based path does not raise the target beyond that.
             ceiling = ceiling.min(acked.max(input.probed_bps.unwrap_or(0.0)));
         }
+        let mut step = step;
+        if let Some(link) = input.link_ceiling_bps {
+            // What the link was seen carrying seconds ago: close the gap quickly, and stop
+            // there rather than build the queue the next over-use would cut 10 % for.
+            ceiling = ceiling.min(link);
+            let approach = (dt_s / CEILING_APPROACH.as_secs_f64()).min(1.0);
+            step = step.max((link - self.rate) * approach);
+        }
         if self.rate < ceiling {
             self.rate = (self.rate + step).min(ceiling);
         }
@@ -255,5 +270,58 @@ impl Aimd {
         self.last_decrease = Some(now);
         // After a decrease, wait for the signal to clear before increasing (draft §5.5).
         self.state = RateControlState::Hold;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::overuse::Usage;
+
+    fn input(usage: Usage, acked: f64, ceiling: Option<f64>) -> AimdInput {
+        AimdInput {
+            usage,
+            acked_bps: Some(acked),
+            acked_sample_bps: Some(acked),
+            rtt: Some(Duration::from_millis(100)),
+            in_alr: false,
+            probed_bps: None,
+            link_ceiling_bps: ceiling,
+        }
+    }
+
+    /// An over-use at 1 Mbps (the capacity is then known: additive increase), then `secs` of
+    /// normal feedback every 100 ms; returns the rates seen.
+    fn after_cut(ceiling: Option<f64>, secs: u32) -> Vec<f64> {
+        let t0 = Instant::now();
+        let mut a = Aimd::new(1_000_000.0, 100_000.0, 5_000_000.0);
+        a.update(t0, &input(Usage::Overuse, 1_000_000.0, ceiling));
+        assert!((a.rate() - BETA * 1_000_000.0).abs() < 1.0, "{}", a.rate());
+        (1..=secs * 10)
+            .map(|i| {
+                let now = t0 + Duration::from_millis(100 * u64::from(i));
+                a.update(now, &input(Usage::Normal, 1_000_000.0, ceiling))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn below_a_measured_ceiling_the_rate_closes_the_gap_within_about_a_second() {
+        // Additive near convergence: ~37.5 kbps/s at 900 kbps, 30 fps, 200 ms response time.
+        let plain = after_cut(None, 1);
+        assert!(*plain.last().unwrap() < 950_000.0, "{plain:?}");
+        // A cluster saw the link carry 1.2 Mbps: 1 s later the gap is down to about 1/e.
+        let fast = after_cut(Some(1_200_000.0), 1);
+        assert!(*fast.last().unwrap() > 1_080_000.0, "{fast:?}");
+    }
+
+    #[test]
+    fn the_increase_stops_at_the_ceiling() {
+        let capped = after_cut(Some(950_000.0), 5);
+        assert!(capped.iter().all(|&r| r <= 950_000.0), "{capped:?}");
+        assert!(*capped.last().unwrap() > 940_000.0, "{capped:?}");
+        // Without it the additive search passes that rate within the same 5 s.
+        let plain = after_cut(None, 5);
+        assert!(*plain.last().unwrap() > 1_000_000.0, "{plain:?}");
     }
 }

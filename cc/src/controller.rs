@@ -39,6 +39,13 @@ const STARTUP_MAX: Duration = Duration::from_secs(5);
 const PROBE_FLOOR: Duration = Duration::from_secs(1);
 /// Start-up probe rate, × start (libwebrtc's first probe is 3 × start).
 const STARTUP_PROBE_FACTOR: f64 = 3.0;
+/// How long a saturated cluster's measurement caps the increase. Short: a ceiling measured
+/// before the capacity grew would otherwise hold the rate down until a probe lifts it, and at
+/// 360p a probe keyframe is often too small to be measured (closed loop: 6 s left the
+/// 80-100 s phase at 80 %, 3 s at 90 %).
+const LINK_CEILING_TTL: Duration = Duration::from_secs(3);
+/// Over-use with the acked rate below this × the ceiling drops the ceiling.
+const CEILING_INVALID: f64 = 0.8;
 /// Later probe rate, × target (libwebrtc's second probe factor is 2).
 const PROBE_FACTOR: f64 = 2.0;
 
@@ -105,6 +112,8 @@ pub struct CcState {
     pub last_probe: Option<ProbeResult>,
     /// A probe result would be used now.
     pub wants_probe: bool,
+    /// What a recent saturated cluster saw the link carry, bps (the increase stops there).
+    pub link_ceiling_bps: Option<f64>,
 }
 
 /// rtclab's congestion controller (a webrtc-rs [`BandwidthEstimator`]).
@@ -133,6 +142,8 @@ pub struct RtclabCc {
     pending: Option<ProbeRequest>,
     last_probe: Option<ProbeResult>,
     applied_probe: Option<(Instant, f64)>,
+    /// When a cluster last saturated the link, and the rate the link carried then.
+    link_ceiling: Option<(Instant, f64)>,
     probe_hold_used: bool,
     external_sent: bool,
 }
@@ -173,6 +184,7 @@ impl RtclabCc {
             }),
             last_probe: None,
             applied_probe: None,
+            link_ceiling: None,
             probe_hold_used: false,
             external_sent: false,
         }
@@ -263,7 +275,14 @@ impl RtclabCc {
                 || self
                     .window_until
                     .is_some_and(|t| Some(t) > self.last_feedback),
+            link_ceiling_bps: self.last_feedback.and_then(|now| self.fresh_ceiling(now)),
         }
+    }
+
+    fn fresh_ceiling(&self, now: Instant) -> Option<f64> {
+        self.link_ceiling
+            .filter(|&(t, _)| now.saturating_duration_since(t) < LINK_CEILING_TTL)
+            .map(|(_, c)| c)
     }
 
     fn set_target(&mut self, now: Instant) {
@@ -353,6 +372,17 @@ impl BandwidthEstimator for RtclabCc {
         let mut follow_up = false;
         if let Some(mut p) = probe_result {
             let bps = p.bps.min(self.config.max_bps);
+            if p.saturated {
+                // The link, not the sender, set this cluster's receive rate: that is what the
+                // path carries now. Small clusters count too: rtclab's 720p keyframes at
+                // ~1 Mbps are 5-8 packets (rfc8867-5.1), and a jitter-inflated reading only
+                // makes the ceiling too high to matter. Climbing past it only builds the queue that the next
+                // over-use cuts by 10 %; holding below it keeps the rate at the capacity.
+                self.link_ceiling = Some((now, p.recv_bps.min(self.config.max_bps)));
+            } else if self.link_ceiling.is_some_and(|(_, c)| bps > c) {
+                // The path carried more than the ceiling: it has grown.
+                self.link_ceiling = None;
+            }
             if self.wants_probe(now) {
                 if self.usage != Usage::Overuse && bps > self.aimd.rate() {
                     self.aimd.set_estimate(now, bps, true);
@@ -392,6 +422,18 @@ impl BandwidthEstimator for RtclabCc {
             self.last_probe = Some(p);
         }
 
+        if self.usage == Usage::Overuse
+            && let Some((_, c)) = self.link_ceiling
+            && [self.acked.estimate_bps(), self.acked.last_sample_bps()]
+                .into_iter()
+                .flatten()
+                .any(|a| a < CEILING_INVALID * c)
+        {
+            // Over-use while the path delivers clearly less than the ceiling: the capacity fell,
+            // and a stale ceiling would pull the rate back up as soon as a full queue stops
+            // showing a delay gradient.
+            self.link_ceiling = None;
+        }
         if self.usage == Usage::Overuse {
             // Over-use ends start-up. A probe window stays open: the keyframe that is the probe
             // often signals over-use before its cluster is complete, and its saturated receive
@@ -429,6 +471,7 @@ impl BandwidthEstimator for RtclabCc {
             rtt,
             in_alr: self.alr.in_alr(),
             probed_bps: self.last_probe.map(|p| p.bps),
+            link_ceiling_bps: self.fresh_ceiling(now),
         };
         let delay_based = self.aimd.update(now, &input);
         let before = self.loss.last_action();

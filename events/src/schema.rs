@@ -70,6 +70,16 @@ pub struct BweDetail {
     /// Result of the latest probe cluster, bps (rtclab CC only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_bps: Option<f64>,
+    /// Packets in the latest probe cluster (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_packets: Option<usize>,
+    /// The link limited the latest probe cluster, so it measured the capacity (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_saturated: Option<bool>,
+    /// What a recent saturated cluster saw the link carry, bps: the increase stops there
+    /// (rtclab CC only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_ceiling_bps: Option<f64>,
 }
 
 /// Who received the video in a log: the Rust receiver, or else a browser (whose `media.stats`

@@ -85,6 +85,9 @@ impl Explain for rtclab_cc::RtclabCc {
             acked_bps: st.acked_bps.map(f64::round),
             alr: Some(st.in_alr),
             probe_bps: st.last_probe.map(|p| p.bps.round()),
+            probe_packets: st.last_probe.map(|p| p.packets),
+            probe_saturated: st.last_probe.map(|p| p.saturated),
+            link_ceiling_bps: st.link_ceiling_bps.map(f64::round),
         }
     }
 
