@@ -134,11 +134,16 @@ pub fn write_y4m(
     for _ in 0..frames {
         let raw = src.next_frame()?;
         out.write_all(b"FRAME\n").map_err(io)?;
-        for (plane, pw, ph) in [(0, w, h), (1, w.div_ceil(2), h.div_ceil(2)), (2, w.div_ceil(2), h.div_ceil(2))] {
+        for (plane, pw, ph) in [
+            (0, w, h),
+            (1, w.div_ceil(2), h.div_ceil(2)),
+            (2, w.div_ceil(2), h.div_ceil(2)),
+        ] {
             let stride = raw.frame.stride(plane);
             let data = raw.frame.data(plane);
             for row in 0..ph {
-                out.write_all(&data[row * stride..row * stride + pw]).map_err(io)?;
+                out.write_all(&data[row * stride..row * stride + pw])
+                    .map_err(io)?;
             }
         }
     }

@@ -80,6 +80,31 @@ pub struct FakeCamera {
     pub fps: u32,
 }
 
+impl FakeCamera {
+    /// Writes the clip the camera plays (a few seconds of Y4M, in a folder removed when the
+    /// returned clip is dropped), off the async runtime: 720p takes about a second.
+    pub async fn write_clip(self) -> Result<CameraClip, PeerError> {
+        tokio::task::spawn_blocking(move || {
+            let dir = tempfile::tempdir().map_err(|source| PeerError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+            let path = dir.path().join("camera.y4m");
+            let frames = u64::from(self.fps * CAMERA_CLIP_S);
+            rtclab_media::write_y4m(&path, &self.source, self.size, self.fps, frames)?;
+            Ok(CameraClip { path, _dir: dir })
+        })
+        .await
+        .map_err(|e| PeerError::Failed(format!("writing the fake camera's clip: {e}")))?
+    }
+}
+
+/// A Y4M clip on disk for Chromium's fake camera; removed when dropped.
+pub struct CameraClip {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
 /// A running headless Chromium; killed when dropped.
 pub struct Chromium {
     child: Child,
@@ -87,15 +112,17 @@ pub struct Chromium {
     pub log: PathBuf,
     // Held for its Drop: the profile folder is removed with the browser.
     _profile: tempfile::TempDir,
+    // Held for its Drop: the fake camera's clip, read by the browser while it runs.
+    _camera: Option<CameraClip>,
 }
 
 impl Chromium {
-    /// Starts Chromium on `url`, its stderr in `log`; `camera`: what its fake camera plays
-    /// (without it, Chromium's own generated picture).
+    /// Starts Chromium on `url`, its stderr in `log`; `camera`: the clip its fake camera plays
+    /// (without it, Chromium's own generated picture), kept until the browser is dropped.
     pub fn launch(
         url: &str,
         log: &Path,
-        camera: Option<&FakeCamera>,
+        camera: Option<CameraClip>,
     ) -> Result<Chromium, PeerError> {
         let bin = find_chromium()?;
         let profile = tempfile::tempdir().map_err(|source| PeerError::Io {
@@ -107,11 +134,11 @@ impl Chromium {
             source,
         })?;
         let mut cmd = Command::new(&bin);
-        if let Some(cam) = camera {
-            let clip = profile.path().join("camera.y4m");
-            let frames = u64::from(cam.fps * CAMERA_CLIP_S);
-            rtclab_media::write_y4m(&clip, &cam.source, cam.size, cam.fps, frames)?;
-            cmd.arg(format!("--use-file-for-fake-video-capture={}", clip.display()));
+        if let Some(clip) = &camera {
+            cmd.arg(format!(
+                "--use-file-for-fake-video-capture={}",
+                clip.path.display()
+            ));
         }
         cmd.args(FLAGS)
             .arg(format!("--user-data-dir={}", profile.path().display()))
@@ -131,6 +158,7 @@ impl Chromium {
             child,
             log: log.to_owned(),
             _profile: profile,
+            _camera: camera,
         })
     }
 

@@ -558,7 +558,11 @@ impl Starter<'_> {
                         message: format!("headless Chromium opens {page}"),
                     },
                 );
-                let mut chromium = crate::browser::Chromium::launch(&page, &log, camera.as_ref())?;
+                let clip = match camera {
+                    Some(cam) => Some(cam.write_clip().await?),
+                    None => None,
+                };
+                let mut chromium = crate::browser::Chromium::launch(&page, &log, clip)?;
                 let mut joins = self.joins.clone();
                 tokio::select! {
                     _ = joins.wait_for(|n| *n >= nth) => Ok(RunningPeer::Browser(Box::new(chromium))),
