@@ -376,8 +376,9 @@ impl BandwidthEstimator for RtclabCc {
                 // The link, not the sender, set this cluster's receive rate: that is what the
                 // path carries now. Small clusters count too: rtclab's 720p keyframes at
                 // ~1 Mbps are 5-8 packets (rfc8867-5.1), and a jitter-inflated reading only
-                // makes the ceiling too high to matter. Climbing past it only builds the queue that the next
-                // over-use cuts by 10 %; holding below it keeps the rate at the capacity.
+                // makes the ceiling too high to matter. Climbing past it only builds the queue
+                // that the next over-use cuts by 10 %; holding below it keeps the rate at the
+                // capacity.
                 self.link_ceiling = Some((now, p.recv_bps.min(self.config.max_bps)));
             } else if self.link_ceiling.is_some_and(|(_, c)| bps > c) {
                 // The path carried more than the ceiling: it has grown.
