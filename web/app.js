@@ -376,6 +376,7 @@ async function offerCamera() {
   const pc = createPc();
   const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
   try { preferCodec(transceiver, $('codec').value); } catch (err) { browserEvent('error', { what: 'setCodecPreferences', message: err.message }); }
+  try { offerAbsCaptureTime(transceiver); } catch (err) { browserEvent('error', { what: 'setHeaderExtensionsToNegotiate', message: err.message }); }
   const selfView = $('self-view');
   selfView.srcObject = stream;
   selfView.hidden = false;
@@ -385,6 +386,23 @@ async function offerCamera() {
   await pc.setLocalDescription(offer);
   send({ type: 'offer', sdp: pc.localDescription.sdp });
   browserEvent('offer sent', { reason: 'send mode' });
+}
+
+/** abs-capture-time (a webrtc.org header extension, no RFC): capture instants the receiver turns into glass-to-glass latency. */
+const ABS_CAPTURE_TIME = 'http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time';
+
+/**
+ * Chromium implements abs-capture-time but leaves it out of its offers unless asked: turn it on
+ * so the Rust receiver can measure Chromium's glass-to-glass latency in `rtclab bench cc` (the
+ * sender stamps about one frame a second; the receiver extrapolates the rest).
+ */
+function offerAbsCaptureTime(transceiver) {
+  if (!transceiver.getHeaderExtensionsToNegotiate) return;
+  const exts = transceiver.getHeaderExtensionsToNegotiate();
+  const ext = exts.find((e) => e.uri === ABS_CAPTURE_TIME);
+  if (!ext || ext.direction !== 'stopped') return;
+  ext.direction = 'sendrecv';
+  transceiver.setHeaderExtensionsToNegotiate(exts);
 }
 
 /** "Send my camera too": add the camera to the call and renegotiate (the page offers). */
