@@ -20,7 +20,7 @@ use rtclab_events::{Event, EventSink, MediaStats, PeerRole};
 use rtclab_media::{
     AdaptOutput, AdaptiveEncoder, EncoderConfig, Resolution, SourceSpec, VideoSource,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -108,13 +108,17 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
     let payloader = ctx.codec.payloader().map_err(|e| {
         PeerError::Failed(format!("no RTP payloader for {}: {e}", ctx.codec.mime_type))
     })?;
+    let split = Arc::new(AtomicUsize::new(0));
     // MTU as webrtc-rs's own sample track uses (`RTP_OUTBOUND_MTU`).
     let packetizer: Box<dyn Packetizer + Send> = Box::new(rtc::rtp::packetizer::new_packetizer(
         ctx.runtime.now(),
         RTP_MTU,
         ctx.payload_type,
         ssrc,
-        payloader,
+        Box::new(ProbeSplit {
+            inner: payloader,
+            mtu: split.clone(),
+        }),
         Box::new(rtc::rtp::sequence::new_random_sequencer()),
         ctx.codec.clock_rate,
     ));
@@ -160,6 +164,7 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
         jobs,
         keyframe,
         running: running.clone(),
+        split,
     };
     let runtime = send_loop.ctx.runtime.clone();
     tasks.push(runtime.spawn(Box::pin(async move {
@@ -198,12 +203,61 @@ fn spawn_encoder_thread(
 /// RTP payload budget per packet, as webrtc-rs's sample track (room for SRTP and extensions).
 const RTP_MTU: usize = 1200;
 
+/// Packets a probe keyframe is split into at least. The controller measures a probe from a
+/// cluster of at least 5 packets (`rtclab_cc::probe::MIN_PACKETS`); at 360p a `testsrc2`
+/// keyframe is 2-3 full packets, so without splitting a probe there measured nothing and the
+/// rate crawled back after a capacity rise (rfc8867-5.1, 80 s).
+const PROBE_MIN_PACKETS: usize = 10;
+/// Smallest packet a probe keyframe is split into, bytes: below this the headers (~60 bytes with
+/// SRTP, UDP and IP) dominate what the cluster measures.
+const PROBE_MIN_MTU: usize = 300;
+
+/// The codec's payloader, splitting one frame into smaller packets when `mtu` is non-zero.
+#[derive(Debug)]
+struct ProbeSplit {
+    inner: Box<dyn rtc::rtp::packetizer::Payloader>,
+    mtu: Arc<AtomicUsize>,
+}
+
+impl rtc::rtp::packetizer::Payloader for ProbeSplit {
+    fn payload(
+        &mut self,
+        mtu: usize,
+        b: &bytes::Bytes,
+    ) -> rtc::shared::error::Result<Vec<bytes::Bytes>> {
+        match self.mtu.load(Ordering::Relaxed) {
+            0 => self.inner.payload(mtu, b),
+            small => self.inner.payload(mtu.min(small), b),
+        }
+    }
+
+    fn clone_to(&self) -> Box<dyn rtc::rtp::packetizer::Payloader> {
+        Box::new(ProbeSplit {
+            inner: self.inner.clone(),
+            mtu: self.mtu.clone(),
+        })
+    }
+}
+
+/// The payload size that cuts a `len`-byte probe keyframe into [`PROBE_MIN_PACKETS`], or 0 when
+/// full packets already make that many.
+fn probe_mtu(len: usize) -> usize {
+    let full = RTP_MTU - 12;
+    if len.div_ceil(full) >= PROBE_MIN_PACKETS {
+        0
+    } else {
+        (len / PROBE_MIN_PACKETS).clamp(PROBE_MIN_MTU, full)
+    }
+}
+
 struct SendLoop {
     ctx: SenderContext,
     packetizer: Box<dyn Packetizer + Send>,
     jobs: std::sync::mpsc::Sender<EncodeJob>,
     keyframe: Arc<Mutex<Option<KeyframeRequest>>>,
     running: Arc<AtomicBool>,
+    /// Payload size for the frame being packetized (0: full packets); see [`ProbeSplit`].
+    split: Arc<AtomicUsize>,
 }
 
 /// Per-second accounting of the encoder.
@@ -310,9 +364,11 @@ impl SendLoop {
                 window.bits += frame.data.len() as u64 * 8;
                 window.frames += 1;
                 frames_total += 1;
+                let mut probe = false;
                 if frame.keyframe {
                     window.keyframes += 1;
                     if let Some(r) = pending_reason.take() {
+                        probe = r.reason == "probe";
                         ctx.sink.emit(
                             role,
                             Event::EncoderKeyframe {
@@ -327,6 +383,14 @@ impl SendLoop {
                 }
                 let samples = (frame_duration.as_secs_f64() * f64::from(self.ctx.codec.clock_rate))
                     .round() as u32;
+                self.split.store(
+                    if probe {
+                        probe_mtu(frame.data.len())
+                    } else {
+                        0
+                    },
+                    Ordering::Relaxed,
+                );
                 let mut packets = match self.packetizer.packetize(now, &frame.data, samples) {
                     Ok(p) => p,
                     Err(e) => {
@@ -431,4 +495,21 @@ struct StatsSnapshot {
 
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod probe_split_tests {
+    use super::*;
+
+    #[test]
+    fn small_probe_keyframes_are_cut_into_enough_packets() {
+        // 3 KB (a 360p keyframe): ~300-byte payloads, 10 packets.
+        let mtu = probe_mtu(3_000);
+        assert_eq!(mtu, PROBE_MIN_MTU);
+        assert!(3_000usize.div_ceil(mtu) >= PROBE_MIN_PACKETS);
+        // 8 KB: 800-byte payloads.
+        assert_eq!(probe_mtu(8_000), 800);
+        // 20 KB already makes 17 full packets.
+        assert_eq!(probe_mtu(20_000), 0);
+    }
 }
