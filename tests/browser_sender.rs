@@ -61,7 +61,9 @@ async fn chromium_sends_through_the_impairment() {
     // The page asks Chromium to offer abs-capture-time, so the Rust receiver measures its
     // glass-to-glass latency. Same machine, one-way delay 0 in loss-5: a median under a second
     // is generous (measured ~37 ms); none at all means the extension was not negotiated.
-    let g2g = s.g2g_p50_ms.expect("no glass-to-glass sample from Chromium (abs-capture-time)");
+    let g2g = s
+        .g2g_p50_ms
+        .expect("no glass-to-glass sample from Chromium (abs-capture-time)");
     assert!(g2g > 0.0 && g2g < 1000.0, "glass-to-glass p50 {g2g} ms");
     // The downlink loss sits on the receiver's ingress: it NACKs.
     let nacks_out = records

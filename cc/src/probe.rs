@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub const MIN_PACKETS: usize = 5;
 /// A packet is in a cluster when sent faster than this × the target.
 pub const CLUSTER_RATE_FACTOR: f64 = 1.5;
+/// A full RTP packet, bytes (rtclab's and webrtc-rs's MTU): the pacer's burst.
+const FULL_PACKET: usize = 1200;
 /// Received fraction a cluster needs (libwebrtc `kMinReceivedProbesRatio`).
 const MIN_RECEIVED_RATIO: f64 = 0.8;
 /// send/receive above this is not a valid measurement. libwebrtc's `kMaxValidRatio` is 2 for
@@ -142,8 +144,11 @@ impl ProbeDetector {
         }
         let target = self.target_at(pkt.departure).unwrap_or(0.0);
         let gap = pkt.departure.duration_since(last.departure).as_secs_f64();
+        // Judged as if the packet were full-size: a pacer releases bytes in bursts of about one
+        // full packet, so a run of small packets (a probe keyframe split to make a cluster)
+        // leaves in bunches with gaps of a full packet's time between them.
         let max_gap = if target > 0.0 {
-            pkt.size as f64 * 8.0 / (CLUSTER_RATE_FACTOR * target)
+            pkt.size.max(FULL_PACKET) as f64 * 8.0 / (CLUSTER_RATE_FACTOR * target)
         } else {
             0.0
         };
@@ -268,6 +273,48 @@ mod tests {
         let p = cluster(10, 2_500_000.0, 2_000_000.0).expect("a cluster");
         assert!((p.recv_bps - 2_000_000.0).abs() < 1_000.0, "{p:?}");
         assert!((p.bps - 1_900_000.0).abs() < 1_000.0, "{p:?}");
+    }
+
+    #[test]
+    fn a_split_keyframe_released_in_full_packet_bunches_is_a_cluster() {
+        // A 3.3 KB probe keyframe cut into 11 packets of 300 bytes, released by a pacer at
+        // 2.5 × 600 kbps in bunches of 4 (one full packet's worth of budget), through 1 Mbps.
+        let t0 = Instant::now();
+        let mut d = ProbeDetector::new();
+        d.on_target(t0, 600_000.0);
+        let bunch_gap = 1200.0 * 8.0 / 1_500_000.0;
+        let mut out = None;
+        let mut arrival: f64 = 0.05;
+        for i in 0..12 {
+            let (dep, size) = if i < 11 {
+                ((i / 4) as f64 * bunch_gap, 300)
+            } else {
+                (0.2, 1200)
+            };
+            arrival = if i < 11 {
+                (arrival + 300.0 * 8.0 / 1_000_000.0).max(0.05 + dep)
+            } else {
+                0.35
+            };
+            let r = PacketReport {
+                ssrc: 1,
+                id: i,
+                rtp_sequence_number: i as u16,
+                is_twcc: true,
+                twcc_sequence_number: i as u16,
+                size,
+                arrived: true,
+                departure: t0 + Duration::from_secs_f64(dep),
+                arrival: Some(Duration::from_secs_f64(arrival)),
+                ecn: Ecn::NotEct,
+            };
+            if let Some(p) = d.on_report(&r) {
+                out = Some(p);
+            }
+        }
+        let p = out.expect("a cluster");
+        assert_eq!(p.packets, 11);
+        assert!(p.saturated, "{p:?}");
     }
 
     #[test]
