@@ -208,9 +208,15 @@ impl Aimd {
             // more than the start rate; probes may still raise it.
             return;
         };
-        let mut ceiling = self
-            .max
-            .min(ACKED_CAP_FACTOR * acked + ACKED_CAP_OFFSET_BPS);
+        let mut ceiling = match input.link_ceiling_bps {
+            // A cluster saw the link carry this a moment ago: that bounds the increase, and
+            // stopping there avoids the queue the next over-use would cut 10 % for. Not 1.5 ×
+            // acked: after a capacity step up the acked rate lags by its averaging window, and
+            // held the climb to 2.5 Mbps at ~300 kbps/s (rfc8867-5.1 at 40 s).
+            Some(link) => link,
+            None => ACKED_CAP_FACTOR * acked + ACKED_CAP_OFFSET_BPS,
+        }
+        .min(self.max);
         if input.in_alr {
             // Application-limited: nothing says the path carries more than what was acked or
             // probed, so the delay-based path does not raise the target beyond that.
@@ -218,9 +224,7 @@ impl Aimd {
         }
         let mut step = step;
         if let Some(link) = input.link_ceiling_bps {
-            // What the link was seen carrying seconds ago: close the gap quickly, and stop
-            // there rather than build the queue the next over-use would cut 10 % for.
-            ceiling = ceiling.min(link);
+            // Below what the link was seen carrying: close the gap quickly.
             let approach = (dt_s / CEILING_APPROACH.as_secs_f64()).min(1.0);
             step = step.max((link - self.rate) * approach);
         }
@@ -313,6 +317,16 @@ mod tests {
         // A cluster saw the link carry 1.2 Mbps: 1 s later the gap is down to about 1/e.
         let fast = after_cut(Some(1_200_000.0), 1);
         assert!(*fast.last().unwrap() > 1_080_000.0, "{fast:?}");
+    }
+
+    #[test]
+    fn a_measured_ceiling_lifts_the_acked_cap() {
+        // The capacity stepped from 1 to 2.5 Mbps: acked still says 1 Mbps (its window lags),
+        // a cluster says the link carries 2.4 Mbps. 1.5 × acked + 10 kbps would stop at
+        // 1.51 Mbps; the ceiling lets the rate close most of the gap within 2 s.
+        let rates = after_cut(Some(2_400_000.0), 2);
+        assert!(*rates.last().unwrap() > 2_000_000.0, "{rates:?}");
+        assert!(rates.iter().all(|&r| r <= 2_400_000.0), "{rates:?}");
     }
 
     #[test]

@@ -46,6 +46,10 @@ const STARTUP_PROBE_FACTOR: f64 = 3.0;
 const LINK_CEILING_TTL: Duration = Duration::from_secs(3);
 /// Over-use with the acked rate below this × the ceiling drops the ceiling.
 const CEILING_INVALID: f64 = 0.8;
+/// Under-use this long after the last over-use is not the drain of our own decrease.
+const DRAIN_UNEXPLAINED_AFTER: Duration = Duration::from_secs(2);
+/// Probes on a drained queue are at least this far apart.
+const DRAIN_PROBE_INTERVAL: Duration = Duration::from_secs(2);
 /// Later probe rate, × target (libwebrtc's second probe factor is 2).
 const PROBE_FACTOR: f64 = 2.0;
 
@@ -380,9 +384,10 @@ impl BandwidthEstimator for RtclabCc {
                 // that the next over-use cuts by 10 %; holding below it keeps the rate at the
                 // capacity.
                 self.link_ceiling = Some((now, p.recv_bps.min(self.config.max_bps)));
-            } else if self.link_ceiling.is_some_and(|(_, c)| bps > c) {
-                // The path carried more than the ceiling: it has grown.
-                self.link_ceiling = None;
+            } else if self.fresh_ceiling(now).is_none_or(|c| bps > c) {
+                // The path carried all of the cluster, faster than the ceiling (or with none):
+                // it carries at least that much now.
+                self.link_ceiling = Some((now, bps));
             }
             if self.wants_probe(now) {
                 if self.usage != Usage::Overuse && bps > self.aimd.rate() {
@@ -493,6 +498,18 @@ impl BandwidthEstimator for RtclabCc {
             .is_none_or(|t| now.saturating_duration_since(t) >= PERIODIC_INTERVAL);
         if !self.startup && stable && due && self.usage == Usage::Normal {
             self.open_window(now, ProbeReason::Periodic);
+        }
+        // Under-use is the queue draining. Right after a decrease of ours that is expected;
+        // long after one, the path got faster (a capacity step up, cross traffic leaving):
+        // probe now rather than at the next periodic window, up to PERIODIC_INTERVAL away.
+        let unexplained = self
+            .last_overuse
+            .is_none_or(|t| now.saturating_duration_since(t) >= DRAIN_UNEXPLAINED_AFTER);
+        let drain_due = self
+            .window_opened
+            .is_none_or(|t| now.saturating_duration_since(t) >= DRAIN_PROBE_INTERVAL);
+        if !self.startup && self.usage == Usage::Underuse && unexplained && drain_due {
+            self.open_window(now, ProbeReason::QueueDrained);
         }
     }
 

@@ -63,6 +63,8 @@ pub enum ProbeReason {
     AlrEnded,
     /// Stable for a while, no probe recently: the capacity may have grown.
     Periodic,
+    /// The queue drained with no decrease of ours to explain it: the capacity grew.
+    QueueDrained,
 }
 
 impl ProbeReason {
