@@ -228,6 +228,22 @@ mod tests {
     use super::*;
     use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
 
+    /// Packet `id` of `size` bytes, sent `dep_s` after `t0`, arrived at `arr_s` (receiver clock).
+    fn report(t0: Instant, id: u64, size: usize, dep_s: f64, arr_s: f64) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size,
+            arrived: true,
+            departure: t0 + Duration::from_secs_f64(dep_s),
+            arrival: Some(Duration::from_secs_f64(arr_s)),
+            ecn: Ecn::NotEct,
+        }
+    }
+
     /// `n` packets of 1200 bytes sent at `send_bps`, through a bottleneck of `link_bps`
     /// (arrivals spaced by the slower of the two), plus one packet 100 ms later to close it.
     fn cluster(n: usize, send_bps: f64, link_bps: f64) -> Option<ProbeResult> {
@@ -243,19 +259,7 @@ mod tests {
             } else {
                 (n as f64 * send_gap + 0.1, 0.2 + n as f64 * arr_gap)
             };
-            let r = PacketReport {
-                ssrc: 1,
-                id: i as u64,
-                rtp_sequence_number: i as u16,
-                is_twcc: true,
-                twcc_sequence_number: i as u16,
-                size: 1200,
-                arrived: true,
-                departure: t0 + Duration::from_secs_f64(dep_s),
-                arrival: Some(Duration::from_secs_f64(arr_s)),
-                ecn: Ecn::NotEct,
-            };
-            if let Some(p) = d.on_report(&r) {
+            if let Some(p) = d.on_report(&report(t0, i as u64, 1200, dep_s, arr_s)) {
                 out = Some(p);
             }
         }
@@ -298,19 +302,7 @@ mod tests {
             } else {
                 0.35
             };
-            let r = PacketReport {
-                ssrc: 1,
-                id: i,
-                rtp_sequence_number: i as u16,
-                is_twcc: true,
-                twcc_sequence_number: i as u16,
-                size,
-                arrived: true,
-                departure: t0 + Duration::from_secs_f64(dep),
-                arrival: Some(Duration::from_secs_f64(arrival)),
-                ecn: Ecn::NotEct,
-            };
-            if let Some(p) = d.on_report(&r) {
+            if let Some(p) = d.on_report(&report(t0, i, size, dep, arrival)) {
                 out = Some(p);
             }
         }
