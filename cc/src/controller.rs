@@ -502,9 +502,13 @@ impl BandwidthEstimator for RtclabCc {
         // Under-use is the queue draining. Right after a decrease of ours that is expected;
         // long after one, the path got faster (a capacity step up, cross traffic leaving):
         // probe now rather than at the next periodic window, up to PERIODIC_INTERVAL away.
-        let unexplained = self
-            .last_overuse
-            .is_none_or(|t| now.saturating_duration_since(t) >= DRAIN_UNEXPLAINED_AFTER);
+        // Within one RTT of the decrease the feedback still describes packets sent before it,
+        // so that drain is not its doing either (rfc8867-5.1: the step to 2.5 Mbps showed as
+        // an over-use and then, 0.15 s later, as under-use).
+        let unexplained = self.last_overuse.is_none_or(|t| {
+            let since = now.saturating_duration_since(t);
+            since >= DRAIN_UNEXPLAINED_AFTER || rtt.is_some_and(|r| since < r)
+        });
         let drain_due = self
             .window_opened
             .is_none_or(|t| now.saturating_duration_since(t) >= DRAIN_PROBE_INTERVAL);
