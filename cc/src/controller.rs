@@ -39,7 +39,7 @@ const STARTUP_MAX: Duration = Duration::from_secs(5);
 const PROBE_FLOOR: Duration = Duration::from_secs(1);
 /// Start-up probe rate, × start (libwebrtc's first probe is 3 × start).
 const STARTUP_PROBE_FACTOR: f64 = 3.0;
-/// How long a saturated cluster's measurement caps the increase. Short: a ceiling measured
+/// How long a cluster's measurement of the link stands as the ceiling. Short: a ceiling measured
 /// before the capacity grew would otherwise hold the rate down until a probe lifts it, and at
 /// 360p a probe keyframe is often too small to be measured (closed loop: 6 s left the
 /// 80-100 s phase at 80 %, 3 s at 90 %).
@@ -116,7 +116,7 @@ pub struct CcState {
     pub last_probe: Option<ProbeResult>,
     /// A probe result would be used now.
     pub wants_probe: bool,
-    /// What a recent saturated cluster saw the link carry, bps (the increase stops there).
+    /// What a recent cluster saw the link carry, bps (the increase stops there).
     pub link_ceiling_bps: Option<f64>,
 }
 
@@ -146,7 +146,7 @@ pub struct RtclabCc {
     pending: Option<ProbeRequest>,
     last_probe: Option<ProbeResult>,
     applied_probe: Option<(Instant, f64)>,
-    /// When a cluster last saturated the link, and the rate the link carried then.
+    /// When a cluster last measured the link, and the rate the link carried then.
     link_ceiling: Option<(Instant, f64)>,
     probe_hold_used: bool,
     external_sent: bool,

@@ -76,7 +76,7 @@ pub struct BweDetail {
     /// The link limited the latest probe cluster, so it measured the capacity (rtclab CC only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_saturated: Option<bool>,
-    /// What a recent saturated cluster saw the link carry, bps: the increase stops there
+    /// What a recent probe cluster saw the link carry, bps: the increase stops there
     /// (rtclab CC only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_ceiling_bps: Option<f64>,
