@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rtc::interceptor::{BandwidthEstimator, PacketReport};
 use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
 use rtclab_cc::{CcConfig, RtclabCc, Usage};
-use rtclab_netem::{Direction, ImpairmentConfig, Link, Packet, Schedule, Step, Verdict};
+use rtclab_netem::{Impairer, ImpairmentConfig, Link, Packet, Schedule, Step, Verdict};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -87,8 +87,8 @@ fn run(schedule: &Schedule) -> Outcome {
     // The epoch of the virtual clock; nothing below reads the clock again.
     let t0 = Instant::now();
     let end = t0 + RUN;
-    let mut net: Direction<u64> =
-        Direction::new(Link::Downlink, schedule, t0, 1).expect("a valid schedule");
+    let mut net: Impairer<u64> =
+        Impairer::new(Link::Downlink, schedule, t0, 1).expect("a valid schedule");
     let mut cc = RtclabCc::new(CcConfig::new(300_000.0, 50_000.0, 5_000_000.0));
 
     let secs = RUN.as_secs() as usize;

@@ -6,7 +6,7 @@
 //! Wall time is read from the webrtc-rs runtime clock, like every other time in this crate.
 
 use bytes::Bytes;
-use rtclab_netem::{Direction, ImpairmentConfig, JitterDistribution, Link, Packet, Schedule};
+use rtclab_netem::{Impairer, ImpairmentConfig, JitterDistribution, Link, Packet, Schedule};
 use std::hint::black_box;
 use std::time::Duration;
 use webrtc::runtime::{Runtime, TokioRuntime};
@@ -17,8 +17,8 @@ const SIZE: usize = 1200;
 fn bench(name: &str, config: ImpairmentConfig, gap: Duration) {
     let clock = TokioRuntime;
     let start = clock.now();
-    let mut d: Direction<u64> =
-        match Direction::new(Link::Downlink, &Schedule::constant(config), start, 1) {
+    let mut d: Impairer<u64> =
+        match Impairer::new(Link::Downlink, &Schedule::constant(config), start, 1) {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("{name}: invalid config: {e}");

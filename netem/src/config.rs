@@ -378,13 +378,6 @@ impl ImpairmentConfig {
 }
 
 impl Schedule {
-    /// Checks the base settings, every step, their order, and the periods.
-    ///
-    /// `prefix` is the path of this direction's table (`downlink` or `uplink`).
-    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        crate::schedule::Timeline::compile(self, prefix).map(|_| ())
-    }
-
     /// A schedule with only base settings.
     pub fn constant(base: ImpairmentConfig) -> Self {
         Schedule {

@@ -57,14 +57,14 @@ mod tests {
     use super::*;
     use crate::accounting::Link;
     use crate::config::ImpairmentConfig;
-    use crate::model::Direction;
+    use crate::model::Impairer;
     use rtclab_events::{PeerRole, Record};
     use webrtc::runtime::{Runtime, TokioRuntime};
 
     #[test]
     fn lines_are_flat_and_round_trip() {
         let t0 = TokioRuntime.now();
-        let mut d: Direction<()> = Direction::unimpaired(Link::Uplink, t0);
+        let mut d: Impairer<()> = Impairer::unimpaired(Link::Uplink, t0);
         let interval = d.take_interval(t0 + std::time::Duration::from_secs(1));
         let record = Record {
             t: 1.0,

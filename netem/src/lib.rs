@@ -1,7 +1,7 @@
 //! In-process network impairment for rtclab: no root, no qdisc, deterministic from a seed.
 //!
 //! * [`config`]: what users write in scenario files (`[downlink]`, `[[downlink.schedule]]`).
-//! * [`Direction`]: the sans-I/O model of one direction — loss (random, bursty, every n-th,
+//! * [`Impairer`]: the sans-I/O model of one direction — loss (random, bursty, every n-th,
 //!   outage), duplication, a rate-limited drop-tail bottleneck, delay and jitter — with
 //!   accounting by cause. Time is an argument, randomness comes from the seed.
 //! * [`ImpairedRuntime`]: a webrtc-rs `Runtime` wrapper whose UDP sockets run their sends
@@ -23,6 +23,7 @@ pub mod model;
 pub mod runtime;
 mod schedule;
 mod seed;
+mod shared;
 mod socket;
 
 pub use accounting::{
@@ -32,6 +33,7 @@ pub use config::{
     BurstLoss, ConfigError, DEFAULT_OVERHEAD_BYTES, DEFAULT_QUEUE_MS, Impairment, ImpairmentConfig,
     JitterDistribution, Schedule, Step,
 };
-pub use model::{Change, Delivery, Direction, Packet, Verdict};
-pub use runtime::{ImpairedRuntime, ImpairedRuntimeBuilder, ImpairmentStats, Side};
+pub use model::{Change, Delivery, Impairer, Packet, Verdict};
+pub use runtime::{ImpairedRuntime, ImpairedRuntimeBuilder, ImpairmentStats};
+pub use shared::Side;
 pub use socket::ImpairedSocket;

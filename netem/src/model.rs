@@ -49,7 +49,7 @@ pub enum Verdict {
     Dropped(DropCause),
 }
 
-/// A change of settings, from the schedule or from [`Direction::apply`].
+/// A change of settings, from the schedule or from [`Impairer::apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     /// The direction.
@@ -94,7 +94,7 @@ const SEED_RANDOM: u64 = 2 << 32;
 const SEED_JITTER: u64 = 3 << 32;
 
 /// The impairment engine of one direction (sans-I/O).
-pub struct Direction<M> {
+pub struct Impairer<M> {
     link: Link,
     start: Instant,
     seed: u64,
@@ -114,7 +114,7 @@ pub struct Direction<M> {
     window_start: Instant,
 }
 
-impl<M: Clone> Direction<M> {
+impl<M: Clone> Impairer<M> {
     /// A model of `link` following `schedule` from `start`, its randomness derived from `seed`
     /// and the direction (so both ends of a session agree on a direction's pattern).
     pub fn new(
@@ -144,7 +144,7 @@ impl<M: Clone> Direction<M> {
                 Link::Uplink => 2,
             },
         );
-        let mut d = Direction {
+        let mut d = Impairer {
             link,
             start,
             seed,
@@ -362,7 +362,7 @@ impl<M: Clone> Direction<M> {
     /// Moves packets whose transmission has ended by `t` from the bottleneck onto the line.
     fn flush(&mut self, t: Instant) {
         let spec = self.spec();
-        let Direction {
+        let Impairer {
             queue, line, acct, ..
         } = self;
         if let Some(queue) = queue {

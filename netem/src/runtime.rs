@@ -8,8 +8,9 @@
 use crate::accounting::{DirectionStats, Link};
 use crate::config::{ConfigError, Impairment, ImpairmentConfig, Schedule};
 use crate::events::{change_event, stats_event};
-use crate::model::{Delivery, Direction};
-use crate::socket::{EgressMeta, ImpairedSocket, Inbox, IngressMeta};
+use crate::model::{Delivery, Impairer};
+use crate::shared::{EgressMeta, Ingress, Shared, Side, Signal, lock};
+use crate::socket::ImpairedSocket;
 use futures::future::select;
 use rtclab_events::{EventSink, PeerRole};
 use serde::Serialize;
@@ -19,9 +20,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
-use std::task::{Poll, Waker};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::{Duration, Instant};
 use webrtc::runtime::{
     AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, Runtime, Transmit,
@@ -29,35 +29,6 @@ use webrtc::runtime::{
 
 /// Period of `impair.stats`: once a second, like `media.stats`.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
-
-/// Which peer's sockets a runtime wraps; decides which direction is egress and which ingress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    /// The media sender: egress = downlink, ingress = uplink.
-    #[default]
-    Sender,
-    /// The media receiver: egress = uplink, ingress = downlink.
-    Receiver,
-}
-
-impl Side {
-    /// The direction this side's outgoing packets travel.
-    pub fn egress(self) -> Link {
-        match self {
-            Side::Sender => Link::Downlink,
-            Side::Receiver => Link::Uplink,
-        }
-    }
-
-    /// The direction this side's incoming packets travel.
-    pub fn ingress(self) -> Link {
-        match self {
-            Side::Sender => Link::Uplink,
-            Side::Receiver => Link::Downlink,
-        }
-    }
-}
 
 /// Totals of both directions, for a run's summary.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,72 +39,6 @@ pub struct ImpairmentStats {
     pub uplink: DirectionStats,
     /// Due egress packets the inner socket refused to send (counted as delivered by the model).
     pub send_errors: u64,
-}
-
-/// Locks a mutex, carrying on past a poisoned one: the data are counters and queues that stay
-/// consistent between statements, and losing the media path over a panic elsewhere is worse.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// A wake-up with a stored permit, so a notification between "check" and "wait" is not lost.
-#[derive(Default)]
-pub(crate) struct Signal {
-    flag: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
-
-impl Signal {
-    /// Sets the permit and wakes the waiter, if any.
-    pub fn notify(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        if let Some(w) = lock(&self.waker).take() {
-            w.wake();
-        }
-    }
-
-    /// Completes once a permit is (or was) set, consuming it.
-    pub fn wait(&self) -> impl Future<Output = ()> + Send + Unpin + '_ {
-        futures::future::poll_fn(move |cx| {
-            if self.flag.swap(false, Ordering::SeqCst) {
-                return Poll::Ready(());
-            }
-            *lock(&self.waker) = Some(cx.waker().clone());
-            // Re-check after registering: a notify in between found no waker but set the flag.
-            if self.flag.swap(false, Ordering::SeqCst) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-    }
-}
-
-/// The ingress model and the per-socket queues it releases packets into.
-pub(crate) struct Ingress {
-    pub engine: Direction<IngressMeta>,
-    pub sockets: HashMap<u64, Inbox>,
-}
-
-/// State shared by the runtime, its sockets and its tasks.
-pub(crate) struct Shared {
-    pub inner: Arc<dyn Runtime>,
-    pub side: Side,
-    pub start: Instant,
-    pub sink: Option<EventSink>,
-    pub egress: Mutex<Direction<EgressMeta>>,
-    pub egress_signal: Arc<Signal>,
-    pub ingress: Mutex<Ingress>,
-    pub send_errors: AtomicU64,
-    next_socket: AtomicU64,
-    tasks: Once,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // Lets the egress task see that it has nothing left to serve.
-        self.egress_signal.notify();
-    }
 }
 
 /// A webrtc-rs runtime that impairs the UDP traffic of the peer it is given to.
@@ -198,8 +103,8 @@ impl ImpairedRuntimeBuilder {
         self.impairment.validate()?;
         let egress_link = self.side.egress();
         let ingress_link = self.side.ingress();
-        let egress = Direction::new(egress_link, pick(egress_link), start, self.seed)?;
-        let ingress = Direction::new(ingress_link, pick(ingress_link), start, self.seed)?;
+        let egress = Impairer::new(egress_link, pick(egress_link), start, self.seed)?;
+        let ingress = Impairer::new(ingress_link, pick(ingress_link), start, self.seed)?;
         Ok(Arc::new(ImpairedRuntime {
             shared: Arc::new(Shared {
                 inner: self.inner,
@@ -410,7 +315,7 @@ async fn report_task(weak: Weak<Shared>, rt: Arc<dyn Runtime>, sink: EventSink, 
 
 /// One direction's pending change events and, on a tick, its stats event.
 fn report<M: Clone>(
-    d: &mut Direction<M>,
+    d: &mut Impairer<M>,
     now: Instant,
     tick: bool,
     next_change: &mut Option<Instant>,

@@ -230,6 +230,17 @@ impl Settings {
     }
 }
 
+/// Validation lives here, beside the timeline it compiles, so that `config.rs` (the data) does
+/// not depend on `schedule.rs` (what is done with it).
+impl Schedule {
+    /// Checks the base settings, every step, their order, and the periods.
+    ///
+    /// `prefix` is the path of this direction's table (`downlink` or `uplink`).
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        Timeline::compile(self, prefix).map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,18 +2,17 @@
 //! receives come out of the ingress model.
 
 use crate::model::Packet;
-use crate::runtime::{Shared, lock};
+use crate::shared::{EgressMeta, Inbox, IngressMeta, Shared, lock};
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, IoSliceMut};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
-use webrtc::runtime::{AsyncUdpSocket, EcnCodepoint, RecvMeta, Transmit};
+use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Transmit};
 
 /// How many datagrams one `poll_recv` takes from the kernel before handing back what is due;
 /// bounds the time spent in one poll under a flood.
@@ -23,31 +22,6 @@ const MAX_READS_PER_POLL: usize = 64;
 /// bytes over IPv4, RFC 768 length field minus headers) rounded up; with GRO the kernel may
 /// coalesce several datagrams into it, split again by `stride`.
 const SCRATCH_BYTES: usize = 64 * 1024;
-
-/// Where an egress packet goes once it is due.
-#[derive(Clone)]
-pub(crate) struct EgressMeta {
-    pub socket: Arc<dyn AsyncUdpSocket>,
-    pub destination: SocketAddr,
-    pub ecn: Option<EcnCodepoint>,
-    pub src_ip: Option<IpAddr>,
-}
-
-/// Where an ingress packet came from, and which wrapped socket it belongs to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IngressMeta {
-    pub socket: u64,
-    pub addr: SocketAddr,
-    pub ecn: Option<EcnCodepoint>,
-    pub dst_ip: Option<IpAddr>,
-}
-
-/// Packets the ingress model has released for one wrapped socket.
-#[derive(Default)]
-pub(crate) struct Inbox {
-    pub ready: VecDeque<Packet<IngressMeta>>,
-    pub waker: Option<Waker>,
-}
 
 struct Timer {
     at: Instant,

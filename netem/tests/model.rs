@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use rtclab_netem::{
-    BurstLoss, Delivery, Direction, DropCause, ImpairmentConfig, JitterDistribution, Link, Packet,
+    BurstLoss, Delivery, DropCause, Impairer, ImpairmentConfig, JitterDistribution, Link, Packet,
     Schedule, Step, Verdict,
 };
 use std::time::{Duration, Instant};
@@ -24,14 +24,14 @@ fn packet(seq: u64, size: usize) -> Packet<u64> {
     }
 }
 
-fn direction(schedule: Schedule, start: Instant, seed: u64) -> Direction<u64> {
-    Direction::new(Link::Downlink, &schedule, start, seed).expect("valid schedule")
+fn direction(schedule: Schedule, start: Instant, seed: u64) -> Impairer<u64> {
+    Impairer::new(Link::Downlink, &schedule, start, seed).expect("valid schedule")
 }
 
 /// Sends `n` packets of `size` bytes every `gap` from `start`; returns each verdict and every
 /// delivery in delivery order.
 fn run(
-    d: &mut Direction<u64>,
+    d: &mut Impairer<u64>,
     start: Instant,
     n: u64,
     gap: Duration,
@@ -536,7 +536,7 @@ fn directions_of_one_seed_are_independent_but_reproducible() {
         ..cfg()
     });
     let verdicts = |link| {
-        let mut d: Direction<u64> = Direction::new(link, &s, start, 9).unwrap();
+        let mut d: Impairer<u64> = Impairer::new(link, &s, start, 9).unwrap();
         (0..1000)
             .map(|i| d.handle_packet(start, packet(i, 10)))
             .collect::<Vec<_>>()
