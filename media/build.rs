@@ -1,7 +1,7 @@
 //! Generates Rust bindings for the few libvpx encoder items `src/encoder/vp8.rs` uses.
 //!
 //! VP8 is encoded through libvpx's own API rather than through libavcodec because FFmpeg 5.1's
-//! libvpx wrapper ignores `bit_rate` changes after open (shared/notes/ffmpeg.md), and a live
+//! libvpx wrapper ignores `bit_rate` changes after open (docs/notes/ffmpeg.md#vp8-rate-control), and a live
 //! sender must follow the congestion controller's target.
 
 use std::env;

@@ -1,16 +1,14 @@
 //! `bandwidth-drop`, compressed in time: capacity falls from 3 Mbps to 500 kbps and the
 //! congestion controller's target follows it below the new capacity.
 
-use rtclab_events::{Event, read_log};
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, out_dir, root};
+use rtclab_events::Event;
+use rtclab_tests::{TestRun, root, run_short};
 
 /// When the drop happens in this shortened run (the shipped scenario uses 20 s).
 const DROP_AT: f64 = 4.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_target_falls_below_the_new_capacity() {
-    let _media = media_lock();
     let path = root().join("scenarios/bandwidth-drop.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let text = rtclab_scenarios::with_override(&text, &path, "duration_s", "13").unwrap();
@@ -23,14 +21,8 @@ async fn the_target_falls_below_the_new_capacity() {
         scenario.impairment.downlink.steps[0].at_s, DROP_AT,
         "schedule not rewritten"
     );
-    let out = out_dir("bandwidth-drop");
-    let outcome = run_scenario(
-        RunRequest::new(scenario, out.clone()),
-        std::future::pending(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let records = read_log(&outcome.events).unwrap();
+    let duration_s = scenario.duration_s;
+    let TestRun { records, .. } = run_short("bandwidth-drop", scenario, duration_s, |_| {}).await;
 
     // The engine changed the capacity at the scheduled time and enforced it.
     let change = records
@@ -55,9 +47,10 @@ async fn the_target_falls_below_the_new_capacity() {
         "no impair.stats reports the 500 kbps capacity"
     );
 
-    // The target goes below the new capacity after the drop. The stock webrtc-rs estimator is
-    // slow (shared notes: ~9 s to detect overuse at 500 kbps; the 1 s goal is issue 5's), so the
-    // bound is the rest of the run; the reaction time is printed for the record.
+    // The target goes below the new capacity after the drop. rtclab's controller (the default)
+    // reacts in ~0.3 s in `rtclab bench cc`; webrtc-rs's stock estimator took ~9 s
+    // (docs/notes/webrtc-rs-0.21.md#gcc-estimator). The bound is the rest of the run, loose on
+    // purpose (a CI machine may be slow); the reaction time is printed for the record.
     let reaction = records.iter().find_map(|r| match &r.event {
         Event::BweEstimate { target_bps, .. } if r.t > DROP_AT && *target_bps < 500_000.0 => {
             Some(r.t - DROP_AT)

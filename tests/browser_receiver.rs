@@ -1,10 +1,9 @@
 //! `rtclab run --receiver browser`: headless Chromium receives the Rust sender's video through
 //! the impairment engine, and its `getStats()` reach the session log and the summary.
 
-use rtclab_events::{Event, PeerRole, Rtcp, read_log};
-use rtclab_peer::{RunRequest, run_scenario};
+use rtclab_events::{Event, PeerRole, Rtcp};
 use rtclab_scenarios::ReceiverKind;
-use rtclab_tests::{media_lock, of, out_dir, root, scenario};
+use rtclab_tests::{of, root, run_short, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_receives_through_the_impairment() {
@@ -12,19 +11,14 @@ async fn chromium_receives_through_the_impairment() {
         root().join("web/node_modules/uplot").is_dir(),
         "web/node_modules is missing: run ./lab test (it installs the page's npm packages)"
     );
-    let _media = media_lock();
-    let out = out_dir("browser-receiver");
-    // loss-5 so that the browser's NACKs prove the impairment sits on its path too.
-    let mut req = RunRequest::new(scenario("loss-5"), out.clone());
-    req.receiver = Some(ReceiverKind::Browser);
-    req.web_dir = Some(root().join("web"));
-    // Chromium takes ~1 s to start and join; 8 s leaves ~6 s of media.
-    req.duration_s = Some(8.0);
-    let outcome = run_scenario(req, std::future::pending())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let s = &outcome.summary;
-    let records = read_log(&outcome.events).unwrap();
+    // loss-5 so that the browser's NACKs prove the impairment sits on its path too. Chromium
+    // takes ~1 s to start and join; 8 s leaves ~6 s of media.
+    let run = run_short("browser-receiver", scenario("loss-5"), 8.0, |req| {
+        req.receiver = Some(ReceiverKind::Browser);
+        req.web_dir = Some(root().join("web"));
+    })
+    .await;
+    let (s, records) = (&run.outcome.summary, &run.records);
 
     assert!(
         !of(&records, PeerRole::Browser, "browser.stats").is_empty(),
@@ -84,5 +78,5 @@ async fn chromium_receives_through_the_impairment() {
         s.retransmissions,
         s.mean_recv_bps / 1000.0
     );
-    assert!(out.join("report.html").is_file() && out.join("chromium.log").is_file());
+    assert!(run.out.join("report.html").is_file() && run.out.join("chromium.log").is_file());
 }

@@ -3,9 +3,8 @@
 //! log has its send rate and its estimate next to what the Rust receiver decoded, and its
 //! glass-to-glass latency (abs-capture-time).
 
-use rtclab_events::{Event, PeerRole, Rtcp, read_log};
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, of, out_dir, root, scenario};
+use rtclab_events::{Event, PeerRole, Rtcp};
+use rtclab_tests::{of, root, run_short, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_sends_through_the_impairment() {
@@ -13,17 +12,12 @@ async fn chromium_sends_through_the_impairment() {
         root().join("web/node_modules/uplot").is_dir(),
         "web/node_modules is missing: run ./lab test (it installs the page's npm packages)"
     );
-    let _media = media_lock();
-    let out = out_dir("browser-sender");
-    let mut req = RunRequest::new(scenario("loss-5"), out.clone());
-    req.browser_sender = true;
-    req.web_dir = Some(root().join("web"));
-    req.duration_s = Some(8.0);
-    let outcome = run_scenario(req, std::future::pending())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let s = &outcome.summary;
-    let records = read_log(&outcome.events).unwrap();
+    let run = run_short("browser-sender", scenario("loss-5"), 8.0, |req| {
+        req.browser_sender = true;
+        req.web_dir = Some(root().join("web"));
+    })
+    .await;
+    let (s, records) = (&run.outcome.summary, &run.records);
 
     assert!(
         of(&records, PeerRole::Sender, "media.stats").is_empty(),

@@ -1,31 +1,25 @@
 //! A clean Rust→Rust session through the signaling server, once per codec: frames flow and
 //! decode, the log holds what the backbone promises, and `summary.json` agrees with the log.
 
-use rtclab_events::{Direction, Event, PeerRole, Rtcp, SCHEMA, Side, read_log};
+use rtclab_events::{Direction, Event, PeerRole, Rtcp, SCHEMA, Side};
 use rtclab_media::Codec;
-use rtclab_peer::{RunRequest, Summary, run_scenario};
-use rtclab_tests::{is_session_end, kinds, media_lock, of, out_dir, scenario};
+use rtclab_report::Summary;
+use rtclab_tests::{TestRun, is_session_end, kinds, of, run_short, scenario};
 
 /// Long enough for several RTCP report intervals and the estimator to move, short enough for CI.
 const DURATION_S: f64 = 8.0;
 
 async fn clean_run(codec: Codec, name: &str) {
-    let _media = media_lock();
-    let out = out_dir(name);
-    let outcome = run_scenario(
-        {
-            let mut req = RunRequest::new(scenario("clean"), out.clone());
-            req.duration_s = Some(DURATION_S);
-            req.codec = Some(codec);
-            req
-        },
-        std::future::pending(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{name}: run failed: {e}; log in {}", out.display()));
+    let TestRun {
+        out,
+        outcome,
+        records,
+    } = run_short(name, scenario("clean"), DURATION_S, |req| {
+        req.codec = Some(codec)
+    })
+    .await;
     assert_eq!(outcome.reason, "completed");
     let s = &outcome.summary;
-    let records = read_log(&outcome.events).expect("log parses");
 
     // Frames flow: at 30 fps for 8 s about 240 frames are sent. A frame still in flight when the
     // sender stops is the only excusable difference, hence 90 % (the bound).

@@ -2,9 +2,8 @@
 //! rebuilds lost packets from them (correctly: no decode errors), fewer retransmissions are
 //! needed, and at least as many frames decode.
 
-use rtclab_events::{Event, read_log};
-use rtclab_peer::{RunRequest, Summary, run_scenario};
-use rtclab_tests::{media_lock, out_dir, scenario};
+use rtclab_report::Summary;
+use rtclab_tests::{TestRun, last_impair, run_short, scenario};
 
 /// Short, but ~700 media packets and ~70 losses per run.
 const DURATION_S: f64 = 10.0;
@@ -18,34 +17,24 @@ async fn loss_10(fec: bool) -> (Summary, u64) {
     } else {
         "fec-loss-10-off"
     };
-    let out = out_dir(name);
     let mut sc = scenario("loss-10");
     // The target pinned, so both runs send the same media: at exactly 10 % loss the loss-based
     // controller sits on its decrease threshold, and one run measured 1.5 Mbps while the next
     // stayed at 350 kbps, which says nothing about FEC.
     (sc.initial_bps, sc.min_bps, sc.max_bps) = (PINNED_BPS, PINNED_BPS, PINNED_BPS);
-    let mut req = RunRequest::new(sc, out.clone());
-    req.duration_s = Some(DURATION_S);
-    req.fec = fec;
-    let outcome = run_scenario(req, std::future::pending())
-        .await
-        .unwrap_or_else(|e| panic!("{name}: run failed: {e}; log in {}", out.display()));
+    let TestRun {
+        outcome, records, ..
+    } = run_short(name, sc, DURATION_S, |req| req.fec = fec).await;
     assert_eq!(outcome.reason, "completed");
-    let records = read_log(&outcome.events).unwrap();
-    let dropped = records
-        .iter()
-        .rev()
-        .find_map(|r| match &r.event {
-            Event::ImpairStats(st) if st.direction == "downlink" => Some(st.dropped_packets.random),
-            _ => None,
-        })
-        .expect("impair.stats for the downlink");
+    let dropped = last_impair(&records, "downlink")
+        .expect("impair.stats for the downlink")
+        .dropped_packets
+        .random;
     (outcome.summary, dropped)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fec_rebuilds_lost_packets_and_saves_retransmissions() {
-    let _media = media_lock();
     let (off, off_dropped) = loss_10(false).await;
     let (on, on_dropped) = loss_10(true).await;
     let rtx_rate = |s: &Summary| s.retransmissions as f64 / s.packets_sent.max(1) as f64;

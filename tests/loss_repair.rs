@@ -1,22 +1,14 @@
 //! `loss-5`: the impairment engine drops about 5 % of the media packets (seeded), the receiver
 //! NACKs, the sender retransmits, and nearly every frame still decodes.
 
-use rtclab_events::{Event, PeerRole, read_log};
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{last_impair, media_lock, out_dir, scenario};
+use rtclab_events::{Event, PeerRole};
+use rtclab_tests::{last_impair, run_short, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_percent_loss_is_repaired_by_nack() {
-    let _media = media_lock();
-    let out = out_dir("loss-5");
-    let mut req = RunRequest::new(scenario("loss-5"), out.clone());
     // Short enough for CI, long enough for ~700 media packets and several RTCP intervals.
-    req.duration_s = Some(10.0);
-    let outcome = run_scenario(req, std::future::pending())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let s = &outcome.summary;
-    let records = read_log(&outcome.events).unwrap();
+    let run = run_short("loss-5", scenario("loss-5"), 10.0, |_| {}).await;
+    let (s, records) = (&run.outcome.summary, &run.records);
 
     // What the engine did, from its own accounting (cumulative in the last downlink line).
     let last = last_impair(&records, "downlink").expect("impair.stats for the downlink");
@@ -66,5 +58,5 @@ async fn five_percent_loss_is_repaired_by_nack() {
                 ..
             }
         )));
-    assert!(out.join("report.html").is_file() && out.join("rtp.pcap").is_file());
+    assert!(run.out.join("report.html").is_file() && run.out.join("rtp.pcap").is_file());
 }

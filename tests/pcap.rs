@@ -2,8 +2,7 @@
 //! Debian package) decodes it as RTP when told the port.
 
 use rtclab_media::Codec;
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, out_dir, scenario};
+use rtclab_tests::{TestRun, run_short, scenario};
 use std::process::Command;
 
 fn tshark(args: &[&str]) -> String {
@@ -21,19 +20,10 @@ fn tshark(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tshark_decodes_every_sent_rtp_packet_from_the_pcap() {
-    let _media = media_lock();
-    let out = out_dir("pcap");
-    let outcome = run_scenario(
-        {
-            let mut req = RunRequest::new(scenario("clean"), out.clone());
-            req.duration_s = Some(4.0);
-            req.codec = Some(Codec::Vp8);
-            req
-        },
-        std::future::pending(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("run failed: {e}"));
+    let TestRun { out, outcome, .. } = run_short("pcap", scenario("clean"), 4.0, |req| {
+        req.codec = Some(Codec::Vp8);
+    })
+    .await;
     let pcap = out.join("rtp.pcap");
     let pcap = pcap.to_str().unwrap();
     let port = tshark(&["-r", pcap, "-T", "fields", "-e", "udp.srcport", "-c", "1"]);

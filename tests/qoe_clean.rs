@@ -2,10 +2,9 @@
 //! glass latency for every decoded frame, and PSNR above 35 dB against the regenerated source
 //! (issue 5's test).
 
-use rtclab_events::{Event, PeerRole, read_log};
+use rtclab_events::{Event, PeerRole};
 use rtclab_media::Codec;
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, of, out_dir, scenario};
+use rtclab_tests::{of, run_short, scenario};
 
 /// Long enough for a few `qoe` lines after the first second's keyframe backlog, short for CI.
 const DURATION_S: f64 = 5.0;
@@ -23,21 +22,11 @@ const G2G_P50_BOUND_MS: f64 = 150.0;
 const PSNR_MIN_DB: f64 = 35.0;
 
 async fn qoe_run(codec: Codec, name: &str) {
-    let _media = media_lock();
-    let out = out_dir(name);
-    let outcome = run_scenario(
-        {
-            let mut req = RunRequest::new(scenario("clean"), out.clone());
-            req.duration_s = Some(DURATION_S);
-            req.codec = Some(codec);
-            req
-        },
-        std::future::pending(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{name}: run failed: {e}; log in {}", out.display()));
-    let s = &outcome.summary;
-    let records = read_log(&outcome.events).expect("log parses");
+    let run = run_short(name, scenario("clean"), DURATION_S, |req| {
+        req.codec = Some(codec)
+    })
+    .await;
+    let (s, records) = (&run.outcome.summary, &run.records);
     let qoe: Vec<_> = of(&records, PeerRole::Receiver, "qoe")
         .into_iter()
         .filter_map(|r| match &r.event {

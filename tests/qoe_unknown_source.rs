@@ -1,12 +1,11 @@
 //! PSNR/SSIM are reported as absent, never guessed, when the receiver cannot know the source:
 //! a file source carries no testsrc2 frame tag. Glass-to-glass latency is still measured.
 
-use rtclab_events::{Event, PeerRole, read_log};
+use rtclab_events::{Event, PeerRole};
 use rtclab_media::{
     Codec, EncodedFrame, Encoder, EncoderConfig, Resolution, SourceSpec, VideoSource,
 };
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, of, out_dir, scenario};
+use rtclab_tests::{of, out_dir, run_short, scenario};
 use std::path::Path;
 
 /// Writes `n` VP8 frames of a 160x120 pattern as an IVF file (32-byte header, 12 per frame).
@@ -47,31 +46,23 @@ fn write_clip(path: &Path, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_source_gives_no_psnr_but_latency() {
-    let _media = media_lock();
-    let out = out_dir("qoe-file-source");
-    let clip = out.join("clip.ivf");
+    // The clip lives in a folder of its own: the run's folder is emptied when the run starts.
+    let clip = out_dir("qoe-file-source-clip").join("clip.ivf");
     write_clip(&clip, 30);
     let mut sc = scenario("clean");
     sc.source = Some(clip);
-    let outcome = run_scenario(
-        {
-            let mut req = RunRequest::new(sc, out.clone());
-            req.duration_s = Some(3.0);
-            req.codec = Some(Codec::H264);
-            req
-        },
-        std::future::pending(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let s = &outcome.summary;
+    let run = run_short("qoe-file-source", sc, 3.0, |req| {
+        req.codec = Some(Codec::H264)
+    })
+    .await;
+    let s = &run.outcome.summary;
     assert!(
         s.frames_decoded > 30,
         "only {} frames decoded",
         s.frames_decoded
     );
-    let records = read_log(&outcome.events).expect("log parses");
-    let qoe = of(&records, PeerRole::Receiver, "qoe");
+    let records = &run.records;
+    let qoe = of(records, PeerRole::Receiver, "qoe");
     assert!(qoe.len() >= 2, "{} qoe lines", qoe.len());
     for r in &qoe {
         let Event::Qoe(q) = &r.event else {

@@ -11,7 +11,8 @@
 
 use rtclab_events::{Candidate, Event, EventSink, PeerRole, Record, Side, read_log};
 use rtclab_peer::clock::RuntimeClock;
-use rtclab_peer::{IcePolicy, IceServer, PeerConfig, Role, Summary, run_peer};
+use rtclab_peer::{IcePolicy, IceServer, PeerConfig, Role, run_peer};
+use rtclab_report::Summary;
 use rtclab_tests::{media_lock, out_dir};
 use rtclab_turn::coturn::{Coturn, CoturnConfig};
 use rtclab_turn::{SystemWallClock, TurnConfig, TurnServer, WallClock};

@@ -1,22 +1,13 @@
 //! Issue 5's bound on loss repair between two webrtc-rs peers: at 10 % random loss, at most
 //! 1.2 retransmissions per lost packet (a storm showed ~22), and the picture keeps moving.
 
-use rtclab_events::read_log;
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{last_impair, media_lock, out_dir, scenario};
+use rtclab_tests::{last_impair, run_short, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_percent_loss_costs_at_most_1_2_retransmissions_per_lost_packet() {
-    let _media = media_lock();
-    let out = out_dir("repair-loss-10");
-    let mut req = RunRequest::new(scenario("loss-10"), out.clone());
     // ~100 packets/s for 10 s: about 100 drops, enough for the ratio to mean something.
-    req.duration_s = Some(10.0);
-    let outcome = run_scenario(req, std::future::pending())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let s = &outcome.summary;
-    let records = read_log(&outcome.events).unwrap();
+    let run = run_short("repair-loss-10", scenario("loss-10"), 10.0, |_| {}).await;
+    let (s, records) = (&run.outcome.summary, &run.records);
     let last = last_impair(&records, "downlink").expect("impair.stats for the downlink");
     let dropped = last.dropped_packets.random as f64;
     assert!(

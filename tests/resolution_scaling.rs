@@ -1,16 +1,14 @@
 //! Under a 300 kbps bottleneck the sender scales its resolution down (720p → 360p or lower) and
 //! the receiver keeps decoding frames at the lower resolution.
 
-use rtclab_events::{Event, PeerRole, read_log};
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, out_dir, root};
+use rtclab_events::{Event, PeerRole};
+use rtclab_tests::{TestRun, root, run_short};
 
 /// The bottleneck, kbps: below 540p's floor (466 kbps at 30 fps), above 360p's (207 kbps).
 const CAP_KBPS: u32 = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_300_kbps_cap_scales_the_resolution_down() {
-    let _media = media_lock();
     let path = root().join("scenarios/clean.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     // clean (720p30 H.264 testsrc2) behind a 300 kbps link with a 300 ms drop-tail queue from
@@ -22,14 +20,9 @@ async fn a_300_kbps_cap_scales_the_resolution_down() {
         rtclab_scenarios::with_override(&text, &path, "bitrate.initial_kbps", "500").unwrap();
     let text = rtclab_scenarios::with_override(&text, &path, "duration_s", "15").unwrap();
     let scenario = rtclab_scenarios::Scenario::parse(&text, &path).unwrap();
-    let out = out_dir("resolution-scaling");
-    let outcome = run_scenario(
-        RunRequest::new(scenario, out.clone()),
-        std::future::pending(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let records = read_log(&outcome.events).unwrap();
+    let duration_s = scenario.duration_s;
+    let TestRun { records, out, .. } =
+        run_short("resolution-scaling", scenario, duration_s, |_| {}).await;
 
     // The sender started above 360p (500 kbps reaches the 540p rung) and scaled down to 360p
     // or less, with the target that made it do so.
@@ -73,7 +66,7 @@ async fn a_300_kbps_cap_scales_the_resolution_down() {
 
     // The sender's per-second report shows the new size, and a keyframe started it.
     let resize_keyframe = records.iter().any(|r| {
-        matches!(&r.event, Event::EncoderKeyframe { reason, .. } if reason == "resize")
+        matches!(&r.event, Event::EncoderKeyframe { reason, .. } if *reason == rtclab_events::KeyframeReason::Resize)
             && r.t >= scaled_at
     });
     assert!(resize_keyframe, "no keyframe logged for the resize");
@@ -84,7 +77,9 @@ async fn a_300_kbps_cap_scales_the_resolution_down() {
         .iter()
         .filter(|r| r.peer == PeerRole::Receiver)
         .filter_map(|r| match &r.event {
-            Event::MediaStats(m) if m.direction == "recv" => Some((r.t, m.frames, m.height)),
+            Event::MediaStats(m) if m.direction == rtclab_events::MediaDirection::Recv => {
+                Some((r.t, m.frames, m.height))
+            }
             _ => None,
         })
         .collect();

@@ -6,23 +6,21 @@
 // sessions of different test binaries' threads off the same cores (tests/support).
 #![allow(clippy::await_holding_lock)]
 
-use rtclab_events::{Event, PeerRole, Side, read_log};
-use rtclab_peer::{RunRequest, run_scenario};
-use rtclab_tests::{media_lock, out_dir, scenario};
+use rtclab_events::{Event, PeerRole, Side};
+use rtclab_tests::{run_short, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turn_relay_udp_scenario_relays_both_rust_peers() {
-    let _media = media_lock();
-    let out = out_dir("run-turn-relay-udp");
-    let mut req = RunRequest::new(scenario("turn-relay-udp"), out.clone());
     // A relay connect takes ~4–5 s with webrtc-rs 0.21 (turn/README.md); 10 s leaves ~5 s of
     // media, ~150 frames.
-    req.duration_s = Some(10.0);
-    let outcome = run_scenario(req, std::future::pending())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let records = read_log(&outcome.events).unwrap();
-    let s = &outcome.summary;
+    let run = run_short(
+        "run-turn-relay-udp",
+        scenario("turn-relay-udp"),
+        10.0,
+        |_| {},
+    )
+    .await;
+    let (s, records) = (&run.outcome.summary, &run.records);
 
     // The run says what it asked for.
     let start = records.first().expect("a log");

@@ -8,10 +8,9 @@
 // sessions of different test binaries' threads off the same cores (tests/support).
 #![allow(clippy::await_holding_lock)]
 
-use rtclab_events::{Event, PeerRole, Record, read_log};
-use rtclab_peer::{RunRequest, run_scenario};
+use rtclab_events::{Event, PeerRole, Record};
 use rtclab_scenarios::ReceiverKind;
-use rtclab_tests::{media_lock, of, out_dir, root, scenario};
+use rtclab_tests::{of, root, run_short, scenario};
 use serde_json::Value;
 
 /// The browser's selected pair in its last `browser.stats` snapshot: (local, remote) candidate.
@@ -44,19 +43,14 @@ async fn relay_only_browser(name: &str, file: &str, transport: &str) {
         root().join("web/node_modules/uplot").is_dir(),
         "web/node_modules is missing: run ./lab test (it installs the page's npm packages)"
     );
-    let _media = media_lock();
-    let out = out_dir(name);
-    let mut req = RunRequest::new(scenario(file), out.clone());
-    req.receiver = Some(ReceiverKind::Browser);
-    req.web_dir = Some(root().join("web"));
     // Chromium starts in ~1 s and connects through the relay in ~3 s more: 10 s leaves ~6 s of
     // media.
-    req.duration_s = Some(10.0);
-    let outcome = run_scenario(req, std::future::pending())
-        .await
-        .unwrap_or_else(|e| panic!("run failed: {e}; log in {}", out.display()));
-    let records = read_log(&outcome.events).unwrap();
-    let s = &outcome.summary;
+    let run = run_short(name, scenario(file), 10.0, |req| {
+        req.receiver = Some(ReceiverKind::Browser);
+        req.web_dir = Some(root().join("web"));
+    })
+    .await;
+    let (s, records) = (&run.outcome.summary, &run.records);
 
     // The page was asked for relay-only and configured itself so.
     let config = records

@@ -1,10 +1,13 @@
 //! `rtclab`: the command line. It parses arguments and calls the library crates; nothing else.
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use rtclab_events::{EventSink, read_log};
-use rtclab_peer::{PeerConfig, Role, RunRequest, Summary};
-use rtclab_scenarios::Scenario;
+use rtclab_media::Codec;
+use rtclab_peer::{CcKind, IcePolicy, PeerConfig, Role};
+use rtclab_report::Summary;
+use rtclab_runner::RunRequest;
+use rtclab_scenarios::{ReceiverKind, Scenario};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -45,9 +48,9 @@ enum Command {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
-        /// Video codec the Rust sender prefers (the page can choose the other).
+        /// Video codec the Rust sender prefers, h264 or vp8 (the page can choose the other).
         #[arg(long, default_value = "h264")]
-        codec: CodecArg,
+        codec: Codec,
         /// Video file to send, looped [default: FFmpeg testsrc2 pattern].
         #[arg(long)]
         source: Option<PathBuf>,
@@ -60,9 +63,9 @@ enum Command {
         /// Folder with the web page [default: web/ of the repository].
         #[arg(long)]
         web: Option<PathBuf>,
-        /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
+        /// Congestion controller of the Rust sender: rtclab (rtclab's own) or stock (webrtc-rs's GCC).
         #[arg(long, default_value = "rtclab")]
-        cc: CcArg,
+        cc: CcKind,
         /// The embedded STUN/TURN server's UDP address (loopback; a free port is used if this
         /// one is taken). The page's "relay only" switch relays through it.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3478")]
@@ -94,12 +97,12 @@ enum Command {
         /// Room to join.
         #[arg(long)]
         room: String,
-        /// Send or receive video.
+        /// Send or receive video: send or recv.
         #[arg(long)]
-        role: RoleArg,
-        /// Video codec (sender).
+        role: Role,
+        /// Video codec (sender): h264 or vp8.
         #[arg(long, default_value = "h264")]
-        codec: CodecArg,
+        codec: Codec,
         /// Video file to send, looped [default: FFmpeg testsrc2 pattern].
         #[arg(long)]
         source: Option<PathBuf>,
@@ -115,9 +118,9 @@ enum Command {
         /// Event log path [default: runs/peer-<role>-<unix time>/events.jsonl].
         #[arg(long)]
         log: Option<PathBuf>,
-        /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
+        /// Congestion controller of the Rust sender: rtclab (rtclab's own) or stock (webrtc-rs's GCC).
         #[arg(long, default_value = "rtclab")]
-        cc: CcArg,
+        cc: CcKind,
         #[command(flatten)]
         ice: IceArgs,
         /// Offer/accept FlexFEC-03; used only when both peers pass it.
@@ -169,52 +172,23 @@ struct RunArgs {
     /// Override the scenario's duration, in seconds.
     #[arg(long)]
     duration: Option<f64>,
-    /// Override the scenario's codec.
+    /// Override the scenario's codec: h264 or vp8.
     #[arg(long)]
-    codec: Option<CodecArg>,
+    codec: Option<Codec>,
     /// Override the scenario's seed (every random draw of the impairment).
     #[arg(long)]
     seed: Option<u64>,
-    /// Override the scenario's receiver: rtclab's Rust receiver or headless Chromium.
+    /// Override the scenario's receiver: rust (rtclab's Rust receiver) or browser (headless
+    /// Chromium).
     #[arg(long)]
-    receiver: Option<ReceiverArg>,
-    /// Congestion controller of the Rust sender: rtclab's own, or webrtc-rs's stock GCC.
+    receiver: Option<ReceiverKind>,
+    /// Congestion controller of the Rust sender: rtclab (rtclab's own) or stock (webrtc-rs's GCC).
     #[arg(long, default_value = "rtclab")]
-    cc: CcArg,
+    cc: CcKind,
     /// Protect the video with FlexFEC-03 (1 repair packet per 5 media packets) between the Rust
     /// peers, as if the scenario said `fec = true`.
     #[arg(long)]
     fec: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CcArg {
-    Rtclab,
-    Stock,
-}
-
-impl From<CcArg> for rtclab_peer::CcKind {
-    fn from(c: CcArg) -> Self {
-        match c {
-            CcArg::Rtclab => rtclab_peer::CcKind::Rtclab,
-            CcArg::Stock => rtclab_peer::CcKind::Stock,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ReceiverArg {
-    Rust,
-    Browser,
-}
-
-impl From<ReceiverArg> for rtclab_scenarios::ReceiverKind {
-    fn from(r: ReceiverArg) -> Self {
-        match r {
-            ReceiverArg::Rust => rtclab_scenarios::ReceiverKind::Rust,
-            ReceiverArg::Browser => rtclab_scenarios::ReceiverKind::Browser,
-        }
-    }
 }
 
 /// `rtclab serve`: STUN/TURN for the peers that join.
@@ -239,7 +213,7 @@ struct IceArgs {
     /// all: any candidate; relay: only through a TURN server. Without --stun/--turn the peer
     /// uses the servers the signaling server hands out (`rtclab serve --turn`).
     #[arg(long, default_value = "all")]
-    ice_policy: IcePolicyArg,
+    ice_policy: IcePolicy,
     /// STUN server URL, e.g. stun:127.0.0.1:3478; repeatable.
     #[arg(long, value_name = "URL")]
     stun: Vec<String>,
@@ -258,19 +232,10 @@ struct IceArgs {
     turn_password: Option<String>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum IcePolicyArg {
-    All,
-    Relay,
-}
-
 impl IceArgs {
     /// Sets `cfg`'s ICE policy and servers.
     fn apply(self, cfg: &mut PeerConfig, user: &str) -> Result<()> {
-        cfg.ice_policy = match self.ice_policy {
-            IcePolicyArg::All => rtclab_peer::IcePolicy::All,
-            IcePolicyArg::Relay => rtclab_peer::IcePolicy::Relay,
-        };
+        cfg.ice_policy = self.ice_policy;
         for url in self.stun {
             cfg.ice_servers.push(rtclab_peer::IceServer::stun(url));
         }
@@ -299,27 +264,6 @@ impl IceArgs {
         }
         Ok(())
     }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CodecArg {
-    H264,
-    Vp8,
-}
-
-impl From<CodecArg> for rtclab_media::Codec {
-    fn from(c: CodecArg) -> Self {
-        match c {
-            CodecArg::H264 => rtclab_media::Codec::H264,
-            CodecArg::Vp8 => rtclab_media::Codec::Vp8,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum RoleArg {
-    Send,
-    Recv,
 }
 
 fn unix_time() -> u64 {
@@ -379,8 +323,8 @@ async fn main() -> Result<()> {
             turn_secret,
         } => {
             let mut sender = PeerConfig::new(Role::Sender);
-            sender.codec = codec.into();
-            sender.cc = cc.into();
+            sender.codec = codec;
+            sender.cc = cc;
             if let Some(p) = source {
                 if !p.is_file() {
                     bail!("--source {}: no such file", p.display());
@@ -389,8 +333,8 @@ async fn main() -> Result<()> {
             }
             rtclab_signaling::validate_room_name(&room)
                 .map_err(|e| anyhow::anyhow!("--room {room:?}: {e}"))?;
-            let web = web.unwrap_or_else(rtclab_peer::demo::default_web_dir);
-            if !rtclab_peer::demo::is_web_dir(&web) {
+            let web = web.unwrap_or_else(rtclab_runner::demo::default_web_dir);
+            if !rtclab_runner::demo::is_web_dir(&web) {
                 eprintln!(
                     "rtclab demo: warning: {} has no index.html; the page will be missing (use --web DIR)",
                     web.display()
@@ -399,18 +343,18 @@ async fn main() -> Result<()> {
             let addr: std::net::SocketAddr = addr.parse().with_context(|| {
                 format!("--addr {addr:?} is not an IP:port such as 127.0.0.1:8080")
             })?;
-            let cfg = rtclab_peer::demo::DemoConfig {
+            let cfg = rtclab_runner::demo::DemoConfig {
                 addr,
                 web_dir: web,
                 out,
                 room,
                 sender,
-                turn: (!no_turn).then_some(rtclab_peer::demo::DemoTurn {
+                turn: (!no_turn).then_some(rtclab_runner::demo::DemoTurn {
                     addr: turn,
                     secret: turn_secret,
                 }),
             };
-            rtclab_peer::demo::run_demo(cfg, webrtc_runtime()?, ctrl_c(), |url| {
+            rtclab_runner::demo::run_demo(cfg, webrtc_runtime()?, ctrl_c(), |url| {
                 println!("rtclab demo: open {url}");
                 use std::io::Write;
                 let _ = std::io::stdout().flush();
@@ -432,18 +376,14 @@ async fn main() -> Result<()> {
             ice,
             fec,
         } => {
-            let role = match role {
-                RoleArg::Send => Role::Sender,
-                RoleArg::Recv => Role::Receiver,
-            };
             let mut cfg = PeerConfig::new(role);
-            cfg.codec = codec.into();
+            cfg.codec = codec;
             if let Some(p) = source {
                 cfg.source = rtclab_media::SourceSpec::File(p);
             }
             cfg.size = rtclab_media::Resolution { width, height };
             cfg.fps = fps;
-            cfg.cc = cc.into();
+            cfg.cc = cc;
             ice.apply(
                 &mut cfg,
                 &format!(
@@ -478,8 +418,7 @@ async fn main() -> Result<()> {
                 out.display()
             );
             let (_, table) =
-                rtclab_peer::session::run_sweep(&file, key, &values, &out, duration, ctrl_c())
-                    .await?;
+                rtclab_runner::run_sweep(&file, key, &values, &out, duration, ctrl_c()).await?;
             println!("{table}");
             println!("\nsweep: {}", out.join("sweep.txt").display());
             Ok(())
@@ -493,19 +432,19 @@ async fn main() -> Result<()> {
         }) => {
             let legs = senders
                 .iter()
-                .map(|s| s.trim().parse::<rtclab_peer::bench::Leg>())
+                .map(|s| s.trim().parse::<rtclab_runner::bench::Leg>())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| anyhow::anyhow!("--senders: {e}"))?;
             let out = out
                 .unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-cc-{}", unix_time())));
-            let req = rtclab_peer::bench::BenchRequest {
+            let req = rtclab_runner::bench::BenchRequest {
                 scenarios,
                 legs,
                 out: out.clone(),
                 duration_s: duration,
                 web_dir: None,
             };
-            let (_, table) = rtclab_peer::bench::run_cc_bench(&req, ctrl_c(), |leg| {
+            let (_, table) = rtclab_runner::bench::run_cc_bench(&req, ctrl_c(), |leg| {
                 eprintln!("rtclab bench cc: running {leg}");
             })
             .await
@@ -548,16 +487,16 @@ async fn run(args: RunArgs) -> Result<()> {
     let bar = progress_bar(total);
     let mut req = RunRequest::new(scenario, out.clone());
     req.duration_s = duration;
-    req.codec = codec.map(Into::into);
-    req.receiver = receiver.map(Into::into);
-    req.cc = Some(cc.into());
+    req.codec = codec;
+    req.receiver = receiver;
+    req.cc = Some(cc);
     req.fec = fec;
     req.on_record = Some(progress_listener(bar.clone()));
-    let outcome = rtclab_peer::run_scenario(req, ctrl_c()).await;
+    let outcome = rtclab_runner::run_scenario(req, ctrl_c()).await;
     bar.finish_and_clear();
     let outcome = outcome
         .with_context(|| format!("run failed; the event log so far is in {}", out.display()))?;
-    print_summary(&outcome.summary);
+    rtclab_report::print_summary(&outcome.summary, &mut std::io::stdout())?;
     println!();
     println!("events:  {}", outcome.events.display());
     println!("summary: {}", outcome.summary_path.display());
@@ -585,7 +524,9 @@ fn progress_listener(bar: indicatif::ProgressBar) -> rtclab_events::Listener {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         match &r.event {
             Event::BweEstimate { target_bps, .. } => s.0 = *target_bps,
-            Event::MediaStats(m) if m.direction == "recv" => (s.1, s.2) = (m.lost, m.packets),
+            Event::MediaStats(m) if m.direction == rtclab_events::MediaDirection::Recv => {
+                (s.1, s.2) = (m.lost, m.packets)
+            }
             _ => return,
         }
         let loss = if s.2 > 0 {
@@ -610,8 +551,7 @@ async fn serve(addr: &str, web: PathBuf, turn: TurnArgs) -> Result<()> {
     let mut state = rtclab_signaling::AppState::new(web);
     let secret = match (&turn.turn, turn.turn_secret) {
         (_, Some(s)) => Some(s),
-        // Only this process hands out credentials, so a random secret is enough.
-        (Some(_), None) => Some(format!("{:032x}", rand::random::<u128>())),
+        (Some(_), None) => Some(rtclab_runner::ice_servers::random_secret()),
         (None, None) if !turn.turn_urls.is_empty() => {
             bail!("--turn-url needs --turn-secret (the secret the TURN server checks)")
         }
@@ -620,15 +560,11 @@ async fn serve(addr: &str, web: PathBuf, turn: TurnArgs) -> Result<()> {
     let mut server = None;
     let (mut stun_urls, mut turn_urls) = (Vec::new(), turn.turn_urls);
     if let (Some(turn_addr), Some(secret)) = (turn.turn, &secret) {
-        let mut config = rtclab_turn::TurnConfig::loopback(secret.clone());
-        config.udp_addr = turn_addr;
-        if !turn_addr.ip().is_loopback() {
-            // Lab mode relays to loopback peers only; a public address needs a real allow-list.
-            bail!("--turn {turn_addr}: the embedded TURN server listens on loopback only");
-        }
-        let s = rtclab_turn::TurnServer::start(config, None)
-            .await
-            .with_context(|| format!("cannot start the TURN server on {turn_addr}"))?;
+        let at = rtclab_runner::ice_servers::Embedded {
+            addr: turn_addr,
+            fallback_to_free_port: false,
+        };
+        let s = rtclab_runner::ice_servers::start_embedded(&at, secret, None).await?;
         println!(
             "rtclab STUN/TURN server on {} (UDP; REST credentials are handed to each peer on join)",
             s.udp_addr()
@@ -678,7 +614,7 @@ async fn peer(signal: &str, room: &str, cfg: PeerConfig, log: Option<PathBuf>) -
     };
     let summary = Summary::from_records(&read_log(&log)?);
     sink.end(&reason, serde_json::to_value(&summary)?)?;
-    print_summary(&summary);
+    rtclab_report::print_summary(&summary, &mut std::io::stdout())?;
     result.with_context(|| format!("peer failed; see {}", log.display()))?;
     Ok(())
 }
@@ -726,77 +662,11 @@ fn report(path: &Path) -> Result<()> {
     let records = read_log(&log)?;
     let summary = Summary::from_records(&records);
     let report = rtclab_report::RunReport::from_records(&records);
-    let merged = rtclab_peer::session::merged_summary(&summary, &report);
+    let merged = rtclab_report::summary::merged(&summary, &report);
     rtclab_report::print_tables(&report, &merged, &mut std::io::stdout())?;
     let dir = log.parent().unwrap_or(Path::new("."));
     let html = rtclab_report::write_html(&report, &merged, dir)
         .with_context(|| format!("cannot write the report into {}", dir.display()))?;
     println!("\nreport: {}", html.display());
     Ok(())
-}
-
-fn print_summary(s: &Summary) {
-    let kbps = |b: f64| format!("{:.0} kbps", b / 1000.0);
-    println!("scenario        {}", s.scenario.as_deref().unwrap_or("-"));
-    println!("codec           {}", s.codec);
-    println!("duration        {:.1} s", s.duration_s);
-    println!(
-        "frames          sent {}  decoded {} ({:.1} %)  decode errors {}  keyframes {}",
-        s.frames_sent,
-        s.frames_decoded,
-        s.decoded_ratio() * 100.0,
-        s.decode_errors,
-        s.keyframes
-    );
-    println!(
-        "packets         sent {}  received {}  lost {}  retransmitted {}",
-        s.packets_sent, s.packets_received, s.packets_lost, s.retransmissions
-    );
-    if s.fec_packets_sent > 0 {
-        println!(
-            "FEC             repair packets sent {} ({:.1} % of the bytes)  media packets recovered {}",
-            s.fec_packets_sent,
-            s.fec_overhead * 100.0,
-            s.fec_recovered
-        );
-    }
-    println!(
-        "feedback        NACK {} ({} seqs)  PLI {}  FIR {}",
-        s.nacks, s.nacked_packets, s.plis, s.firs
-    );
-    println!(
-        "bitrate         target {}  encoder {}  sent {}  received {}",
-        kbps(s.mean_target_bps),
-        kbps(s.mean_encoder_bps),
-        kbps(s.mean_send_bps),
-        kbps(s.mean_recv_bps)
-    );
-    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.0} ms"));
-    println!(
-        "quality         glass-to-glass p50 {}  p95 {}  PSNR {}  SSIM {}  freezes {} ({:.0} ms)",
-        ms(s.g2g_p50_ms),
-        ms(s.g2g_p95_ms),
-        s.psnr_mean_db
-            .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.1} dB")),
-        s.ssim_mean
-            .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.3}")),
-        s.freezes,
-        s.freeze_ms
-    );
-    match &s.selected_pair {
-        Some(p) => println!(
-            "ICE path        {} {} {}  <->  {} {} {}",
-            p.local_type,
-            p.local_protocol,
-            p.local_address,
-            p.remote_type,
-            p.remote_protocol,
-            p.remote_address
-        ),
-        None => println!("ICE path        none selected"),
-    }
-    if !s.rtcp.is_empty() {
-        let rtcp: Vec<String> = s.rtcp.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("RTCP            {}", rtcp.join("  "));
-    }
 }

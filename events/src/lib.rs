@@ -6,9 +6,11 @@
 
 pub mod schema;
 pub mod sink;
+pub mod stats;
 
 pub use schema::{
-    BweDetail, Candidate, Direction, Event, MediaStats, PeerRole, Qoe, Record, ReportBlock, Rtcp,
-    SCHEMA, Side, receiving_peer, sending_peer,
+    BweDetail, Candidate, Direction, Event, KeyframeReason, MediaDirection, MediaStats, NoteLevel,
+    PeerRole, PliReason, Qoe, Record, ReportBlock, Rtcp, SCHEMA, Side, feedback_seen_at,
+    receiving_peer, sending_peer,
 };
 pub use sink::{Clock, EventSink, Listener, ReadError, SinkError, SystemClock, read_log};

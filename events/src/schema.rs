@@ -85,16 +85,26 @@ pub struct BweDetail {
 /// Who received the video in a log: the Rust receiver, or else a browser (whose `media.stats`
 /// the browser bridge derives from `getStats()`).
 pub fn receiving_peer(records: &[Record]) -> PeerRole {
-    media_peer(records, PeerRole::Receiver, "recv")
+    media_peer(records, PeerRole::Receiver, MediaDirection::Recv)
 }
 
 /// Who sent the video in a log: the Rust sender, or else a browser (`rtclab bench cc`'s
 /// Chromium leg).
 pub fn sending_peer(records: &[Record]) -> PeerRole {
-    media_peer(records, PeerRole::Sender, "send")
+    media_peer(records, PeerRole::Sender, MediaDirection::Send)
 }
 
-fn media_peer(records: &[Record], rust: PeerRole, direction: &str) -> PeerRole {
+/// Where the receiver's feedback (NACK, PLI, FIR, RR) shows in a log: at the Rust receiver's tap
+/// going out, or — when a browser receives and logs no RTCP of its own — at the Rust sender's tap
+/// coming in.
+pub fn feedback_seen_at(receiving: PeerRole) -> (PeerRole, Direction) {
+    match receiving {
+        PeerRole::Browser => (PeerRole::Sender, Direction::In),
+        _ => (PeerRole::Receiver, Direction::Out),
+    }
+}
+
+fn media_peer(records: &[Record], rust: PeerRole, direction: MediaDirection) -> PeerRole {
     let has = |peer| {
         records.iter().any(|r| {
             r.peer == peer && matches!(&r.event, Event::MediaStats(m) if m.direction == direction)
@@ -105,6 +115,85 @@ fn media_peer(records: &[Record], rust: PeerRole, direction: &str) -> PeerRole {
     } else {
         rust
     }
+}
+
+/// Which way a `media.stats` line counts: what a peer sent, or what it received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaDirection {
+    /// Packets and frames this peer sent (`send`).
+    #[default]
+    Send,
+    /// Packets and frames this peer received (`recv`).
+    Recv,
+}
+
+impl MediaDirection {
+    /// The name in the log: `send` or `recv`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaDirection::Send => "send",
+            MediaDirection::Recv => "recv",
+        }
+    }
+}
+
+impl std::fmt::Display for MediaDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How much a `note` matters to a reader of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoteLevel {
+    /// Context: what was started where.
+    Info,
+    /// Changes how to read the run (a step that did not stop in time, a report not written).
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl std::fmt::Display for NoteLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoteLevel::Info => "info",
+            NoteLevel::Warn => "warn",
+            NoteLevel::Error => "error",
+        })
+    }
+}
+
+/// Why the encoder produced a keyframe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyframeReason {
+    /// The first frame of the stream.
+    Start,
+    /// The receiver sent a Picture Loss Indication (RFC 4585 §6.3.1).
+    Pli,
+    /// The receiver sent a Full Intra Request (RFC 5104 §4.3.1).
+    Fir,
+    /// The first frame at a new resolution (`encoder.adapt`).
+    Resize,
+    /// rtclab's controller asked for a probe cluster; a keyframe is one.
+    Probe,
+}
+
+/// Why a receiver asked for a keyframe with a PLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PliReason {
+    /// The decoder could not decode a frame.
+    #[serde(rename = "decode error")]
+    DecodeError,
+    /// A frame was lost for good, so the frames after it cannot be decoded.
+    #[serde(rename = "frame lost; waiting for a keyframe")]
+    FrameLost,
+    /// A test asked for a PLI at a fixed interval (`pli_interval`).
+    #[serde(rename = "interval")]
+    Interval,
 }
 
 /// Local or remote side of the ICE agent.
@@ -277,7 +366,7 @@ impl Rtcp {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MediaStats {
     /// `send` or `recv`.
-    pub direction: String,
+    pub direction: MediaDirection,
     /// RTP packets (media, not retransmissions) since the start.
     pub packets: u64,
     /// RTP payload+header bytes since the start.
@@ -538,8 +627,8 @@ pub enum Event {
     /// A keyframe was produced on request.
     #[serde(rename = "encoder.keyframe")]
     EncoderKeyframe {
-        /// Why: `start`, `pli`, `fir`, `resize` (the first frame at a new resolution).
-        reason: String,
+        /// Why: `start`, `pli`, `fir`, `resize` (the first frame at a new resolution), `probe`.
+        reason: KeyframeReason,
         /// Index of the keyframe in the encoded sequence.
         frame_index: u64,
         /// Milliseconds from the request arriving to the keyframe leaving the encoder.
@@ -550,7 +639,7 @@ pub enum Event {
     #[serde(rename = "decoder.pli")]
     DecoderPli {
         /// Why a keyframe is needed.
-        reason: String,
+        reason: PliReason,
     },
     /// A frame that could not be decoded.
     #[serde(rename = "decoder.error")]
@@ -691,7 +780,7 @@ pub enum Event {
     #[serde(rename = "note")]
     Note {
         /// Severity: info, warn, error.
-        level: String,
+        level: NoteLevel,
         /// The message.
         message: String,
     },

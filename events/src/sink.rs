@@ -454,7 +454,7 @@ mod tests {
                 },
             },
             Event::MediaStats(MediaStats {
-                direction: "recv".into(),
+                direction: crate::MediaDirection::Recv,
                 packets: 10,
                 bytes: 12000,
                 frames: 3,

@@ -32,7 +32,7 @@ const LADDER: [(u32, u32); 4] = [(1, 1), (3, 4), (1, 2), (1, 4)];
 /// 1.5 Mbps, 540p at 800 kbps, 360p at 500 kbps, 270p at 300 kbps) but a little lower, because
 /// those are *start* rates with a safety margin and ours is a floor with [`UP_MARGIN`] above it.
 /// It also keeps VP8 at 720p well above the ~520 kbps it cannot go below on testsrc2
-/// (shared/notes/ffmpeg.md).
+/// (docs/notes/ffmpeg.md#vp8-bitrate-floor).
 pub const FLOOR_BITS_PER_PIXEL: f64 = 0.03;
 
 /// Going up needs a target this many times the upper rung's floor (30 % hysteresis).

@@ -14,21 +14,28 @@ use std::time::Instant;
 /// The target bitrate as the encoder loop reads it (an `f64` stored as bits), and the
 /// controller's requests for a probe.
 #[derive(Debug, Clone)]
-pub struct TargetHandle(Arc<AtomicU64>, Arc<AtomicBool>, Arc<AtomicU64>);
+pub struct TargetHandle {
+    /// The target, bits per second, as `f64` bits (atomics hold no floats).
+    target_bps: Arc<AtomicU64>,
+    /// Set when the controller asks for a probe; cleared by [`TargetHandle::take_probe`].
+    probe_requested: Arc<AtomicBool>,
+    /// The controller's latest RTT in microseconds; 0 while it has none.
+    rtt_us: Arc<AtomicU64>,
+}
 
 impl TargetHandle {
     /// A handle starting at `bps`.
     pub fn new(bps: f64) -> Self {
-        TargetHandle(
-            Arc::new(AtomicU64::new(bps.to_bits())),
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-        )
+        TargetHandle {
+            target_bps: Arc::new(AtomicU64::new(bps.to_bits())),
+            probe_requested: Arc::new(AtomicBool::new(false)),
+            rtt_us: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// The controller's latest round-trip time, if it measures one (rtclab-cc does, from TWCC).
     pub fn rtt(&self) -> Option<std::time::Duration> {
-        match self.2.load(Ordering::Relaxed) {
+        match self.rtt_us.load(Ordering::Relaxed) {
             0 => None,
             us => Some(std::time::Duration::from_micros(us)),
         }
@@ -36,18 +43,18 @@ impl TargetHandle {
 
     /// The latest target, bits per second.
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
+        f64::from_bits(self.target_bps.load(Ordering::Relaxed))
     }
 
     fn set(&self, bps: f64) {
-        self.0.store(bps.to_bits(), Ordering::Relaxed);
+        self.target_bps.store(bps.to_bits(), Ordering::Relaxed);
     }
 
     /// True once per probe the controller asked for since the last call. rtclab probes with
     /// media: the sender answers with a keyframe, which the pacer sends at 2.5 × the target, a
     /// cluster the controller measures (see `rtclab_cc::probe`).
     pub fn take_probe(&self) -> bool {
-        self.1.swap(false, Ordering::Relaxed)
+        self.probe_requested.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -130,11 +137,11 @@ impl<E: BandwidthEstimator + Explain> ObservedEstimator<E> {
         let bps = self.inner.target_bitrate();
         self.target.set(bps);
         if self.inner.poll_probe() {
-            self.target.1.store(true, Ordering::Relaxed);
+            self.target.probe_requested.store(true, Ordering::Relaxed);
         }
         if let Some(rtt) = self.inner.stats().round_trip_time {
             let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
-            self.target.2.store(us, Ordering::Relaxed);
+            self.target.rtt_us.store(us, Ordering::Relaxed);
         }
         if force_log || bps != self.last_logged {
             self.last_logged = bps;

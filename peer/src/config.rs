@@ -22,6 +22,19 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    /// `send` or `recv`, as on the command line.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "send" => Ok(Role::Sender),
+            "recv" => Ok(Role::Receiver),
+            other => Err(format!("role {other:?}: expected send or recv")),
+        }
+    }
+}
+
 /// Which congestion controller a Rust sender runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CcKind {
@@ -155,7 +168,7 @@ pub struct PeerConfig {
     /// Local UDP address to gather on (loopback by default).
     pub udp_addr: String,
     /// Write this peer's decrypted RTP/RTCP here (one peer per session should).
-    pub pcap: Option<crate::pcap::PcapSink>,
+    pub pcap: Option<crate::interceptors::pcap::PcapSink>,
     /// Congestion controller (sender only).
     pub cc: CcKind,
     /// Which candidates ICE may use.
@@ -163,7 +176,7 @@ pub struct PeerConfig {
     /// STUN and TURN servers to gather from (none: host candidates only).
     pub ice_servers: Vec<IceServer>,
     /// Negotiate FlexFEC-03: the sender adds repair packets, the receiver rebuilds lost media
-    /// from them (see [`crate::fec`]). Both peers must have it for it to be used.
+    /// from them (see [`crate::interceptors::fec`]). Both peers must have it for it to be used.
     pub fec: bool,
 }
 

@@ -2,21 +2,16 @@
 //! ICE/DTLS/connection life cycle. The media itself lives in [`crate::sender`] and
 //! [`crate::receiver`].
 
-use crate::bwe::{ObservedEstimator, TargetHandle};
-use crate::config::{CcKind, PeerConfig, Role};
+use crate::bwe::TargetHandle;
+use crate::candidates;
+use crate::config::{PeerConfig, Role};
 use crate::error::PeerError;
-use crate::ice;
-use crate::inspect::Inspector;
+use crate::interceptors::{self, counters::SharedCounters};
 use crate::receiver::{self, ReceiverContext};
 use crate::sender::{self, SenderHandle};
 use crate::signal_client::{self, SignalClient};
-use crate::tap::{SharedCounters, TAP_SLOT, WireTap};
-use rtc::interceptor::{Gcc, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
-};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_VP8, MediaEngine,
 };
@@ -84,7 +79,7 @@ impl PeerConnectionEventHandler for Handler {
             self.role,
             Event::IceCandidate {
                 side: Side::Local,
-                candidate: ice::from_rtc(&event.candidate, Some(&event.url)),
+                candidate: candidates::from_rtc(&event.candidate, Some(&event.url)),
             },
         );
         match event.candidate.to_json() {
@@ -162,40 +157,6 @@ fn rtx_parameters(primary: Codec) -> RTCRtpCodecParameters {
     }
 }
 
-/// The sender's congestion-control chain with the chosen controller, wrapped for logging.
-fn configure_cc(
-    registry: Registry,
-    cfg: &PeerConfig,
-    sink: &EventSink,
-    queue: &crate::send_queue::SendQueue,
-    media_engine: &mut MediaEngine,
-) -> Result<(Registry, crate::bwe::TargetHandle), PeerError> {
-    let (start, min, max) = (
-        f64::from(cfg.initial_bps),
-        f64::from(cfg.min_bps),
-        f64::from(cfg.max_bps),
-    );
-    let name = cfg.cc.name();
-    Ok(match cfg.cc {
-        CcKind::Stock => {
-            let (estimator, handle) =
-                ObservedEstimator::new(Gcc::new(start, min, max), name, sink.clone());
-            (
-                crate::pacing::configure(registry, estimator, start, queue, media_engine)?,
-                handle,
-            )
-        }
-        CcKind::Rtclab => {
-            let cc = rtclab_cc::RtclabCc::new(rtclab_cc::CcConfig::new(start, min, max));
-            let (estimator, handle) = ObservedEstimator::new(cc, name, sink.clone());
-            (
-                crate::pacing::configure(registry, estimator, start, queue, media_engine)?,
-                handle,
-            )
-        }
-    })
-}
-
 /// Everything a running peer owns.
 struct Peer {
     cfg: PeerConfig,
@@ -233,7 +194,7 @@ async fn build(
         // on the media SSRC, and every lost padding packet looked like a lost frame part, so
         // the receiver waited for keyframes (measured: 54 % of frames decoded at 5 % loss).
         // A Rust sender never offers RTX: between webrtc-rs peers RTX repairs are unwrapped
-        // after the interceptor chain, where the NACK generator cannot see them (shared notes).
+        // after the interceptor chain, where the NACK generator cannot see them (docs/notes/webrtc-rs-0.21.md#nackrtx-storm).
         for primary in [Codec::H264, Codec::Vp8] {
             media_engine.register_codec(rtx_parameters(primary), RtpCodecKind::Video)?;
         }
@@ -241,44 +202,19 @@ async fn build(
     // Capture time and source frame index on every frame, for glass-to-glass latency and PSNR.
     crate::qoe::register_extensions(&mut media_engine)?;
     if cfg.fec {
-        crate::fec::register(&mut media_engine)?;
+        interceptors::fec::register(&mut media_engine)?;
     }
 
-    let (tap, counters) = WireTap::new(role, sink.clone(), cfg.pcap.clone());
-    // The sender's pacer queue as seen from both ends (send_queue.rs).
-    let queue = crate::send_queue::SendQueue::default();
-    let tap = tap.with_send_queue(queue.clone());
-    let mut registry = Registry::new().with(Slot::from(TAP_SLOT), Inspector::new(tap));
-    let mut target = None;
-    if cfg.role == Role::Sender {
-        let (registry_cc, handle) = configure_cc(registry, &cfg, &sink, &queue, &mut media_engine)?;
-        registry = registry_cc;
-        target = Some(handle.clone());
-        registry = crate::repair::configure_nack(registry, &mut media_engine).with(
-            Slot::from(crate::nack_filter::NACK_FILTER_SLOT),
-            Inspector::new(
-                crate::nack_filter::NackFilter::new(queue.clone()).with_rtt(handle.clone()),
-            ),
-        );
-        registry = configure_rtcp_reports(registry);
-        if cfg.fec {
-            registry = crate::fec::configure_sender(registry);
-        }
-    } else {
-        // NACK generation, RR/SR and the TWCC receiver that reports arrivals to the sender
-        // (webrtc-rs's default set, with rtclab's bounded NACK generator).
-        registry = crate::repair::configure_nack(registry, &mut media_engine);
-        configure_simulcast_extension_headers(&mut media_engine)?;
-        registry = configure_rtcp_reports(registry);
-        registry = if cfg.fec {
-            crate::fec::configure_receiver(registry, &counters, &mut media_engine)?
-        } else {
-            configure_twcc_receiver_only(registry, &mut media_engine)?
-        };
-    }
+    // The interceptor chain, assembled in one place (interceptors/mod.rs).
+    let interceptors::Chain {
+        registry,
+        counters,
+        target,
+    } = interceptors::build(cfg, sink, &mut media_engine)?;
 
     let setting_engine = SettingEngineBuilder::new()
-        // mDNS would send multicast queries off the machine and hide the 127.0.0.1 address.
+        // mDNS would send multicast queries off the machine (loopback-only tests and benches;
+        // docs/notes/webrtc-rs-0.21.md#ice).
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true)
         // Answer as the DTLS server (a=setup:passive). The answer to a renegotiation must keep
@@ -286,7 +222,7 @@ async fn build(
         // refuses ("Failed to set SSL role") after it answered our first offer as `active`.
         .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
         // Late retransmissions must not be rejected as replays (see repair.rs).
-        .with_srtp_replay_protection_window(crate::repair::SRTP_REPLAY_WINDOW)
+        .with_srtp_replay_protection_window(interceptors::repair::SRTP_REPLAY_WINDOW)
         .build();
     let handler = Arc::new(Handler {
         role,
@@ -324,7 +260,7 @@ async fn build(
                 .await?;
             let mut preferences = vec![codec.clone(), codec_parameters(other)];
             if cfg.fec {
-                preferences.push(crate::fec::codec_parameters());
+                preferences.push(interceptors::fec::codec_parameters());
             }
             transceiver.set_codec_preferences(preferences).await?;
             // An RTP track: the sender packetizes itself, for whichever codec is negotiated.
@@ -516,7 +452,7 @@ impl Peer {
                             self.add_candidates(&mut pending_remote).await;
                         }
                         ServerMessage::Candidate { candidate } => {
-                            if let Some(c) = ice::parse_candidate_line(&candidate.candidate) {
+                            if let Some(c) = candidates::parse_candidate_line(&candidate.candidate) {
                                 self.sink.emit(self.role, Event::IceCandidate { side: Side::Remote, candidate: c });
                             }
                             pending_remote.push(RTCIceCandidateInit {
@@ -538,7 +474,7 @@ impl Peer {
                         }
                         ServerMessage::Error { code, message } => {
                             self.sink.emit(self.role, Event::Note {
-                                level: "error".into(),
+                                level: rtclab_events::NoteLevel::Error,
                                 message: format!("signaling error {code:?}: {message}"),
                             });
                             if code == rtclab_signaling::protocol::ErrorCode::RoomFull {
@@ -622,7 +558,7 @@ impl Peer {
                 self.sink.emit(
                     self.role,
                     Event::Note {
-                        level: "warn".into(),
+                        level: rtclab_events::NoteLevel::Warn,
                         message: format!("remote candidate {:?} refused: {e}", c.candidate),
                     },
                 );
@@ -661,7 +597,7 @@ impl Peer {
             self.sink.emit(
                 self.role,
                 Event::Note {
-                    level: "info".into(),
+                    level: rtclab_events::NoteLevel::Info,
                     message: format!(
                         "the other peer chose {} over the configured {}",
                         cfg.codec, self.cfg.codec
@@ -711,8 +647,8 @@ impl Peer {
         }
         if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
             let now = (
-                ice::from_rtc(pair.local(), None),
-                ice::from_rtc(pair.remote(), None),
+                candidates::from_rtc(pair.local(), None),
+                candidates::from_rtc(pair.remote(), None),
             );
             if selected.as_ref() != Some(&now) {
                 if let Some(pcap) = &self.cfg.pcap {

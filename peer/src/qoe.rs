@@ -318,16 +318,6 @@ impl FrameTags {
     }
 }
 
-/// Nearest-rank percentile of `values` (sorted in place), `p` in 0..=100; `None` if empty.
-pub fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
-    Some(values[rank.clamp(1, values.len()) - 1])
-}
-
 /// Every how many source frames one is scored (PSNR/SSIM), counted by source index.
 ///
 /// Measured cost per scored 720p frame (`cargo run -p rtclab-media --example quality_cost`, dev
@@ -381,8 +371,8 @@ impl QoeSecond {
             fps: round(frames_decoded as f64 / seconds.max(1e-3), 10.0),
             freezes,
             freeze_ms: freeze_ms.round(),
-            g2g_p50_ms: percentile(&mut sorted, 50.0),
-            g2g_p95_ms: percentile(&mut sorted, 95.0),
+            g2g_p50_ms: rtclab_events::stats::percentile(&mut sorted, 50.0),
+            g2g_p95_ms: rtclab_events::stats::percentile(&mut sorted, 95.0),
             g2g_ms: self.g2g_ms,
             g2g_interpolated: self.g2g_interpolated,
             scored_frames: self.scored,
@@ -473,7 +463,7 @@ impl QoeProbe {
                                 sink.emit(
                                     rtclab_events::PeerRole::Receiver,
                                     rtclab_events::Event::Note {
-                                        level: "warn".into(),
+                                        level: rtclab_events::NoteLevel::Warn,
                                         message: format!("no PSNR/SSIM: cannot regenerate the testsrc2 reference: {e}"),
                                     },
                                 );
@@ -612,13 +602,5 @@ mod tests {
         assert!(!tags.enabled());
         tags.on_packet(&packet(1000, &[(3, &[0; 8])]));
         assert_eq!(tags.take(1000), FrameInfo::default());
-    }
-
-    #[test]
-    fn percentiles_by_nearest_rank() {
-        let mut v: Vec<f64> = (1..=20).map(f64::from).collect();
-        assert_eq!(percentile(&mut v, 50.0), Some(10.0));
-        assert_eq!(percentile(&mut v, 95.0), Some(19.0));
-        assert_eq!(percentile(&mut [], 50.0), None);
     }
 }

@@ -1,20 +1,20 @@
 //! The receiving media loop: RTP → frames (webrtc-rs `SampleBuilder`) → libavcodec decoder.
 //!
-//! A decoder does not report a lost reference (`../shared/notes/ffmpeg.md`): the picture just
+//! A decoder does not report a lost reference (docs/notes/ffmpeg.md#lost-references-are-silent): the picture just
 //! degrades until the next keyframe. So the receiver itself refuses to decode past a hole: after a
 //! frame is lost, or a decode error, it skips frames until a keyframe arrives and asks for one with
 //! a PLI (RFC 4585 §6.3.1), rate-limited so one loss does not become a PLI storm.
 
 use crate::error::PeerError;
+use crate::interceptors::counters::SharedCounters;
 use crate::qoe::{ExtIds, FrameInfo, FrameTags, QoeProbe};
-use crate::tap::SharedCounters;
 use bytes::Bytes;
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use rtc::rtp::packetizer::Depacketizer;
-use rtclab_events::{Event, EventSink, MediaStats, PeerRole};
+use rtclab_events::{Event, EventSink, MediaStats, PeerRole, PliReason};
 use rtclab_media::{Codec, Decoder};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,7 +192,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
     let decoder = Decoder::new(codec)?;
     let counters = Arc::new(Mutex::new(RecvCounters::default()));
     let running = Arc::new(AtomicBool::new(true));
-    let (pli_tx, mut pli_rx) = mpsc::unbounded_channel::<&'static str>();
+    let (pli_tx, mut pli_rx) = mpsc::unbounded_channel::<PliReason>();
     let (probe, qoe) = QoeProbe::new(ctx.runtime.as_ref(), ctx.sink.clone());
     let frames = spawn_decoder_thread(
         decoder,
@@ -227,13 +227,13 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                     Some(reason) = pli_rx.recv() => {
                         let now = runtime.now();
                         // "interval" PLIs are the caller's explicit request; loss PLIs are limited.
-                        if reason != "interval"
+                        if reason != PliReason::Interval
                             && last_pli.is_some_and(|t| now.saturating_duration_since(t) < PLI_MIN_INTERVAL)
                         {
                             continue;
                         }
                         last_pli = Some(now);
-                        sink.emit(PeerRole::Receiver, Event::DecoderPli { reason: reason.to_owned() });
+                        sink.emit(PeerRole::Receiver, Event::DecoderPli { reason });
                         counters.lock().unwrap_or_else(|e| e.into_inner()).plis += 1;
                         let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
                         if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
@@ -260,7 +260,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                 sink.emit(
                     PeerRole::Receiver,
                     Event::DecoderPli {
-                        reason: "interval".into(),
+                        reason: PliReason::Interval,
                     },
                 );
                 counters.lock().unwrap_or_else(|e| e.into_inner()).plis += 1;
@@ -296,7 +296,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                 sink.emit(
                     PeerRole::Receiver,
                     Event::MediaStats(MediaStats {
-                        direction: "recv".into(),
+                        direction: rtclab_events::MediaDirection::Recv,
                         packets: w.rtp_in,
                         bytes: w.rtp_in_bytes,
                         frames: c.frames_decoded,
@@ -379,7 +379,7 @@ fn spawn_decoder_thread(
     runtime: Arc<dyn Runtime>,
     sink: EventSink,
     counters: Arc<Mutex<RecvCounters>>,
-    pli: mpsc::UnboundedSender<&'static str>,
+    pli: mpsc::UnboundedSender<PliReason>,
 ) -> Result<FrameTx, PeerError> {
     let (tx, rx) = std::sync::mpsc::channel::<(Bytes, Duration, FrameInfo)>();
     std::thread::Builder::new()
@@ -429,7 +429,7 @@ fn spawn_decoder_thread(
                                 message: e.to_string(),
                             },
                         );
-                        let _ = pli.send("decode error");
+                        let _ = pli.send(PliReason::DecodeError);
                     }
                 }
             }
@@ -447,7 +447,7 @@ struct Assembler {
     waiting_for_keyframe: bool,
     frames: FrameTx,
     counters: Arc<Mutex<RecvCounters>>,
-    pli: mpsc::UnboundedSender<&'static str>,
+    pli: mpsc::UnboundedSender<PliReason>,
 }
 
 enum Builder {
@@ -479,7 +479,7 @@ impl Assembler {
         codec: Codec,
         frames: FrameTx,
         counters: Arc<Mutex<RecvCounters>>,
-        pli: mpsc::UnboundedSender<&'static str>,
+        pli: mpsc::UnboundedSender<PliReason>,
     ) -> Self {
         let builder = match codec {
             Codec::H264 => Builder::H264(builder(H264Packet::default())),
@@ -521,7 +521,7 @@ impl Assembler {
             if self.waiting_for_keyframe && !key {
                 c.frames_skipped += 1;
                 drop(c);
-                let _ = self.pli.send("frame lost; waiting for a keyframe");
+                let _ = self.pli.send(PliReason::FrameLost);
                 continue;
             }
             self.waiting_for_keyframe = false;

@@ -10,13 +10,13 @@
 use crate::bwe::TargetHandle;
 use crate::config::PeerConfig;
 use crate::error::PeerError;
+use crate::interceptors::counters::SharedCounters;
 use crate::qoe::{ExtIds, SourceTag, WallAnchor};
-use crate::tap::SharedCounters;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::packetizer::Packetizer;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
-use rtclab_events::{Event, EventSink, MediaStats, PeerRole};
+use rtclab_events::{Event, EventSink, KeyframeReason, MediaStats, PeerRole};
 use rtclab_media::{
     AdaptOutput, AdaptiveEncoder, EncoderConfig, Resolution, SourceSpec, VideoSource,
 };
@@ -54,7 +54,7 @@ pub struct SenderContext {
 /// A request for a keyframe, with when it arrived on the session clock.
 #[derive(Debug, Clone)]
 struct KeyframeRequest {
-    reason: &'static str,
+    reason: KeyframeReason,
     at: Instant,
 }
 
@@ -138,9 +138,9 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
                 for p in packets {
                     let any = p.as_any();
                     let reason = if any.is::<PictureLossIndication>() {
-                        "pli"
+                        KeyframeReason::Pli
                     } else if any.is::<FullIntraRequest>() {
-                        "fir"
+                        KeyframeReason::Fir
                     } else {
                         continue;
                     };
@@ -287,7 +287,7 @@ impl SendLoop {
         let mut last_stats = StatsSnapshot::default();
         // The first frame out of an encoder is a keyframe anyway; log it as such.
         let mut pending_reason: Option<KeyframeRequest> = Some(KeyframeRequest {
-            reason: "start",
+            reason: KeyframeReason::Start,
             at: ctx.runtime.now(),
         });
         let (min, max) = (f64::from(ctx.cfg.min_bps), f64::from(ctx.cfg.max_bps));
@@ -301,7 +301,7 @@ impl SendLoop {
                 .take()
                 .or_else(|| {
                     ctx.target.take_probe().then(|| KeyframeRequest {
-                        reason: "probe",
+                        reason: KeyframeReason::Probe,
                         at: ctx.runtime.now(),
                     })
                 });
@@ -331,7 +331,7 @@ impl SendLoop {
                     ctx.sink.emit(
                         role,
                         Event::Note {
-                            level: "error".into(),
+                            level: rtclab_events::NoteLevel::Error,
                             message: format!("encoding stopped: {e}"),
                         },
                     );
@@ -356,7 +356,7 @@ impl SendLoop {
                 );
                 // The new size starts with a keyframe; log it with its cause.
                 pending_reason.get_or_insert(KeyframeRequest {
-                    reason: "resize",
+                    reason: KeyframeReason::Resize,
                     at: now,
                 });
             }
@@ -368,11 +368,11 @@ impl SendLoop {
                 if frame.keyframe {
                     window.keyframes += 1;
                     if let Some(r) = pending_reason.take() {
-                        probe = r.reason == "probe";
+                        probe = r.reason == KeyframeReason::Probe;
                         ctx.sink.emit(
                             role,
                             Event::EncoderKeyframe {
-                                reason: r.reason.to_owned(),
+                                reason: r.reason,
                                 frame_index: frame.frame_index,
                                 after_request_ms: Some(
                                     now.saturating_duration_since(r.at).as_secs_f64() * 1000.0,
@@ -470,7 +470,7 @@ impl SendLoop {
         ctx.sink.emit(
             PeerRole::Sender,
             Event::MediaStats(MediaStats {
-                direction: "send".into(),
+                direction: rtclab_events::MediaDirection::Send,
                 packets: c.rtp_out,
                 bytes: c.rtp_out_bytes,
                 frames: frames_total,

@@ -356,12 +356,15 @@ mod tests {
         });
         for i in 1..8 {
             let t = f64::from(i);
-            for (peer, dir) in [(PeerRole::Sender, "send"), (PeerRole::Receiver, "recv")] {
+            for (peer, dir) in [
+                (PeerRole::Sender, rtclab_events::MediaDirection::Send),
+                (PeerRole::Receiver, rtclab_events::MediaDirection::Recv),
+            ] {
                 v.push(Record {
                     t,
                     peer,
                     event: Event::MediaStats(MediaStats {
-                        direction: dir.into(),
+                        direction: dir,
                         frames: 30 * i as u64,
                         bitrate_bps: 1.2e6,
                         fps: 30.0,
@@ -456,14 +459,26 @@ mod tests {
                 });
             }
             for (peer, dir, bps, fps, frames) in [
-                (PeerRole::Sender, "send", send, 30.0, frames_s),
-                (PeerRole::Receiver, "recv", recv, fps_r, frames_r),
+                (
+                    PeerRole::Sender,
+                    rtclab_events::MediaDirection::Send,
+                    send,
+                    30.0,
+                    frames_s,
+                ),
+                (
+                    PeerRole::Receiver,
+                    rtclab_events::MediaDirection::Recv,
+                    recv,
+                    fps_r,
+                    frames_r,
+                ),
             ] {
                 v.push(Record {
                     t,
                     peer,
                     event: Event::MediaStats(MediaStats {
-                        direction: dir.into(),
+                        direction: dir,
                         frames,
                         lost,
                         retransmitted: rtx,

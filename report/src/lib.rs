@@ -3,23 +3,27 @@
 //!
 //! [`RunReport::from_records`] is the pure computation; [`write_html`] renders `report.html` (with
 //! the plots inline and as `plots/*.svg`), [`print_tables`] the terminal view of `rtclab report`,
-//! and [`sweep_table`] compares several runs.
+//! and [`sweep_table`] compares several runs. [`Summary`] is `summary.json`'s backbone, and
+//! [`summary::merged`] adds the report's figures to it.
 
 mod html;
+pub mod ice;
 mod impair;
 mod metrics;
 mod path;
 mod plots;
+pub mod summary;
 mod tables;
 
 pub use html::write_html;
+pub use ice::{IceCandidateRow, PathSummary, SelectedPairRow};
 pub use metrics::{
-    CapacityDrop, CapacityRise, Freeze, IceCandidateRow, ImpairTotals, RtcpCount, RunReport,
-    SecondSample, SelectedPairRow,
+    CapacityDrop, CapacityRise, Freeze, ImpairTotals, RtcpCount, RunReport, SecondSample,
 };
 pub use path::{PathCandidate, PathReport, PeerPath, TurnTotals, pair_priority};
 pub use plots::{PLOT_NAMES, Plot, comparison_plot, render_plots};
-pub use tables::{bench_table, print_tables, sweep_table};
+pub use summary::Summary;
+pub use tables::{bench_table, print_summary, print_tables, sweep_table};
 
 use std::path::PathBuf;
 

@@ -1,7 +1,8 @@
 //! [`RunReport`]: the per-second time series and the figures of one run, from its records.
 
+use crate::ice::{IceCandidateRow, SelectedPairRow};
 use crate::impair::{self, CapacityStep, ImpairData, ImpairSample};
-use rtclab_events::{Candidate, Direction, Event, MediaStats, PeerRole, Record, Rtcp, Side};
+use rtclab_events::{Direction, Event, MediaStats, PeerRole, Record, Rtcp};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -93,46 +94,6 @@ pub struct CapacityRise {
     pub goal_bps: Option<f64>,
     /// Time from the rise to the first target ≥ `goal_bps`; `None` if never reached.
     pub recovery_s: Option<f64>,
-}
-
-/// An ICE candidate one peer logged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IceCandidateRow {
-    /// The peer that logged it.
-    pub peer: String,
-    /// `local` (gathered) or `remote` (learned).
-    pub side: String,
-    /// host, srflx, prflx or relay.
-    pub candidate_type: String,
-    /// udp or tcp.
-    pub protocol: String,
-    /// address:port.
-    pub address: String,
-    /// Base address:port of a srflx/prflx/relay candidate.
-    pub related_address: Option<String>,
-    /// STUN/TURN server it came from.
-    pub url: Option<String>,
-}
-
-/// A pair ICE selected, as one peer saw it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SelectedPairRow {
-    /// When it was selected, s.
-    pub t_s: f64,
-    /// The peer that logged it.
-    pub peer: String,
-    /// Local candidate type.
-    pub local_type: String,
-    /// Local protocol.
-    pub local_protocol: String,
-    /// Local address:port.
-    pub local_address: String,
-    /// Remote candidate type.
-    pub remote_type: String,
-    /// Remote protocol.
-    pub remote_protocol: String,
-    /// Remote address:port.
-    pub remote_address: String,
 }
 
 /// RTCP packets of one type that one peer sent or received.
@@ -298,10 +259,6 @@ fn peer_name(p: PeerRole) -> String {
     p.to_string()
 }
 
-fn addr(c: &Candidate) -> String {
-    format!("{}:{}", c.address, c.port)
-}
-
 fn dir_name(d: Direction) -> &'static str {
     match d {
         Direction::In => "in",
@@ -362,14 +319,22 @@ fn target_at(target: &[(f64, f64)], t: f64) -> Option<f64> {
 
 fn sender_stats(r: &Record, sending: PeerRole) -> Option<&MediaStats> {
     match &r.event {
-        Event::MediaStats(m) if r.peer == sending && m.direction == "send" => Some(m),
+        Event::MediaStats(m)
+            if r.peer == sending && m.direction == rtclab_events::MediaDirection::Send =>
+        {
+            Some(m)
+        }
         _ => None,
     }
 }
 
 fn receiver_stats(r: &Record, receiving: PeerRole) -> Option<&MediaStats> {
     match &r.event {
-        Event::MediaStats(m) if r.peer == receiving && m.direction == "recv" => Some(m),
+        Event::MediaStats(m)
+            if r.peer == receiving && m.direction == rtclab_events::MediaDirection::Recv =>
+        {
+            Some(m)
+        }
         _ => None,
     }
 }
@@ -398,6 +363,8 @@ impl RunReport {
             config: serde_json::Value::Null,
             ..Default::default()
         };
+        rep.ice_candidates = crate::ice::candidate_rows(records);
+        rep.ice_selected_pairs = crate::ice::selected_pairs(records);
         let end_t = records.iter().map(|r| r.t).fold(0.0_f64, f64::max);
         rep.log_duration_s = end_t;
         rep.raw.end_t = end_t;
@@ -419,11 +386,7 @@ impl RunReport {
         let mut rtcp: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         let receiving = rtclab_events::receiving_peer(records);
         let sending = rtclab_events::sending_peer(records);
-        // A browser receiver's feedback is seen where it arrives: at the sender's tap.
-        let (fb_peer, fb_dir) = match receiving {
-            PeerRole::Browser => (PeerRole::Sender, Direction::In),
-            _ => (PeerRole::Receiver, Direction::Out),
-        };
+        let (fb_peer, fb_dir) = rtclab_events::feedback_seen_at(receiving);
         let mut prev_send: Option<&MediaStats> = None;
         let mut prev_recv: Option<&MediaStats> = None;
         let mut rtts = Vec::new();
@@ -508,43 +471,7 @@ impl RunReport {
                         duration_ms: d,
                     });
                 }
-                Event::IceCandidate { side, candidate } => {
-                    let row = IceCandidateRow {
-                        peer: peer_name(r.peer),
-                        side: match side {
-                            Side::Local => "local",
-                            Side::Remote => "remote",
-                        }
-                        .to_owned(),
-                        candidate_type: candidate.typ.clone(),
-                        protocol: candidate.protocol.clone(),
-                        address: addr(candidate),
-                        related_address: candidate.related_address.as_ref().map(
-                            |a| match candidate.related_port {
-                                Some(p) => format!("{a}:{p}"),
-                                None => a.clone(),
-                            },
-                        ),
-                        url: candidate.url.clone(),
-                    };
-                    // Trickle and end-of-gathering may log the same candidate twice.
-                    if !rep.ice_candidates.contains(&row) {
-                        rep.ice_candidates.push(row);
-                    }
-                }
-                Event::IceSelectedPair { local, remote } => {
-                    rep.ice_selected_pairs.push(SelectedPairRow {
-                        t_s: r.t,
-                        peer: peer_name(r.peer),
-                        local_type: local.typ.clone(),
-                        local_protocol: local.protocol.clone(),
-                        local_address: addr(local),
-                        remote_type: remote.typ.clone(),
-                        remote_protocol: remote.protocol.clone(),
-                        remote_address: addr(remote),
-                    });
-                }
-                Event::Note { level, message } if level != "info" => {
+                Event::Note { level, message } if *level != rtclab_events::NoteLevel::Info => {
                     rep.report_notes
                         .push(format!("{level} at {:.1} s ({}): {message}", r.t, r.peer));
                 }
@@ -828,11 +755,10 @@ mod tests {
             peer,
             Event::MediaStats(MediaStats {
                 direction: if peer == PeerRole::Sender {
-                    "send"
+                    rtclab_events::MediaDirection::Send
                 } else {
-                    "recv"
-                }
-                .into(),
+                    rtclab_events::MediaDirection::Recv
+                },
                 frames,
                 lost,
                 retransmitted: rtx,

@@ -98,7 +98,7 @@ fn from_event(c: &Candidate) -> PathCandidate {
     PathCandidate {
         candidate_type: c.typ.clone(),
         protocol: c.protocol.clone(),
-        address: format!("{}:{}", c.address, c.port),
+        address: crate::ice::endpoint(c),
         priority: c.priority,
         url: c.url.clone(),
         relay_protocol: c.relay_protocol.clone(),

@@ -1,26 +1,11 @@
 //! The run summary, computed from the event log alone so that `summary.json` always agrees with
 //! `events.jsonl` and `rtclab report` can recompute it from any log.
 
-use rtclab_events::{Candidate, Direction, Event, MediaStats, PeerRole, Record};
+use crate::RunReport;
+use crate::ice::PathSummary;
+use rtclab_events::{Direction, Event, MediaDirection, MediaStats, PeerRole, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// The ICE path a session used, as one side saw it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct PathSummary {
-    /// Local candidate type (host, srflx, prflx, relay).
-    pub local_type: String,
-    /// Local transport protocol.
-    pub local_protocol: String,
-    /// Local address:port.
-    pub local_address: String,
-    /// Remote candidate type.
-    pub remote_type: String,
-    /// Remote transport protocol.
-    pub remote_protocol: String,
-    /// Remote address:port.
-    pub remote_address: String,
-}
 
 /// `summary.json`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -103,7 +88,11 @@ pub struct Summary {
     pub ssim_mean: Option<f64>,
 }
 
-fn last_stats<'a>(records: &'a [Record], peer: PeerRole, dir: &str) -> Option<&'a MediaStats> {
+fn last_stats<'a>(
+    records: &'a [Record],
+    peer: PeerRole,
+    dir: MediaDirection,
+) -> Option<&'a MediaStats> {
     records.iter().rev().find_map(|r| match &r.event {
         Event::MediaStats(s) if r.peer == peer && s.direction == dir => Some(s),
         _ => None,
@@ -119,15 +108,18 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-fn path(local: &Candidate, remote: &Candidate) -> PathSummary {
-    PathSummary {
-        local_type: local.typ.clone(),
-        local_protocol: local.protocol.clone(),
-        local_address: format!("{}:{}", local.address, local.port),
-        remote_type: remote.typ.clone(),
-        remote_protocol: remote.protocol.clone(),
-        remote_address: format!("{}:{}", remote.address, remote.port),
+/// `summary.json`: the summary plus the report's figures (utilisation, queuing delay, freezes,
+/// reaction and recovery times, impairment totals); the summary's fields win on a clash.
+pub fn merged(summary: &Summary, report: &RunReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(summary).unwrap_or_default();
+    if let (Some(obj), serde_json::Value::Object(figures)) =
+        (value.as_object_mut(), report.figures_json())
+    {
+        for (k, v) in figures {
+            obj.entry(k).or_insert(v);
+        }
     }
+    value
 }
 
 impl Summary {
@@ -136,11 +128,7 @@ impl Summary {
         let mut s = Summary::default();
         let receiving = rtclab_events::receiving_peer(records);
         let sending = rtclab_events::sending_peer(records);
-        // A browser receiver's feedback is seen where it arrives: at the sender's tap.
-        let (fb_peer, fb_dir) = match receiving {
-            PeerRole::Browser => (PeerRole::Sender, Direction::In),
-            _ => (PeerRole::Receiver, Direction::Out),
-        };
+        let (fb_peer, fb_dir) = rtclab_events::feedback_seen_at(receiving);
         for r in records {
             match &r.event {
                 Event::SessionStart {
@@ -180,16 +168,6 @@ impl Summary {
                         .entry(format!("{} {side} {}", r.peer, candidate.typ))
                         .or_default() += 1;
                 }
-                Event::IceSelectedPair { local, remote } if r.peer != PeerRole::Receiver => {
-                    if s.selected_pair.is_some() {
-                        s.selected_pair_changes += 1;
-                    }
-                    s.selected_pair = Some(path(local, remote));
-                }
-                Event::IceSelectedPair { local, remote } if s.selected_pair.is_none() => {
-                    // A receiver-only log (the sender is elsewhere): use its view.
-                    s.selected_pair = Some(path(remote, local));
-                }
                 Event::BweEstimate { .. } => s.bwe_estimates += 1,
                 Event::EncoderRate {
                     keyframes, codec, ..
@@ -201,11 +179,25 @@ impl Summary {
                 _ => {}
             }
         }
+        let receiver = PeerRole::Receiver.to_string();
+        for p in crate::ice::selected_pairs(records) {
+            if p.peer != receiver {
+                if s.selected_pair.is_some() {
+                    s.selected_pair_changes += 1;
+                }
+                s.selected_pair = Some(p.pair);
+            } else if s.selected_pair.is_none() {
+                // A receiver-only log (the sender is elsewhere): use its view.
+                s.selected_pair = Some(p.pair.reversed());
+            }
+        }
         let sender_stats: Vec<&MediaStats> = records
             .iter()
             .filter(|r| r.peer == sending)
             .filter_map(|r| match &r.event {
-                Event::MediaStats(m) if m.direction == "send" => Some(m),
+                Event::MediaStats(m) if m.direction == rtclab_events::MediaDirection::Send => {
+                    Some(m)
+                }
                 _ => None,
             })
             .collect();
@@ -213,7 +205,7 @@ impl Summary {
             .iter()
             .filter(|r| {
                 r.peer == sending
-                    && matches!(&r.event, Event::MediaStats(m) if m.direction == "send")
+                    && matches!(&r.event, Event::MediaStats(m) if m.direction == rtclab_events::MediaDirection::Send)
             })
             .map(|r| r.t)
             .collect();
@@ -221,14 +213,14 @@ impl Summary {
             // The first statistics line closes the first second of media.
             s.duration_s = ((last - first + 1.0) * 10.0).round() / 10.0;
         }
-        if let Some(st) = last_stats(records, sending, "send") {
+        if let Some(st) = last_stats(records, sending, MediaDirection::Send) {
             s.frames_sent = st.frames;
             s.packets_sent = st.packets;
             s.retransmissions = st.retransmitted;
             s.fec_packets_sent = st.fec_packets;
             s.fec_overhead = st.fec_bytes as f64 / st.bytes.max(1) as f64;
         }
-        if let Some(st) = last_stats(records, receiving, "recv") {
+        if let Some(st) = last_stats(records, receiving, MediaDirection::Recv) {
             s.frames_decoded = st.frames;
             s.packets_received = st.packets;
             s.packets_lost = st.lost;
@@ -240,7 +232,9 @@ impl Summary {
         s.qoe_from(records);
         s.mean_send_bps = mean(sender_stats.iter().map(|m| m.bitrate_bps));
         s.mean_recv_bps = mean(records.iter().filter_map(|r| match &r.event {
-            Event::MediaStats(m) if r.peer == receiving && m.direction == "recv" => {
+            Event::MediaStats(m)
+                if r.peer == receiving && m.direction == rtclab_events::MediaDirection::Recv =>
+            {
                 Some(m.bitrate_bps)
             }
             _ => None,
@@ -280,8 +274,8 @@ impl Summary {
             }
         }
         let round = |x: f64, k: f64| (x * k).round() / k;
-        self.g2g_p50_ms = crate::qoe::percentile(&mut g2g, 50.0).map(|v| round(v, 10.0));
-        self.g2g_p95_ms = crate::qoe::percentile(&mut g2g, 95.0).map(|v| round(v, 10.0));
+        self.g2g_p50_ms = rtclab_events::stats::percentile(&mut g2g, 50.0).map(|v| round(v, 10.0));
+        self.g2g_p95_ms = rtclab_events::stats::percentile(&mut g2g, 95.0).map(|v| round(v, 10.0));
         self.scored_frames = n;
         if n > 0 {
             self.psnr_mean_db = Some(round(psnr / n as f64, 100.0));

@@ -2,6 +2,7 @@
 //! `rtclab report`, and the comparison table of a sweep.
 
 use crate::metrics::RunReport;
+use crate::summary::Summary;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, Table};
 use serde_json::Value;
@@ -293,10 +294,13 @@ pub(crate) fn pair_rows(r: &RunReport) -> Vec<[String; 4]> {
             [
                 format!("{:.2} s", p.t_s),
                 p.peer.clone(),
-                format!("{} {} {}", p.local_type, p.local_protocol, p.local_address),
                 format!(
                     "{} {} {}",
-                    p.remote_type, p.remote_protocol, p.remote_address
+                    p.pair.local_type, p.pair.local_protocol, p.pair.local_address
+                ),
+                format!(
+                    "{} {} {}",
+                    p.pair.remote_type, p.pair.remote_protocol, p.pair.remote_address
                 ),
             ]
         })
@@ -784,4 +788,83 @@ mod tests {
         assert!(s.contains("none (clean link"));
         assert!(s.contains("link utilisation"));
     }
+}
+
+/// The run summary as `rtclab run` and `rtclab peer` print it: one line per aspect.
+pub fn print_summary(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
+    let kbps = |b: f64| format!("{:.0} kbps", b / 1000.0);
+    writeln!(
+        out,
+        "scenario        {}",
+        s.scenario.as_deref().unwrap_or("-")
+    )?;
+    writeln!(out, "codec           {}", s.codec)?;
+    writeln!(out, "duration        {:.1} s", s.duration_s)?;
+    writeln!(
+        out,
+        "frames          sent {}  decoded {} ({:.1} %)  decode errors {}  keyframes {}",
+        s.frames_sent,
+        s.frames_decoded,
+        s.decoded_ratio() * 100.0,
+        s.decode_errors,
+        s.keyframes
+    )?;
+    writeln!(
+        out,
+        "packets         sent {}  received {}  lost {}  retransmitted {}",
+        s.packets_sent, s.packets_received, s.packets_lost, s.retransmissions
+    )?;
+    if s.fec_packets_sent > 0 {
+        writeln!(
+            out,
+            "FEC             repair packets sent {} ({:.1} % of the bytes)  media packets recovered {}",
+            s.fec_packets_sent,
+            s.fec_overhead * 100.0,
+            s.fec_recovered
+        )?;
+    }
+    writeln!(
+        out,
+        "feedback        NACK {} ({} seqs)  PLI {}  FIR {}",
+        s.nacks, s.nacked_packets, s.plis, s.firs
+    )?;
+    writeln!(
+        out,
+        "bitrate         target {}  encoder {}  sent {}  received {}",
+        kbps(s.mean_target_bps),
+        kbps(s.mean_encoder_bps),
+        kbps(s.mean_send_bps),
+        kbps(s.mean_recv_bps)
+    )?;
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.0} ms"));
+    writeln!(
+        out,
+        "quality         glass-to-glass p50 {}  p95 {}  PSNR {}  SSIM {}  freezes {} ({:.0} ms)",
+        ms(s.g2g_p50_ms),
+        ms(s.g2g_p95_ms),
+        s.psnr_mean_db
+            .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.1} dB")),
+        s.ssim_mean
+            .map_or_else(|| "n/a".to_owned(), |x| format!("{x:.3}")),
+        s.freezes,
+        s.freeze_ms
+    )?;
+    match &s.selected_pair {
+        Some(p) => writeln!(
+            out,
+            "ICE path        {} {} {}  <->  {} {} {}",
+            p.local_type,
+            p.local_protocol,
+            p.local_address,
+            p.remote_type,
+            p.remote_protocol,
+            p.remote_address
+        )?,
+        None => writeln!(out, "ICE path        none selected")?,
+    }
+    if !s.rtcp.is_empty() {
+        let rtcp: Vec<String> = s.rtcp.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(out, "RTCP            {}", rtcp.join("  "))?;
+    }
+    Ok(())
 }

@@ -6,10 +6,10 @@
 //! `rtclab run` into `OUT/<scenario>/<leg>/`, so each has its log, summary and report; the bench
 //! adds `bench.txt`/`bench.json` and one comparison plot per scenario.
 
-use crate::config::CcKind;
-use crate::error::PeerError;
-use crate::session::{RunRequest, run_scenario};
+use crate::error::RunError;
+use crate::run::{RunRequest, run_scenario};
 use rtclab_events::read_log;
+use rtclab_peer::config::CcKind;
 use rtclab_scenarios::Scenario;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -74,12 +74,12 @@ pub async fn run_cc_bench(
     req: &BenchRequest,
     interrupt: impl Future<Output = ()>,
     mut on_leg: impl FnMut(&str),
-) -> Result<(Vec<BenchRow>, String), PeerError> {
+) -> Result<(Vec<BenchRow>, String), RunError> {
     // Parse every scenario before running any, so a typo fails in a second, not an hour.
     let scenarios = req
         .scenarios
         .iter()
-        .map(|p| Scenario::load(p).map_err(|e| PeerError::Failed(e.to_string())))
+        .map(|p| Scenario::load(p).map_err(|e| RunError::Failed(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     tokio::pin!(interrupt);
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -133,13 +133,13 @@ pub async fn run_cc_bench(
     Ok((rows, table))
 }
 
-fn write(dir: &Path, name: &str, body: String) -> Result<(), PeerError> {
-    std::fs::create_dir_all(dir).map_err(|source| PeerError::Io {
+fn write(dir: &Path, name: &str, body: String) -> Result<(), RunError> {
+    std::fs::create_dir_all(dir).map_err(|source| RunError::Io {
         path: dir.to_owned(),
         source,
     })?;
     let path = dir.join(name);
-    std::fs::write(&path, body).map_err(|source| PeerError::Io { path, source })
+    std::fs::write(&path, body).map_err(|source| RunError::Io { path, source })
 }
 
 /// `DIR/comparison.svg`: capacity and every leg's target and send rate. A plot that cannot be

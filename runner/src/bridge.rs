@@ -102,7 +102,7 @@ fn media_stats(stats: &Value, key: &str, prev: Option<Counters>) -> Option<(Medi
     };
     let m = if recv {
         MediaStats {
-            direction: "recv".into(),
+            direction: rtclab_events::MediaDirection::Recv,
             packets: u64_of(rtp, "packetsReceived"),
             bytes,
             frames: u64_of(rtp, "framesDecoded"),
@@ -125,7 +125,7 @@ fn media_stats(stats: &Value, key: &str, prev: Option<Counters>) -> Option<(Medi
         }
     } else {
         MediaStats {
-            direction: "send".into(),
+            direction: rtclab_events::MediaDirection::Send,
             packets: u64_of(rtp, "packetsSent"),
             bytes,
             frames: u64_of(rtp, "framesEncoded"),
@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(m.bitrate_bps, 1_000_000.0, "125 kB in 1 s is 1 Mbps");
         assert_eq!((m.frames, m.lost, m.freezes), (30, 2, 1));
         assert_eq!(m.freeze_ms, 250.0);
-        assert_eq!(m.direction, "recv");
+        assert_eq!(m.direction, rtclab_events::MediaDirection::Recv);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! The page is the same one `rtclab demo` serves; it joins the room, answers the Rust sender's
 //! offer, plays the video and sends its `getStats()` once a second (see [`crate::bridge`]).
 
-use crate::error::PeerError;
+use crate::error::RunError;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use tokio::process::{Child, Command};
@@ -36,13 +36,13 @@ const FLAGS: &[&str] = &[
 
 /// Finds Chromium: `$RTCLAB_CHROMIUM`, else `chromium`, `chromium-browser`, `google-chrome` on
 /// `PATH`.
-pub fn find_chromium() -> Result<PathBuf, PeerError> {
+pub fn find_chromium() -> Result<PathBuf, RunError> {
     if let Some(p) = std::env::var_os(CHROMIUM_ENV) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(PeerError::Failed(format!(
+            Err(RunError::Failed(format!(
                 "{CHROMIUM_ENV}={} is not a file; point it at a Chromium binary",
                 p.display()
             )))
@@ -57,7 +57,7 @@ pub fn find_chromium() -> Result<PathBuf, PeerError> {
             }
         }
     }
-    Err(PeerError::Failed(
+    Err(RunError::Failed(
         "Chromium not found: a browser receiver needs it. Install it (`./lab deps` does, or \
          `apt-get install chromium`), or set RTCLAB_CHROMIUM to its binary, or use receiver = \"rust\""
             .into(),
@@ -83,9 +83,9 @@ pub struct FakeCamera {
 impl FakeCamera {
     /// Writes the clip the camera plays (a few seconds of Y4M, in a folder removed when the
     /// returned clip is dropped), off the async runtime: 720p takes about a second.
-    pub async fn write_clip(self) -> Result<CameraClip, PeerError> {
+    pub async fn write_clip(self) -> Result<CameraClip, RunError> {
         tokio::task::spawn_blocking(move || {
-            let dir = tempfile::tempdir().map_err(|source| PeerError::Io {
+            let dir = tempfile::tempdir().map_err(|source| RunError::Io {
                 path: std::env::temp_dir(),
                 source,
             })?;
@@ -95,7 +95,7 @@ impl FakeCamera {
             Ok(CameraClip { path, _dir: dir })
         })
         .await
-        .map_err(|e| PeerError::Failed(format!("writing the fake camera's clip: {e}")))?
+        .map_err(|e| RunError::Failed(format!("writing the fake camera's clip: {e}")))?
     }
 }
 
@@ -119,17 +119,13 @@ pub struct Chromium {
 impl Chromium {
     /// Starts Chromium on `url`, its stderr in `log`; `camera`: the clip its fake camera plays
     /// (without it, Chromium's own generated picture), kept until the browser is dropped.
-    pub fn launch(
-        url: &str,
-        log: &Path,
-        camera: Option<CameraClip>,
-    ) -> Result<Chromium, PeerError> {
+    pub fn launch(url: &str, log: &Path, camera: Option<CameraClip>) -> Result<Chromium, RunError> {
         let bin = find_chromium()?;
-        let profile = tempfile::tempdir().map_err(|source| PeerError::Io {
+        let profile = tempfile::tempdir().map_err(|source| RunError::Io {
             path: std::env::temp_dir(),
             source,
         })?;
-        let log_file = std::fs::File::create(log).map_err(|source| PeerError::Io {
+        let log_file = std::fs::File::create(log).map_err(|source| RunError::Io {
             path: log.to_owned(),
             source,
         })?;
@@ -153,7 +149,7 @@ impl Chromium {
         }
         let child = cmd
             .spawn()
-            .map_err(|e| PeerError::Failed(format!("cannot start {}: {e}", bin.display())))?;
+            .map_err(|e| RunError::Failed(format!("cannot start {}: {e}", bin.display())))?;
         Ok(Chromium {
             child,
             log: log.to_owned(),

@@ -7,12 +7,13 @@
 //! it can chart the sender's target and encoder bitrate next to what it receives.
 
 use crate::bridge::BrowserBridge;
-use crate::clock::RuntimeClock;
-use crate::config::PeerConfig;
-use crate::error::PeerError;
-use crate::peer::{PeerExit, run_peer};
-use crate::summary::Summary;
+use crate::error::RunError;
+use crate::ice_servers;
 use rtclab_events::{EventSink, Record, read_log};
+use rtclab_peer::clock::RuntimeClock;
+use rtclab_peer::config::PeerConfig;
+use rtclab_peer::peer::{PeerExit, run_peer};
+use rtclab_report::Summary;
 use rtclab_signaling::{AppState, ServerMessage};
 use std::collections::HashMap;
 use std::future::Future;
@@ -63,37 +64,16 @@ impl std::fmt::Debug for DemoTurn {
 async fn start_turn(
     turn: &DemoTurn,
     sink: EventSink,
-) -> Result<(rtclab_turn::TurnServer, rtclab_signaling::IceIssuer), PeerError> {
-    if !turn.addr.ip().is_loopback() {
-        // Lab mode relays to loopback peers only; a public address needs a real allow-list.
-        return Err(PeerError::Failed(format!(
-            "--turn {}: the embedded TURN server listens on loopback only",
-            turn.addr
-        )));
-    }
-    // Only this process hands out credentials, so a random secret is enough.
+) -> Result<(rtclab_turn::TurnServer, rtclab_signaling::IceIssuer), RunError> {
     let secret = turn
         .secret
         .clone()
-        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
-    let mut config = rtclab_turn::TurnConfig::loopback(secret.clone());
-    config.udp_addr = turn.addr;
-    let server = match rtclab_turn::TurnServer::start(config.clone(), Some(sink.clone())).await {
-        Ok(s) => s,
-        Err(first) if turn.addr.port() != 0 => {
-            config.udp_addr.set_port(0);
-            let s = rtclab_turn::TurnServer::start(config, Some(sink))
-                .await
-                .map_err(|e| PeerError::Failed(format!("TURN server: {e}")))?;
-            println!(
-                "rtclab demo: TURN port {} unavailable ({first}); using {}",
-                turn.addr.port(),
-                s.udp_addr()
-            );
-            s
-        }
-        Err(e) => return Err(PeerError::Failed(format!("TURN server: {e}"))),
+        .unwrap_or_else(ice_servers::random_secret);
+    let at = ice_servers::Embedded {
+        addr: turn.addr,
+        fallback_to_free_port: true,
     };
+    let server = ice_servers::start_embedded(&at, &secret, Some(sink)).await?;
     let issuer =
         rtclab_signaling::IceIssuer::new(secret, vec![server.stun_url()], vec![server.turn_url()]);
     Ok((server, issuer))
@@ -226,10 +206,10 @@ pub async fn run_demo(
     runtime: Arc<dyn Runtime>,
     interrupt: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(&str),
-) -> Result<(), PeerError> {
+) -> Result<(), RunError> {
     let (listener, addr) = rtclab_signaling::bind(cfg.addr)
         .await
-        .map_err(|e| PeerError::Signaling(format!("{e}; pick another port with --addr")))?;
+        .map_err(|e| RunError::Signaling(format!("{e}; pick another port with --addr")))?;
     // `turn-server/` never clashes with a session folder, which is always `<room>-<time>`.
     let turn_log = cfg
         .out

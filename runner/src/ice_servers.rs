@@ -1,15 +1,20 @@
-//! The STUN/TURN servers of one `rtclab run`, as its scenario's `[ice]` table asks: rtclab's
-//! embedded server or a real coturn on a free loopback port, a secret made for the run, and the
-//! [`IceIssuer`] through which the run's signaling server hands each peer its own TURN REST
-//! credentials in `joined`.
+//! The one way rtclab starts STUN/TURN servers, for `rtclab run`, `rtclab demo` and
+//! `rtclab serve`.
+//!
+//! - [`start_embedded`]: rtclab's embedded server on a loopback address (all three commands);
+//! - [`IceServers::for_run`]: what one `rtclab run` needs, as its scenario's `[ice]` table asks:
+//!   the embedded server or a real coturn on a free loopback port, a secret made for the run,
+//!   and the [`IceIssuer`] through which the run's signaling server hands each peer its own TURN
+//!   REST credentials in `joined`.
 
-use crate::config::{IcePolicy, IceServer};
-use crate::error::PeerError;
+use crate::error::RunError;
 use rtclab_events::{Event, EventSink, PeerRole};
+use rtclab_peer::config::{IcePolicy, IceServer};
 use rtclab_scenarios::{IcePolicyName, IceSpec, TurnKind, TurnTransport};
 use rtclab_signaling::IceIssuer;
 use rtclab_turn::coturn::{Coturn, CoturnConfig};
 use rtclab_turn::{SystemWallClock, TurnConfig, TurnServer, WallClock};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// A running server of a run.
@@ -20,7 +25,7 @@ enum Server {
 }
 
 /// The servers a run started and what the peers are told about them.
-pub(crate) struct RunIce {
+pub struct IceServers {
     server: Option<Server>,
     /// What `joined` hands out (the browser uses it as is; Rust peers do unless `rust_servers`).
     pub issuer: Option<IceIssuer>,
@@ -31,14 +36,14 @@ pub(crate) struct RunIce {
     pub policy: IcePolicy,
 }
 
-impl RunIce {
+impl IceServers {
     /// Starts what `spec` asks for; `turn.*` events of the embedded server go to `sink`.
-    pub async fn start(spec: &IceSpec, sink: &EventSink) -> Result<RunIce, PeerError> {
+    pub async fn for_run(spec: &IceSpec, sink: &EventSink) -> Result<IceServers, RunError> {
         let policy = match spec.policy {
             IcePolicyName::All => IcePolicy::All,
             IcePolicyName::Relay => IcePolicy::Relay,
         };
-        let mut me = RunIce {
+        let mut me = IceServers {
             server: None,
             issuer: None,
             rust_servers: None,
@@ -47,25 +52,27 @@ impl RunIce {
         if spec.turn == TurnKind::None && !spec.stun {
             return Ok(me);
         }
-        // Only this process hands out credentials, so a random secret per run is enough.
-        let secret = format!("{:032x}", rand::random::<u128>());
+        let secret = random_secret();
         let note = |message: String| {
             sink.emit(
                 PeerRole::Lab,
                 Event::Note {
-                    level: "info".into(),
+                    level: rtclab_events::NoteLevel::Info,
                     message,
                 },
             )
         };
         let (stun_url, turn_udp, turn_tcp) = match spec.turn {
             TurnKind::None | TurnKind::Embedded => {
-                let s = TurnServer::start(
-                    TurnConfig::loopback_any_port(secret.clone()),
+                let s = start_embedded(
+                    &Embedded {
+                        addr: ANY_LOOPBACK_PORT,
+                        fallback_to_free_port: false,
+                    },
+                    &secret,
                     Some(sink.clone()),
                 )
-                .await
-                .map_err(|e| PeerError::Failed(format!("embedded STUN/TURN server: {e}")))?;
+                .await?;
                 note(format!(
                     "embedded STUN/TURN server on udp {} (turn.* events below)",
                     s.udp_addr()
@@ -75,13 +82,13 @@ impl RunIce {
                 urls
             }
             TurnKind::Coturn => {
-                let dir = tempfile::tempdir().map_err(|source| PeerError::Io {
+                let dir = tempfile::tempdir().map_err(|source| RunError::Io {
                     path: std::env::temp_dir(),
                     source,
                 })?;
                 let c = Coturn::start(CoturnConfig::loopback(secret.clone(), dir.path()))
                     .await
-                    .map_err(|e| PeerError::Failed(format!("coturn: {e}")))?;
+                    .map_err(|e| RunError::Failed(format!("coturn: {e}")))?;
                 note(format!(
                     "coturn on udp+tcp {} (its log is copied to turnserver.log; coturn writes no turn.* events)",
                     c.addr()
@@ -130,7 +137,7 @@ impl RunIce {
                     sink.emit(
                         PeerRole::Lab,
                         Event::Note {
-                            level: "warn".into(),
+                            level: rtclab_events::NoteLevel::Warn,
                             message: format!("TURN server shutdown: {e}"),
                         },
                     );
@@ -142,5 +149,61 @@ impl RunIce {
                 drop(c);
             }
         }
+    }
+}
+
+/// Any free port on 127.0.0.1.
+pub const ANY_LOOPBACK_PORT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+/// A random shared secret for TURN REST credentials. Enough when only this process hands out
+/// credentials (the secret never leaves it).
+pub fn random_secret() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Where the embedded STUN/TURN server listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Embedded {
+    /// UDP address; must be loopback (port 0: any free port).
+    pub addr: SocketAddr,
+    /// If `addr`'s port is taken (a second demo, another STUN server on 3478), use a free port
+    /// instead of failing.
+    pub fallback_to_free_port: bool,
+}
+
+/// Starts rtclab's embedded STUN/TURN server with REST credentials under `secret`; its `turn.*`
+/// events go to `sink`. Lab mode relays to loopback peers only, so the listener must be
+/// loopback: a public address would need a real allow-list.
+pub async fn start_embedded(
+    at: &Embedded,
+    secret: &str,
+    sink: Option<EventSink>,
+) -> Result<TurnServer, RunError> {
+    if !at.addr.ip().is_loopback() {
+        return Err(RunError::Failed(format!(
+            "--turn {}: the embedded TURN server listens on loopback only",
+            at.addr
+        )));
+    }
+    let mut config = TurnConfig::loopback(secret.to_owned());
+    config.udp_addr = at.addr;
+    match TurnServer::start(config.clone(), sink.clone()).await {
+        Ok(s) => Ok(s),
+        Err(first) if at.fallback_to_free_port && at.addr.port() != 0 => {
+            config.udp_addr.set_port(0);
+            let s = TurnServer::start(config, sink)
+                .await
+                .map_err(|e| RunError::Failed(format!("embedded STUN/TURN server: {e}")))?;
+            println!(
+                "rtclab: TURN port {} unavailable ({first}); using {}",
+                at.addr.port(),
+                s.udp_addr()
+            );
+            Ok(s)
+        }
+        Err(e) => Err(RunError::Failed(format!(
+            "embedded STUN/TURN server on {}: {e}",
+            at.addr
+        ))),
     }
 }

@@ -1,14 +1,14 @@
 //! `rtclab run`: one process, a signaling server on an ephemeral loopback port, a Rust sender and
 //! a Rust receiver, one event log, one summary.
 
-use crate::clock::RuntimeClock;
-use crate::config::{PeerConfig, Role};
-use crate::error::PeerError;
-use crate::pcap::PcapSink;
-use crate::peer::{PeerExit, run_peer};
-use crate::summary::Summary;
+use crate::error::RunError;
 use rtclab_events::{Event, EventSink, PeerRole, read_log};
 use rtclab_media::{Codec, Resolution, SourceSpec};
+use rtclab_peer::clock::RuntimeClock;
+use rtclab_peer::config::{PeerConfig, Role};
+use rtclab_peer::interceptors::pcap::PcapSink;
+use rtclab_peer::peer::{PeerExit, run_peer};
+use rtclab_report::Summary;
 use rtclab_scenarios::{CodecName, ReceiverKind, Scenario};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ pub struct RunRequest {
     /// The page a browser peer opens (default: [`crate::demo::default_web_dir`]).
     pub web_dir: Option<PathBuf>,
     /// Congestion controller of the Rust sender (default: rtclab's).
-    pub cc: Option<crate::config::CcKind>,
+    pub cc: Option<rtclab_peer::config::CcKind>,
     /// Headless Chromium sends (its fake camera, its own congestion control) to the Rust
     /// receiver, whose ingress then carries the downlink impairment (`rtclab bench cc`).
     pub browser_sender: bool,
@@ -109,8 +109,8 @@ fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
     cfg.cc = req.cc.unwrap_or_default();
     cfg.fec = req.fec || s.fec;
     cfg.ice_policy = match s.ice.policy {
-        rtclab_scenarios::IcePolicyName::All => crate::config::IcePolicy::All,
-        rtclab_scenarios::IcePolicyName::Relay => crate::config::IcePolicy::Relay,
+        rtclab_scenarios::IcePolicyName::All => rtclab_peer::config::IcePolicy::All,
+        rtclab_scenarios::IcePolicyName::Relay => rtclab_peer::config::IcePolicy::Relay,
     };
     cfg
 }
@@ -121,8 +121,8 @@ fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
 pub async fn run_scenario(
     req: RunRequest,
     interrupt: impl Future<Output = ()>,
-) -> Result<RunOutcome, PeerError> {
-    std::fs::create_dir_all(&req.out).map_err(|source| PeerError::Io {
+) -> Result<RunOutcome, RunError> {
+    std::fs::create_dir_all(&req.out).map_err(|source| RunError::Io {
         path: req.out.clone(),
         source,
     })?;
@@ -130,21 +130,21 @@ pub async fn run_scenario(
     if let Some(p) = &req.scenario.source
         && !p.is_file()
     {
-        return Err(PeerError::Media(rtclab_media::MediaError::FileNotFound {
+        return Err(RunError::Media(rtclab_media::MediaError::FileNotFound {
             path: p.clone(),
         }));
     }
     let receiver_kind = req.receiver.unwrap_or(req.scenario.receiver);
     let browser_sends = req.browser_sender;
     if browser_sends && receiver_kind == ReceiverKind::Browser {
-        return Err(PeerError::Failed(
+        return Err(RunError::Failed(
             "a run has one browser: with Chromium as the sender the receiver must be rust".into(),
         ));
     }
     if req.scenario.ice.transport == rtclab_scenarios::TurnTransport::Tcp
         && receiver_kind != ReceiverKind::Browser
     {
-        return Err(PeerError::Failed(
+        return Err(RunError::Failed(
             "ice.transport = \"tcp\" needs a browser receiver (receiver = \"browser\"): \
              webrtc-rs 0.21's TURN client skips non-UDP TURN URLs, so Rust peers cannot relay \
              over TCP"
@@ -158,7 +158,7 @@ pub async fn run_scenario(
     if receiver_kind == ReceiverKind::Browser || browser_sends {
         crate::browser::find_chromium()?;
         if !crate::demo::is_web_dir(&web_dir) {
-            return Err(PeerError::Failed(format!(
+            return Err(RunError::Failed(format!(
                 "a browser peer needs the web page, but {} has no index.html; run from the \
                  repository (or pass its web/ folder)",
                 web_dir.display()
@@ -166,7 +166,7 @@ pub async fn run_scenario(
         }
     }
     let runtime: Arc<dyn Runtime> = webrtc::runtime::default_runtime()
-        .ok_or_else(|| PeerError::Failed("webrtc-rs was built without a runtime".into()))?;
+        .ok_or_else(|| RunError::Failed("webrtc-rs was built without a runtime".into()))?;
     let events = req.out.join("events.jsonl");
     let mut sender_cfg = peer_config(&req, Role::Sender);
     let mut receiver_cfg = peer_config(&req, Role::Receiver);
@@ -200,13 +200,13 @@ pub async fn run_scenario(
     if let Some(listener) = req.on_record.clone() {
         sink.set_listener(listener);
     }
-    let run_ice = match crate::run_ice::RunIce::start(&req.scenario.ice, &sink).await {
+    let run_ice = match crate::ice_servers::IceServers::for_run(&req.scenario.ice, &sink).await {
         Ok(i) => i,
         Err(e) => {
             sink.emit(
                 PeerRole::Lab,
                 Event::Note {
-                    level: "error".into(),
+                    level: rtclab_events::NoteLevel::Error,
                     message: e.to_string(),
                 },
             );
@@ -220,7 +220,7 @@ pub async fn run_scenario(
     }
     // The browser takes the scenario's policy only as the receiver; as the sender (`bench cc`)
     // it is Chromium's own call, as in a real browser.
-    let browser_relay = run_ice.policy == crate::config::IcePolicy::Relay;
+    let browser_relay = run_ice.policy == rtclab_peer::config::IcePolicy::Relay;
 
     // One Rust peer's tap sees both directions of the one media path (the sender's, unless a
     // browser sends); a second would only duplicate it.
@@ -229,7 +229,7 @@ pub async fn run_scenario(
         .unwrap_or_default();
     let pcap_path = req.out.join("rtp.pcap");
     let pcap = Some(
-        PcapSink::create(&pcap_path, base).map_err(|source| PeerError::Io {
+        PcapSink::create(&pcap_path, base).map_err(|source| RunError::Io {
             path: pcap_path.clone(),
             source,
         })?,
@@ -248,7 +248,7 @@ pub async fn run_scenario(
             .sink(sink.clone())
             .side(impair_side)
             .build()
-            .map_err(|e| PeerError::Failed(format!("impairment: {e}")))?
+            .map_err(|e| RunError::Failed(format!("impairment: {e}")))?
     } else {
         runtime.clone()
     };
@@ -295,7 +295,7 @@ pub async fn run_scenario(
             sink.emit(
                 PeerRole::Lab,
                 Event::Note {
-                    level: "error".into(),
+                    level: rtclab_events::NoteLevel::Error,
                     message: e.to_string(),
                 },
             );
@@ -347,7 +347,7 @@ impl PeerSide {
 enum RunningPeer {
     Rust {
         role: Role,
-        task: tokio::task::JoinHandle<Result<PeerExit, PeerError>>,
+        task: tokio::task::JoinHandle<Result<PeerExit, rtclab_peer::PeerError>>,
         stop: watch::Sender<bool>,
     },
     Browser(Box<crate::browser::Chromium>),
@@ -358,14 +358,14 @@ const BROWSER_JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl RunningPeer {
     /// Resolves if the peer ends before it is told to.
-    async fn ended(&mut self) -> PeerError {
+    async fn ended(&mut self) -> RunError {
         match self {
             RunningPeer::Rust { role, task, .. } => match task.await {
-                Ok(Err(e)) => e,
-                Ok(Ok(exit)) => PeerError::Failed(format!("the {role:?} stopped early: {exit:?}")),
-                Err(e) => PeerError::Failed(format!("the {role:?} task failed: {e}")),
+                Ok(Err(e)) => e.into(),
+                Ok(Ok(exit)) => RunError::Failed(format!("the {role:?} stopped early: {exit:?}")),
+                Err(e) => RunError::Failed(format!("the {role:?} task failed: {e}")),
             },
-            RunningPeer::Browser(chromium) => PeerError::Failed(format!(
+            RunningPeer::Browser(chromium) => RunError::Failed(format!(
                 "the browser stopped early: {}",
                 chromium.exited().await
             )),
@@ -374,7 +374,7 @@ impl RunningPeer {
 
     /// Stops the peer (a Rust peer says bye and writes its last statistics); the error it ended
     /// with, or a warning in the log if it would not stop.
-    async fn stop(self, sink: &EventSink) -> Result<(), PeerError> {
+    async fn stop(self, sink: &EventSink) -> Result<(), RunError> {
         match self {
             RunningPeer::Rust {
                 role,
@@ -384,13 +384,13 @@ impl RunningPeer {
                 let _ = stop.send(true);
                 match tokio::time::timeout(STOP_GRACE, &mut task).await {
                     Ok(Ok(Ok(_))) => Ok(()),
-                    Ok(Ok(Err(e))) => Err(e),
-                    Ok(Err(e)) => Err(PeerError::Failed(format!("the {role:?} task failed: {e}"))),
+                    Ok(Ok(Err(e))) => Err(e.into()),
+                    Ok(Err(e)) => Err(RunError::Failed(format!("the {role:?} task failed: {e}"))),
                     Err(_) => {
                         sink.emit(
                             PeerRole::Lab,
                             Event::Note {
-                                level: "warn".into(),
+                                level: rtclab_events::NoteLevel::Warn,
                                 message: format!("the {role:?} did not stop within {STOP_GRACE:?}"),
                             },
                         );
@@ -417,7 +417,7 @@ async fn run_peers(
     ice: Option<rtclab_signaling::IceIssuer>,
     duration: f64,
     interrupt: impl Future<Output = ()>,
-) -> Result<String, PeerError> {
+) -> Result<String, RunError> {
     let room = "run";
     // How many peers are in the room, as the server last said.
     let (joins_tx, joins) = watch::channel(0usize);
@@ -442,7 +442,7 @@ async fn run_peers(
     };
     let (listener, addr) = rtclab_signaling::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
-        .map_err(|e| PeerError::Signaling(format!("cannot start the signaling server: {e}")))?;
+        .map_err(|e| RunError::Signaling(format!("cannot start the signaling server: {e}")))?;
     let (server_stop_tx, server_stop_rx) = watch::channel(false);
     let server = tokio::spawn(rtclab_signaling::serve_with_shutdown(
         listener,
@@ -518,12 +518,7 @@ struct Starter<'a> {
 impl Starter<'_> {
     /// Starts one end and returns once it is in the room (the `nth` peer there), so that the
     /// sender, started second, finds the receiver and offers at once.
-    async fn start(
-        &self,
-        side: PeerSide,
-        role: Role,
-        nth: usize,
-    ) -> Result<RunningPeer, PeerError> {
+    async fn start(&self, side: PeerSide, role: Role, nth: usize) -> Result<RunningPeer, RunError> {
         match side {
             PeerSide::Rust(cfg, runtime) => {
                 let (stop, stop_rx) = watch::channel(false);
@@ -554,7 +549,7 @@ impl Starter<'_> {
                 self.sink.emit(
                     PeerRole::Lab,
                     Event::Note {
-                        level: "info".into(),
+                        level: rtclab_events::NoteLevel::Info,
                         message: format!("headless Chromium opens {page}"),
                     },
                 );
@@ -566,8 +561,8 @@ impl Starter<'_> {
                 let mut joins = self.joins.clone();
                 tokio::select! {
                     _ = joins.wait_for(|n| *n >= nth) => Ok(RunningPeer::Browser(Box::new(chromium))),
-                    why = chromium.exited() => Err(PeerError::Failed(why)),
-                    _ = self.runtime.sleep(BROWSER_JOIN_TIMEOUT) => Err(PeerError::Timeout(format!(
+                    why = chromium.exited() => Err(RunError::Failed(why)),
+                    _ = self.runtime.sleep(BROWSER_JOIN_TIMEOUT) => Err(RunError::Timeout(format!(
                         "headless Chromium did not join the room within {BROWSER_JOIN_TIMEOUT:?}; \
                          see {}",
                         log.display()
@@ -578,43 +573,29 @@ impl Starter<'_> {
     }
 }
 
-/// `summary.json`: the backbone's summary plus the report's figures (utilisation, queuing delay,
-/// freezes, reaction and recovery times, impairment totals); the summary's fields win on a clash.
-pub fn merged_summary(summary: &Summary, report: &rtclab_report::RunReport) -> serde_json::Value {
-    let mut value = serde_json::to_value(summary).unwrap_or_default();
-    if let (Some(obj), serde_json::Value::Object(figures)) =
-        (value.as_object_mut(), report.figures_json())
-    {
-        for (k, v) in figures {
-            obj.entry(k).or_insert(v);
-        }
-    }
-    value
-}
-
 async fn wait_true(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// Computes the summary from the log, writes `summary.json` and `report.html`, and closes the
 /// log with the summary.
-fn finish(sink: &EventSink, out: &Path, reason: String) -> Result<RunOutcome, PeerError> {
+fn finish(sink: &EventSink, out: &Path, reason: String) -> Result<RunOutcome, RunError> {
     let records = read_log(sink.path())?;
     let summary = Summary::from_records(&records);
     let report = rtclab_report::RunReport::from_records(&records);
-    let summary_value = merged_summary(&summary, &report);
+    let summary_value = rtclab_report::summary::merged(&summary, &report);
     if let Err(e) = rtclab_report::write_html(&report, &summary_value, out) {
         sink.emit(
             PeerRole::Lab,
             Event::Note {
-                level: "warn".into(),
+                level: rtclab_events::NoteLevel::Warn,
                 message: format!("report.html not written: {e}"),
             },
         );
     }
     let summary_path = out.join("summary.json");
     let text = serde_json::to_string_pretty(&summary_value).unwrap_or_default();
-    let write = std::fs::write(&summary_path, text + "\n").map_err(|source| PeerError::Io {
+    let write = std::fs::write(&summary_path, text + "\n").map_err(|source| RunError::Io {
         path: summary_path.clone(),
         source,
     });
@@ -626,71 +607,4 @@ fn finish(sink: &EventSink, out: &Path, reason: String) -> Result<RunOutcome, Pe
         summary,
         reason,
     })
-}
-
-/// One variant of a sweep: its name and its `summary.json`.
-pub type SweepRow = (String, serde_json::Value);
-
-/// `rtclab sweep`: runs `file` once per value of `key` (see
-/// [`rtclab_scenarios::with_override`]), each into `out/<variant>`, and writes `out/sweep.txt`
-/// (the comparison table) and `out/sweep.json`. Stops early, keeping what ran, on `interrupt`.
-pub async fn run_sweep(
-    file: &Path,
-    key: &str,
-    values: &[String],
-    out: &Path,
-    duration_s: Option<f64>,
-    interrupt: impl Future<Output = ()>,
-) -> Result<(Vec<SweepRow>, String), PeerError> {
-    let text = std::fs::read_to_string(file).map_err(|source| PeerError::Io {
-        path: file.to_owned(),
-        source,
-    })?;
-    // Parse every variant before running any, so a bad value fails in a second, not an hour.
-    let mut variants = Vec::new();
-    for value in values {
-        let variant = rtclab_scenarios::with_override(&text, file, key, value)
-            .and_then(|t| Scenario::parse(&t, file))
-            .map_err(|e| PeerError::Failed(format!("--set {key}={value}: {e}")))?;
-        variants.push(variant);
-    }
-    tokio::pin!(interrupt);
-    let mut rows = Vec::new();
-    for scenario in variants {
-        let name = scenario.name.clone();
-        let mut req = RunRequest::new(scenario, out.join(&name));
-        req.duration_s = duration_s;
-        let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = interrupted.clone();
-        let outcome = run_scenario(req, async {
-            (&mut interrupt).await;
-            flag.store(true, std::sync::atomic::Ordering::Relaxed);
-        })
-        .await?;
-        let value = std::fs::read_to_string(&outcome.summary_path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_else(|| serde_json::to_value(&outcome.summary).unwrap_or_default());
-        rows.push((name, value));
-        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-            break;
-        }
-    }
-    let table = rtclab_report::sweep_table(&rows);
-    let write = |name: &str, body: String| {
-        let path = out.join(name);
-        std::fs::write(&path, body).map_err(|source| PeerError::Io { path, source })
-    };
-    write("sweep.txt", table.clone() + "\n")?;
-    write(
-        "sweep.json",
-        serde_json::to_string_pretty(
-            &rows
-                .iter()
-                .cloned()
-                .collect::<std::collections::BTreeMap<_, _>>(),
-        )
-        .unwrap_or_default(),
-    )?;
-    Ok((rows, table))
 }

@@ -38,6 +38,18 @@ pub enum ReceiverKind {
     Browser,
 }
 
+impl std::str::FromStr for ReceiverKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rust" => Ok(ReceiverKind::Rust),
+            "browser" => Ok(ReceiverKind::Browser),
+            other => Err(format!("receiver {other:?}: expected rust or browser")),
+        }
+    }
+}
+
 /// Which candidates ICE may use (W3C `iceTransportPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -6,13 +6,55 @@
 //! socket) makes the server send `peer-left` to the other. Anything the server cannot accept is
 //! answered with `error` and the connection (and the room) stays up, except `room-full`, after
 //! which the server closes the third peer's socket.
+//!
+//! Room names are part of the protocol too ([`validate_room_name`]), so that a client can refuse
+//! a bad name before connecting. Everything here is plain data with no I/O, and is available
+//! without the crate's `server` feature.
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 /// Largest text frame the server accepts, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Peers per room.
 pub const MAX_PEERS_PER_ROOM: usize = 2;
+/// Longest accepted room name, in characters (all of them ASCII).
+pub const MAX_ROOM_NAME_LEN: usize = 64;
+
+/// Why a room name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RoomNameError {
+    /// No name (or an empty one) was given.
+    #[error(
+        "no room name given; connect to /ws?room=NAME with NAME made of 1-64 characters of A-Z a-z 0-9 _ . -"
+    )]
+    Empty,
+    /// The name is longer than [`MAX_ROOM_NAME_LEN`].
+    #[error("room name is {0} characters long; use at most 64 characters of A-Z a-z 0-9 _ . -")]
+    TooLong(usize),
+    /// The name contains a character outside `[A-Za-z0-9_.-]`.
+    #[error("room name contains {0:?}; use only A-Z a-z 0-9 _ . - (at most 64 characters)")]
+    BadChar(char),
+}
+
+/// Checks a room name: 1–64 characters of `[A-Za-z0-9_.-]`. The server answers a bad name with
+/// [`ErrorCode::BadRoom`] and this error's message.
+pub fn validate_room_name(name: &str) -> Result<(), RoomNameError> {
+    if name.is_empty() {
+        return Err(RoomNameError::Empty);
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(RoomNameError::BadChar(c));
+    }
+    // Checked after the characters so that the length is in bytes == characters.
+    if name.len() > MAX_ROOM_NAME_LEN {
+        return Err(RoomNameError::TooLong(name.len()));
+    }
+    Ok(())
+}
 
 /// An ICE candidate as the browser's `RTCIceCandidateInit` spells it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,4 +200,24 @@ pub enum ErrorCode {
     BadRoom,
     /// A relayed message was sent while alone in the room.
     NoPeer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names() {
+        assert_eq!(validate_room_name("a"), Ok(()));
+        assert_eq!(validate_room_name("Room_1.test-2"), Ok(()));
+        assert_eq!(validate_room_name(&"x".repeat(64)), Ok(()));
+        assert_eq!(validate_room_name(""), Err(RoomNameError::Empty));
+        assert_eq!(
+            validate_room_name(&"x".repeat(65)),
+            Err(RoomNameError::TooLong(65))
+        );
+        assert_eq!(validate_room_name("a b"), Err(RoomNameError::BadChar(' ')));
+        assert_eq!(validate_room_name("a/b"), Err(RoomNameError::BadChar('/')));
+        assert_eq!(validate_room_name("é"), Err(RoomNameError::BadChar('é')));
+    }
 }

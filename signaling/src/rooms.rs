@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use thiserror::Error;
 
 use crate::protocol::MAX_PEERS_PER_ROOM;
-
-/// Longest accepted room name, in characters (all of them ASCII).
-pub const MAX_ROOM_NAME_LEN: usize = 64;
+// Room names belong to the protocol, so that clients can check them without the server feature;
+// re-exported so that `rooms::validate_room_name` and friends keep working.
+pub use crate::protocol::{MAX_ROOM_NAME_LEN, RoomNameError, validate_room_name};
 
 /// Identifies one peer (one WebSocket connection) for the life of the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,40 +18,6 @@ impl std::fmt::Display for PeerId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)
     }
-}
-
-/// Why a room name was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum RoomNameError {
-    /// No name (or an empty one) was given.
-    #[error(
-        "no room name given; connect to /ws?room=NAME with NAME made of 1-64 characters of A-Z a-z 0-9 _ . -"
-    )]
-    Empty,
-    /// The name is longer than [`MAX_ROOM_NAME_LEN`].
-    #[error("room name is {0} characters long; use at most 64 characters of A-Z a-z 0-9 _ . -")]
-    TooLong(usize),
-    /// The name contains a character outside `[A-Za-z0-9_.-]`.
-    #[error("room name contains {0:?}; use only A-Z a-z 0-9 _ . - (at most 64 characters)")]
-    BadChar(char),
-}
-
-/// Checks a room name: 1–64 characters of `[A-Za-z0-9_.-]`.
-pub fn validate_room_name(name: &str) -> Result<(), RoomNameError> {
-    if name.is_empty() {
-        return Err(RoomNameError::Empty);
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        return Err(RoomNameError::BadChar(c));
-    }
-    // Checked after the characters so that the length is in bytes == characters.
-    if name.len() > MAX_ROOM_NAME_LEN {
-        return Err(RoomNameError::TooLong(name.len()));
-    }
-    Ok(())
 }
 
 /// A join was refused because the room already has [`MAX_PEERS_PER_ROOM`] peers.
@@ -247,20 +213,5 @@ mod tests {
         let c = rooms.join("s", "c").expect("other room is not full");
         assert_eq!(c.peers, 1);
         assert!(c.others.is_empty());
-    }
-
-    #[test]
-    fn room_names() {
-        assert_eq!(validate_room_name("a"), Ok(()));
-        assert_eq!(validate_room_name("Room_1.test-2"), Ok(()));
-        assert_eq!(validate_room_name(&"x".repeat(64)), Ok(()));
-        assert_eq!(validate_room_name(""), Err(RoomNameError::Empty));
-        assert_eq!(
-            validate_room_name(&"x".repeat(65)),
-            Err(RoomNameError::TooLong(65))
-        );
-        assert_eq!(validate_room_name("a b"), Err(RoomNameError::BadChar(' ')));
-        assert_eq!(validate_room_name("a/b"), Err(RoomNameError::BadChar('/')));
-        assert_eq!(validate_room_name("é"), Err(RoomNameError::BadChar('é')));
     }
 }

@@ -21,8 +21,10 @@ use tokio::time::timeout;
 
 use crate::AppState;
 use crate::error::AppError;
-use crate::protocol::{ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, ServerMessage};
-use crate::rooms::{PeerId, validate_room_name};
+use crate::protocol::{
+    ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, ServerMessage, validate_room_name,
+};
+use crate::rooms::PeerId;
 
 /// Limit handed to axum for whole messages and single frames. Deliberately well above
 /// [`MAX_MESSAGE_BYTES`]: axum closes the socket when its limit is exceeded, whereas the protocol

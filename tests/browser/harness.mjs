@@ -14,7 +14,7 @@ export const OUT = path.join(HERE, 'out');
 export const RTCLAB_BIN = process.env.RTCLAB_BIN || path.join(REPO, 'target', 'debug', 'rtclab');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
-// Flags that work headless as root against a webrtc-rs peer (docs: shared notes, "Chromium").
+// Flags that work headless as root against a webrtc-rs peer (docs/notes/webrtc-rs-0.21.md#chromium).
 // The last two give a host 127.0.0.1 <-> 127.0.0.1 pair; the fake device is the "camera".
 export const CHROMIUM_ARGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 
-use rtclab_events::{Event, PeerRole, Record};
+use rtclab_events::{Event, PeerRole, Record, read_log};
+use rtclab_runner::{RunOutcome, RunRequest, run_scenario};
+use rtclab_scenarios::Scenario;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -64,4 +66,40 @@ pub fn last_impair(
 /// Shorthand to match an event variant in assertions.
 pub fn is_session_end(e: &Event) -> bool {
     matches!(e, Event::SessionEnd { .. })
+}
+
+/// A test's finished run: where it wrote, what it returned, and its log.
+pub struct TestRun {
+    /// `target/test-runs/NAME`.
+    pub out: PathBuf,
+    /// What `run_scenario` returned.
+    pub outcome: RunOutcome,
+    /// The run's `events.jsonl`, parsed.
+    pub records: Vec<Record>,
+}
+
+/// Runs `scenario` for `duration_s` seconds into `target/test-runs/NAME` with the media lock
+/// held, after `tweak` has set anything else on the request (codec, receiver, ...). Panics with
+/// the log's folder if the run fails or its log does not parse.
+pub async fn run_short(
+    name: &str,
+    scenario: Scenario,
+    duration_s: f64,
+    tweak: impl FnOnce(&mut RunRequest),
+) -> TestRun {
+    let _media = media_lock();
+    let out = out_dir(name);
+    let mut req = RunRequest::new(scenario, out.clone());
+    req.duration_s = Some(duration_s);
+    tweak(&mut req);
+    let outcome = run_scenario(req, std::future::pending())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: run failed: {e}; log in {}", out.display()));
+    let records = read_log(&outcome.events)
+        .unwrap_or_else(|e| panic!("{name}: log does not parse: {e}; see {}", out.display()));
+    TestRun {
+        out,
+        outcome,
+        records,
+    }
 }

@@ -344,7 +344,7 @@ mod tests {
     }
 
     /// An encoder asked for far less than it produces at a fixed size (VP8 cannot go below
-    /// ~520 kbps at 720p on testsrc2, shared/notes/ffmpeg.md): frames are skipped so the output
+    /// ~520 kbps at 720p on testsrc2, docs/notes/ffmpeg.md#vp8-bitrate-floor): frames are skipped so the output
     /// stays near the target, and the backlog stays near the dropper's threshold.
     #[test]
     fn frames_are_dropped_when_the_output_is_over_budget() {

@@ -9,10 +9,10 @@ use crate::{Codec, MediaError};
 
 /// Constant rate factor that the VBV cap (= target) limits: quality is CRF 20 whenever the
 /// target allows it, and the cap makes x264 follow the target otherwise. With ABR instead, x264
-/// ignores run-time changes unless VBV was on at open (shared/notes/ffmpeg.md, "H.264").
+/// ignores run-time changes unless VBV was on at open (docs/notes/ffmpeg.md#h264-rate-control).
 const CRF: &str = "20";
 
-/// VBV buffer in milliseconds of the target rate (shared/notes/ffmpeg.md used 1 s).
+/// VBV buffer in milliseconds of the target rate (docs/notes/ffmpeg.md#h264-rate-control used 1 s).
 ///
 /// Half a second: it bounds a keyframe (and any burst) to what the pacer and the bottleneck can
 /// absorb in a few hundred ms, and tracks the target tighter. Measured with
@@ -70,7 +70,7 @@ impl H264Encoder {
         enc.set_frame_rate(Some(Rational::new(cfg.fps as i32, 1)));
         enc.set_gop(cfg.fps * KEYINT_SECONDS);
         enc.set_max_b_frames(0);
-        // One thread per encoder: the lab machine has 2 cores (shared/notes/ffmpeg.md).
+        // One thread per encoder: the lab machine has 2 cores (docs/notes/ffmpeg.md#encoder-speed-and-threads).
         enc.set_threading(codec::threading::Config {
             count: 1,
             ..Default::default()

@@ -4,7 +4,7 @@
 //!   codec context, which FFmpeg's x264 wrapper re-reads on every frame (`encoder/h264.rs`).
 //! - VP8: libvpx's own API in CBR mode; bitrate changes go through `vpx_codec_enc_config_set`
 //!   (`encoder/vp8.rs`). libavcodec's libvpx wrapper is not used because FFmpeg 5.1 ignores `bit_rate`
-//!   changes after open (shared/notes/ffmpeg.md).
+//!   changes after open (docs/notes/ffmpeg.md#vp8-rate-control).
 //!
 //! Neither encoder buffers frames (no B-frames, no lookahead): each input normally yields
 //! exactly one output.
@@ -130,7 +130,7 @@ impl Encoder {
     ///
     /// The frame must be yuv420p at the configured size. The H.264 path overwrites its picture
     /// type and pts: sources mark frames as I-frames, which libavcodec's x264 wrapper would take
-    /// as "force a keyframe" (shared/notes/ffmpeg.md), and pts must be the frame index.
+    /// as "force a keyframe" (docs/notes/ffmpeg.md#keyframe-pitfalls), and pts must be the frame index.
     pub fn encode(&mut self, frame: &mut RawFrame) -> Result<Vec<EncodedFrame>, MediaError> {
         let f = &frame.frame;
         let size = self.config.size;

@@ -10,7 +10,7 @@
 //!
 //! The decoder is used as it is. The encoder is not: it sits above the TWCC sender, so it
 //! protects packets *without* the transport-wide sequence number extension that the receiver
-//! then XORs *with* it, and every rebuilt packet is corrupt (see [`PROTECT_SLOT`]). rtclab
+//! then XORs *with* it, and every rebuilt packet is corrupt (see [`super::slot::FEC_PROTECT`]). rtclab
 //! protects packets where they are final ([`FecProtect`], with webrtc-rs's `FlexFec03Encoder`)
 //! and feeds the repair packets back in above the pacer ([`FecInject`]). This module also
 //! counts the media the decoder rebuilt; the wire tap counts the repair packets.
@@ -19,11 +19,11 @@
 //! protected: a block holds consecutive first transmissions of the media SSRC, as the encoder
 //! requires; a gap (a packet the pacer's time bound dropped) starts a new block.
 
-use crate::inspect::{Inspect, Inspector};
-use crate::tap::SharedCounters;
+use super::counters::SharedCounters;
+use super::inspect::{Inspect, Inspector};
 use rtc::interceptor::{
     Attribute, AttributedPacket, FlexFec03Encoder, FlexFec03ReceiveBuilder, Interceptor, Packet,
-    Registry, Slot, StreamInfo, TaggedPacket, TwccReceiverBuilder,
+    StreamInfo, TaggedPacket,
 };
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_FLEX_FEC03, MediaEngine};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -53,29 +53,6 @@ pub const MEDIA_PER_BLOCK: u32 = 5;
 /// Repair packets per block (see [`MEDIA_PER_BLOCK`]).
 pub const FEC_PER_BLOCK: u32 = 1;
 
-/// Where repair packets are computed: wire-ward of the TWCC sender (2_000), which adds the
-/// transport-wide sequence number extension, and of the pacer, so a protected packet is
-/// byte-for-byte what the receiver's decoder will get (only SRTP and the wire tap are below).
-///
-/// webrtc-rs computes them at `Slot::FecEncoder` (5_000), before that extension is added; the
-/// receiver XORs the packets as they arrived, *with* it, so every "recovered" packet was garbage
-/// (measured: loss-10 with FEC went from 0 to 5 H.264 decode errors and from 2 to 12 PLIs).
-/// libwebrtc likewise generates FEC in `RtpSenderEgress` after the transport sequence number.
-const PROTECT_SLOT: usize = 1_500;
-/// Where repair packets re-enter the write leg: above the pacer (3_000) and the send-queue
-/// accounting (3_100), so they are paced, numbered by the TWCC sender, recorded in the
-/// congestion-control history and counted in the pacer queue like any packet; below the NACK
-/// responder (4_000), so they are never stored for retransmission.
-const INJECT_SLOT: usize = 3_200;
-
-/// Application-ward of the FEC decoder (6_000) and before the NACK generator (7_000) on the read
-/// leg, and before the TWCC receiver (8_000): sees the media packets the decoder rebuilt. (Repair packets themselves are counted by
-/// the wire tap, which knows them by [`PT_FLEXFEC`].)
-const RECOVERED_SLOT: usize = 6_100;
-/// The receiver's TWCC arrival recorder with FEC: wire-ward of the decoder (6_000), so repair
-/// packets are reported as they arrive. A generator, but the receiving peer has no pacer.
-const TWCC_RECEIVER_SLOT: usize = 5_500;
-
 /// The FlexFEC-03 codec as registered and as put in a transceiver's codec preferences.
 pub fn codec_parameters() -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
@@ -97,62 +74,36 @@ pub fn register(media_engine: &mut MediaEngine) -> Result<(), webrtc::error::Err
     Ok(())
 }
 
-/// Adds rtclab's FEC encoder: [`FecProtect`] wire-ward of the TWCC sender, [`FecInject`]
-/// application-ward of the pacer (the wire tap counts the repair packets).
-pub fn configure_sender(registry: Registry) -> Registry {
+/// rtclab's FEC encoder in its two parts: [`FecProtect`] (at [`super::slot::FEC_PROTECT`],
+/// wire-ward of the TWCC sender) computes repair packets where the packets are final, and
+/// [`FecInject`] (at [`super::slot::FEC_INJECT`], application-ward of the pacer) feeds them
+/// back in so they are paced and numbered like media. The wire tap counts them.
+pub fn encoder() -> (Inspector<FecProtect>, FecInject) {
     let pending = Pending::default();
-    registry
-        .with(
-            Slot::from(PROTECT_SLOT),
-            Inspector::new(FecProtect {
-                streams: HashMap::new(),
-                pending: pending.clone(),
-            }),
-        )
-        .with(
-            Slot::from(INJECT_SLOT),
-            FecInject {
-                pending,
-                write: VecDeque::new(),
-                read: VecDeque::new(),
-            },
-        )
+    (
+        Inspector::new(FecProtect {
+            streams: HashMap::new(),
+            pending: pending.clone(),
+        }),
+        FecInject {
+            pending,
+            write: VecDeque::new(),
+            read: VecDeque::new(),
+        },
+    )
 }
 
-/// Adds the FEC decoder, a counter of the media packets it rebuilds, and the TWCC receiver
-/// wire-ward of the decoder (in place of webrtc-rs's `configure_twcc_receiver_only`, whose
-/// negotiation it reuses).
-///
-/// At its default slot (8_000) the TWCC receiver never sees a repair packet, because the decoder
-/// (6_000) consumes them: every repair packet was reported lost to the sender (measured: 24 %
-/// TWCC loss on a 10 % path), and its congestion controller cut the rate for loss that did not
-/// happen. At [`TWCC_RECEIVER_SLOT`] it reports what came off the wire, repair packets included,
-/// rebuilt packets not (they do not exist yet there).
-pub fn configure_receiver(
-    registry: Registry,
-    counters: &SharedCounters,
-    media_engine: &mut MediaEngine,
-) -> Result<Registry, rtc::shared::error::Error> {
-    // Only the transport-cc feedback and header extension it negotiates; its interceptor is
-    // replaced below.
-    let _ =
-        rtc::peer_connection::configuration::interceptor_registry::configure_twcc_receiver_only(
-            Registry::new(),
-            media_engine,
-        )?;
-    Ok(registry
-        .with(
-            Slot::from(TWCC_RECEIVER_SLOT),
-            TwccReceiverBuilder::new().build(),
-        )
-        .with(Slot::FecDecoder, FlexFec03ReceiveBuilder::new().build())
-        .with(
-            Slot::from(RECOVERED_SLOT),
-            Inspector::new(CountRecovered {
-                counters: counters.clone(),
-                twcc_ids: HashMap::new(),
-            }),
-        ))
+/// webrtc-rs's FlexFEC-03 decoder (used as it is, at `Slot::FecDecoder`).
+pub fn decoder() -> impl Interceptor {
+    FlexFec03ReceiveBuilder::new().build()
+}
+
+/// The counter of media packets the decoder rebuilt (at [`super::slot::FEC_RECOVERED`]).
+pub fn recovered_counter(counters: &SharedCounters) -> Inspector<CountRecovered> {
+    Inspector::new(CountRecovered {
+        counters: counters.clone(),
+        twcc_ids: HashMap::new(),
+    })
 }
 
 /// Whether `p` is a FlexFEC repair packet (by its negotiated payload type).
@@ -168,8 +119,8 @@ pub fn is_repair(p: &rtc::rtp::Packet) -> bool {
 /// report it as arrived, at the instant the repair packet came, and the sender's congestion
 /// controller would see neither the loss nor the true delay. libwebrtc reports only packets that
 /// came off the wire. rtclab's TWCC receiver sits wire-ward of the decoder when FEC is on
-/// ([`TWCC_RECEIVER_SLOT`]), so this is a second line of defence for any recorder added later.
-struct CountRecovered {
+/// ([`super::slot::TWCC_RECEIVER_WITH_FEC`]), so this is a second line of defence for any recorder added later.
+pub struct CountRecovered {
     counters: SharedCounters,
     /// The negotiated transport-cc extension id per media SSRC.
     twcc_ids: HashMap<u32, u8>,
@@ -236,7 +187,7 @@ impl Protected {
 }
 
 /// Builds FlexFEC-03 repair packets from media packets in their final form (see
-/// [`PROTECT_SLOT`]); hands them to [`FecInject`].
+/// [`super::slot::FEC_PROTECT`]); hands them to [`FecInject`].
 pub struct FecProtect {
     streams: HashMap<u32, Protected>,
     pending: Pending,
@@ -419,9 +370,10 @@ impl<I: Interceptor> Interceptor for BindRepair<I> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::counters::WireCounters;
     use super::*;
-    use crate::tap::WireCounters;
     use bytes::Bytes;
+    use rtc::interceptor::Registry;
     use rtc::rtp;
     use rtc::shared::TransportContext;
 
@@ -491,7 +443,7 @@ mod tests {
 
     /// Writes `seqs` through rtclab's sender side and returns everything that reaches the wire.
     fn send(seqs: impl IntoIterator<Item = u16>, now: Instant) -> Vec<TaggedPacket> {
-        let mut chain = configure_sender(Registry::new()).build();
+        let mut chain = crate::interceptors::with_fec_encoder(Registry::new()).build();
         chain.bind_local_stream(&stream());
         let mut wire = Vec::new();
         for seq in seqs {
@@ -517,9 +469,7 @@ mod tests {
 
         // The receiver loses media packet 7 (second block).
         let counters: SharedCounters = Arc::new(Mutex::new(WireCounters::default()));
-        let mut chain = configure_receiver(Registry::new(), &counters, &mut MediaEngine::default())
-            .expect("negotiation")
-            .build();
+        let mut chain = crate::interceptors::with_fec_decoder(Registry::new(), &counters).build();
         chain.bind_remote_stream(&stream());
         let mut delivered = Vec::new();
         for msg in wire {
@@ -558,9 +508,7 @@ mod tests {
         let now = Instant::now();
         let wire = send(0..5, now);
         let counters: SharedCounters = Arc::new(Mutex::new(WireCounters::default()));
-        let mut chain = configure_receiver(Registry::new(), &counters, &mut MediaEngine::default())
-            .expect("negotiation")
-            .build();
+        let mut chain = crate::interceptors::with_fec_decoder(Registry::new(), &counters).build();
         chain.bind_remote_stream(&stream());
         for msg in wire {
             let p = rtp_of(&msg);
@@ -576,7 +524,7 @@ mod tests {
     #[test]
     fn retransmissions_and_gaps_do_not_break_blocks() {
         let now = Instant::now();
-        let mut chain = configure_sender(Registry::new()).build();
+        let mut chain = crate::interceptors::with_fec_encoder(Registry::new()).build();
         chain.bind_local_stream(&stream());
         let mut repair = Vec::new();
         let mut write = |msg: TaggedPacket, repair: &mut Vec<rtp::Packet>| {
@@ -606,7 +554,7 @@ mod tests {
 
     #[test]
     fn protecting_before_an_extension_is_added_rebuilds_garbage() {
-        // Why PROTECT_SLOT is below the TWCC sender: webrtc-rs's encoder (5_000) sees packets
+        // Why slot::FEC_PROTECT is below the TWCC sender: webrtc-rs's encoder (5_000) sees packets
         // before the transport-cc extension (2_000) is added; the receiver has them with it.
         let mut protected = Protected {
             encoder: FlexFec03Encoder::new(PT_FLEXFEC, REPAIR),

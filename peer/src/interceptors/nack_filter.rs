@@ -1,22 +1,18 @@
 //! Loss repair without storms: a sender-side filter that answers each lost packet's NACK once
 //! per repair window.
 //!
-//! Between two webrtc-rs peers a lost packet was retransmitted ~22 times (shared notes, "NACK/RTX
+//! Between two webrtc-rs peers a lost packet was retransmitted ~22 times (docs/notes/webrtc-rs-0.21.md#nackrtx-storm, "NACK/RTX
 //! storm"); without RTX it is still ~6 at 5 % loss, because the receiver's NACK generator asks
 //! again every interval while the first retransmission waits in the pacer queue behind media.
 //! libwebrtc's sender refuses to resend a packet again within one RTT of the last resend
 //! (`RTPSender::ReSendPacket`); this filter does the same with a floor, before the NACK reaches
 //! the responder. Time comes from the packet (`TaggedPacket::now`), not from a clock.
 
-use crate::inspect::Inspect;
-use crate::send_queue::SendQueue;
+use super::inspect::Inspect;
+use super::send_queue::SendQueue;
 use rtc::interceptor::{Packet, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use std::time::{Duration, Instant};
-
-/// On the read leg after the wire tap (so the log still shows every NACK as received) and
-/// before the NACK responder (4_000).
-pub const NACK_FILTER_SLOT: usize = 3_500;
 
 /// Least time between two retransmissions of one packet when no RTT is known (the stock GCC
 /// exposes none). The loopback RTT is ~1 ms, but a

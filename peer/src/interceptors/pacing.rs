@@ -9,23 +9,12 @@
 //! same by rewriting the estimate on its way from the controller to the pacer, and raises the
 //! rate when the queue would otherwise take longer than `MAX_QUEUE_TIME` to drain.
 
-use crate::inspect::{Inspect, Inspector};
-use crate::send_queue::{MAX_QUEUE_TIME, QUEUE_ENTRY_SLOT, QueueEntry, SendQueue};
-use rtc::interceptor::{
-    Attribute, BandwidthEstimator, CongestionControlBuilder, PacerBuilder, Registry, Slot,
-    TaggedPacket, TwccReceiverBuilder, TwccSenderBuilder,
-};
-use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-};
+use super::inspect::Inspect;
+use super::send_queue::{MAX_QUEUE_TIME, SendQueue};
+use rtc::interceptor::{Attribute, Interceptor, PacerBuilder, TaggedPacket};
 
 /// Pacing rate over target rate (libwebrtc `kDefaultPaceMultiplier`).
 pub const PACING_FACTOR: f64 = 2.5;
-
-/// Between the controller (1_000) and the pacer (3_000) on the read leg, where the estimate
-/// travels as an attribute of the feedback packet that produced it.
-const PACING_FACTOR_SLOT: usize = 2_500;
 
 /// The pacer's burst: one full-size packet. webrtc-rs derives it from the rate (a tenth of a
 /// second's worth), which after an idle moment lets a whole keyframe out at line rate: the
@@ -93,56 +82,13 @@ impl Inspect for PacingFactor {
     }
 }
 
-/// Adds send-side congestion control to `registry`: what `configure_congestion_control` does
-/// (transport-cc feedback and header extension, estimator, pacer, TWCC numbering and reports),
-/// with the pacer started and kept at [`PACING_FACTOR`] × the target.
-pub fn configure<E: BandwidthEstimator + 'static>(
-    registry: Registry,
-    estimator: E,
-    initial_bps: f64,
-    queue: &SendQueue,
-    media_engine: &mut MediaEngine,
-) -> Result<Registry, webrtc::error::Error> {
-    media_engine.register_feedback(
-        RTCPFeedback {
-            typ: "transport-cc".to_owned(),
-            parameter: String::new(),
-        },
-        RtpCodecKind::Video,
-    );
-    media_engine.register_header_extension(
-        RTCRtpHeaderExtensionCapability {
-            uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
-        },
-        RtpCodecKind::Video,
-        None,
-    )?;
-    Ok(registry
-        .with(
-            Slot::CongestionControl,
-            // Repair packets (`--fec`) are numbered and recorded like media (fec.rs).
-            crate::fec::BindRepair(CongestionControlBuilder::new(estimator).build()),
-        )
-        .with(
-            Slot::TwccSender,
-            crate::fec::BindRepair(TwccSenderBuilder::new().build()),
-        )
-        .with(
-            Slot::from(PACING_FACTOR_SLOT),
-            Inspector::new(PacingFactor::new(queue.clone(), initial_bps)),
-        )
-        .with(
-            Slot::from(QUEUE_ENTRY_SLOT),
-            Inspector::new(QueueEntry(queue.clone())),
-        )
-        .with(
-            Slot::Pacer,
-            PacerBuilder::new()
-                .with_target_bitrate(initial_bps * PACING_FACTOR)
-                .with_burst_bits(PACER_BURST_BITS)
-                .build(),
-        )
-        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build()))
+/// webrtc-rs's pacer, started at [`PACING_FACTOR`] × `initial_bps` and releasing one packet at a
+/// time ([`PACER_BURST_BITS`]); [`PacingFactor`] keeps its rate up to date.
+pub fn pacer(initial_bps: f64) -> impl Interceptor {
+    PacerBuilder::new()
+        .with_target_bitrate(initial_bps * PACING_FACTOR)
+        .with_burst_bits(PACER_BURST_BITS)
+        .build()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! receiver never saw its repairs, kept asking for them, and the retransmissions filled the
 //! pacer until no new media got through. libwebrtc bounds both.
 
-use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+use rtc::interceptor::{Interceptor, NackGeneratorBuilder, NackResponderBuilder};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
 
@@ -29,8 +29,8 @@ pub const SRTP_REPLAY_WINDOW: usize = 1024;
 /// gap and again after an RTT. The sender's filter drops requests for repairs in flight.
 pub const NACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Negotiates NACK and PLI (RFC 4585 §4.2) and adds the NACK responder and a bounded generator.
-pub fn configure_nack(registry: Registry, media_engine: &mut MediaEngine) -> Registry {
+/// Negotiates NACK and PLI (RFC 4585 §4.2).
+pub fn negotiate(media_engine: &mut MediaEngine) {
     for parameter in ["", "pli"] {
         media_engine.register_feedback(
             RTCPFeedback {
@@ -40,13 +40,18 @@ pub fn configure_nack(registry: Registry, media_engine: &mut MediaEngine) -> Reg
             RtpCodecKind::Video,
         );
     }
-    registry
-        .with(Slot::NackResponder, NackResponderBuilder::new().build())
-        .with(
-            Slot::NackGenerator,
-            NackGeneratorBuilder::new()
-                .with_interval(NACK_INTERVAL)
-                .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
-                .build(),
-        )
+}
+
+/// webrtc-rs's NACK responder: keeps sent packets and resends the ones a NACK asks for.
+pub fn responder() -> impl Interceptor {
+    NackResponderBuilder::new().build()
+}
+
+/// webrtc-rs's NACK generator, bounded: every [`NACK_INTERVAL`], at most
+/// [`MAX_NACKS_PER_PACKET`] requests per lost packet.
+pub fn generator() -> impl Interceptor {
+    NackGeneratorBuilder::new()
+        .with_interval(NACK_INTERVAL)
+        .with_max_nacks_per_packet(MAX_NACKS_PER_PACKET)
+        .build()
 }

@@ -1,7 +1,7 @@
 //! What sits in the sender's pacer queue, as rtclab's own interceptors see it from both ends.
 //!
-//! The webrtc-rs pacer is a FIFO of up to 4,096 packets with no time bound (shared notes, known
-//! defect 2) and does not say how full it is. rtclab counts RTP bytes where they enter it
+//! The webrtc-rs pacer is a FIFO of up to 4,096 packets with no time bound
+//! (docs/notes/webrtc-rs-0.21.md#pacer-queue) and does not say how full it is. rtclab counts RTP bytes where they enter it
 //! ([`QueueEntry`], just above the pacer) and where they leave for the wire (the wire tap), which
 //! gives two things libwebrtc's pacer has and this one lacks:
 //!
@@ -13,7 +13,7 @@
 //!   see `nack_filter.rs`. Behind a 300 ms bottleneck the receiver NACKs each loss several times
 //!   before the first repair can arrive; queuing a copy per NACK multiplied the repair traffic.
 
-use crate::inspect::Inspect;
+use super::inspect::Inspect;
 use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,10 +25,6 @@ pub const MAX_QUEUE_TIME: Duration = Duration::from_millis(400);
 /// A queued retransmission not seen leaving within this long is assumed gone (the responder did
 /// not have the packet any more, or the pacer dropped it), so a new request may queue it again.
 const PENDING_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Between the NACK filter (3_500) and the pacer (3_000) on the write leg: every RTP packet the
-/// pacer will hold, media and retransmissions alike.
-pub const QUEUE_ENTRY_SLOT: usize = 3_100;
 
 #[derive(Debug, Default)]
 struct State {

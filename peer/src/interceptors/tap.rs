@@ -1,13 +1,15 @@
 //! The wire tap: an interceptor nearest the network that sees every RTP and RTCP packet both
 //! ways, counts them, and logs each RTCP packet as an `rtcp` event.
 //!
-//! webrtc-rs 0.21 leaves several statistics empty (see `../shared/notes/webrtc-rs-0.21.md`), so
+//! webrtc-rs 0.21 leaves several statistics empty (docs/notes/webrtc-rs-0.21.md#empty-statistics), so
 //! rtclab counts from the wire instead. The tap also marks inbound PLI/FIR for delivery to the
 //! application, because the sender's encoder must see them and the chain's terminus drops inbound
 //! RTCP that nobody marked.
 
-use crate::inspect::Inspect;
-use crate::pcap::PcapSink;
+use super::counters::SharedCounters;
+use super::inspect::Inspect;
+use super::pcap::PcapSink;
+use super::send_queue::{self, SendQueue};
 use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -20,47 +22,9 @@ use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use rtclab_events::{Direction, Event, EventSink, PeerRole, ReportBlock, Rtcp};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// Where the tap sits: below `Slot::CongestionControl` (1_000), so nothing is between it and the
-/// wire on either leg.
-pub const TAP_SLOT: usize = 500;
 
 /// Video clock rate (RFC 6184 §8.2.1, RFC 7741 §6.1), used to express RR jitter in ms.
 const VIDEO_CLOCK_HZ: f64 = 90_000.0;
-
-/// Counters the tap keeps, shared with the peer that reads them once a second.
-#[derive(Debug, Clone, Default)]
-pub struct WireCounters {
-    /// RTP media packets sent (first transmissions; not FEC repair packets).
-    pub rtp_out: u64,
-    /// RTP bytes sent, header + payload, including retransmissions.
-    pub rtp_out_bytes: u64,
-    /// Retransmissions sent in answer to NACK.
-    pub rtx_out: u64,
-    /// RTP packets received (any).
-    pub rtp_in: u64,
-    /// RTP bytes received.
-    pub rtp_in_bytes: u64,
-    /// RTCP packets by (direction, type name).
-    pub rtcp: HashMap<(Direction, &'static str), u64>,
-    /// Sequence numbers NACKed, by direction.
-    pub nacked_seqs: HashMap<Direction, u64>,
-    /// FlexFEC repair packets sent (their bytes are in `rtp_out_bytes`).
-    pub fec_out: u64,
-    /// Bytes of those repair packets, header + payload.
-    pub fec_out_bytes: u64,
-    /// FlexFEC repair packets received (their bytes are in `rtp_in_bytes`).
-    pub fec_in: u64,
-    /// Media packets the FEC decoder rebuilt (counted by [`crate::fec`], not on the wire).
-    pub fec_recovered: u64,
-    /// Latest cumulative-lost figure from inbound receiver reports (the sender's view of loss).
-    pub remote_cumulative_lost: u64,
-}
-
-/// Handle to read the tap's counters from outside the interceptor chain.
-pub type SharedCounters = Arc<Mutex<WireCounters>>;
 
 /// The tap interceptor.
 pub struct WireTap {
@@ -69,7 +33,7 @@ pub struct WireTap {
     pcap: Option<PcapSink>,
     counters: SharedCounters,
     /// The sender's pacer queue accounting (packets leave it here).
-    queue: Option<crate::send_queue::SendQueue>,
+    queue: Option<SendQueue>,
 }
 
 impl WireTap {
@@ -89,7 +53,7 @@ impl WireTap {
     }
 
     /// Tells `queue` about every RTP packet leaving for the wire.
-    pub fn with_send_queue(mut self, queue: crate::send_queue::SendQueue) -> Self {
+    pub fn with_send_queue(mut self, queue: SendQueue) -> Self {
         self.queue = Some(queue);
         self
     }
@@ -122,15 +86,15 @@ impl WireTap {
                     Direction::Out => {
                         if let Some(q) = &self.queue {
                             q.left(
-                                crate::send_queue::rtp_bytes(p),
-                                crate::send_queue::resent_key(msg),
+                                send_queue::rtp_bytes(p),
+                                send_queue::resent_key(msg),
                                 msg.now,
                             );
                         }
                         counters.rtp_out_bytes += bytes;
                         if retransmission {
                             counters.rtx_out += 1;
-                        } else if crate::fec::is_repair(p) {
+                        } else if super::fec::is_repair(p) {
                             counters.fec_out += 1;
                             counters.fec_out_bytes += bytes;
                         } else {
@@ -138,7 +102,7 @@ impl WireTap {
                         }
                     }
                     Direction::In => {
-                        if crate::fec::is_repair(p) {
+                        if super::fec::is_repair(p) {
                             counters.fec_in += 1;
                         }
                         counters.rtp_in += 1;

@@ -1,0 +1,74 @@
+//! `rtclab sweep`: one scenario, run once per value of one setting, compared in one table.
+
+use crate::error::RunError;
+use crate::run::{RunRequest, run_scenario};
+use rtclab_scenarios::Scenario;
+use std::future::Future;
+use std::path::Path;
+
+/// One variant of a sweep: its name and its `summary.json`.
+pub type SweepRow = (String, serde_json::Value);
+
+/// `rtclab sweep`: runs `file` once per value of `key` (see
+/// [`rtclab_scenarios::with_override`]), each into `out/<variant>`, and writes `out/sweep.txt`
+/// (the comparison table) and `out/sweep.json`. Stops early, keeping what ran, on `interrupt`.
+pub async fn run_sweep(
+    file: &Path,
+    key: &str,
+    values: &[String],
+    out: &Path,
+    duration_s: Option<f64>,
+    interrupt: impl Future<Output = ()>,
+) -> Result<(Vec<SweepRow>, String), RunError> {
+    let text = std::fs::read_to_string(file).map_err(|source| RunError::Io {
+        path: file.to_owned(),
+        source,
+    })?;
+    // Parse every variant before running any, so a bad value fails in a second, not an hour.
+    let mut variants = Vec::new();
+    for value in values {
+        let variant = rtclab_scenarios::with_override(&text, file, key, value)
+            .and_then(|t| Scenario::parse(&t, file))
+            .map_err(|e| RunError::Failed(format!("--set {key}={value}: {e}")))?;
+        variants.push(variant);
+    }
+    tokio::pin!(interrupt);
+    let mut rows = Vec::new();
+    for scenario in variants {
+        let name = scenario.name.clone();
+        let mut req = RunRequest::new(scenario, out.join(&name));
+        req.duration_s = duration_s;
+        let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = interrupted.clone();
+        let outcome = run_scenario(req, async {
+            (&mut interrupt).await;
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+        .await?;
+        let value = std::fs::read_to_string(&outcome.summary_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::to_value(&outcome.summary).unwrap_or_default());
+        rows.push((name, value));
+        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+    }
+    let table = rtclab_report::sweep_table(&rows);
+    let write = |name: &str, body: String| {
+        let path = out.join(name);
+        std::fs::write(&path, body).map_err(|source| RunError::Io { path, source })
+    };
+    write("sweep.txt", table.clone() + "\n")?;
+    write(
+        "sweep.json",
+        serde_json::to_string_pretty(
+            &rows
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .unwrap_or_default(),
+    )?;
+    Ok((rows, table))
+}
