@@ -6,13 +6,15 @@
 //!
 //! - `server` (default): the signaling server (`AppState`, `app`, `bind`, `serve`,
 //!   `serve_with_shutdown`), the room registry (`rooms`), the STUN/TURN credential issuer
-//!   (`IceIssuer`) and the HTTP errors (`error`). Pulls in axum, tower-http, tokio, tracing and
+//!   (`IceIssuer`), the limits against careless or hostile clients (`limits`: message rate,
+//!   pings and idle timeout, header read timeout, connections per address, shutdown deadline)
+//!   and the HTTP errors (`error`). Pulls in axum, tower-http, tokio, tracing and
 //!   rtclab-turn.
 // Links only where the items exist, so that docs built without the feature have no broken links.
 #![cfg_attr(
     feature = "server",
     doc = "\n  See [`AppState`], [`app`], [`bind`], [`serve`], [`serve_with_shutdown`], [`rooms`], \
-           [`IceIssuer`] and [`error`]."
+           [`IceIssuer`], [`limits`] and [`error`]."
 )]
 //!
 //! Without it (`default-features = false`, as the workspace declares the dependency; crates that
@@ -31,9 +33,13 @@
 //! ```
 
 #[cfg(feature = "server")]
+mod accept;
+#[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
 pub mod issuer;
+#[cfg(feature = "server")]
+pub mod limits;
 pub mod protocol;
 #[cfg(feature = "server")]
 pub mod rooms;

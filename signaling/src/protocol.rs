@@ -5,7 +5,8 @@
 //! `bye` are relayed verbatim to the other peer of the room. A peer that leaves (bye or closed
 //! socket) makes the server send `peer-left` to the other. Anything the server cannot accept is
 //! answered with `error` and the connection (and the room) stays up, except `room-full`, after
-//! which the server closes the third peer's socket.
+//! which the server closes the third peer's socket, and `rate-limited` (a client flooding the
+//! server), after which it closes the flooder's socket with 1008 (policy violation).
 //!
 //! Room names are part of the protocol too ([`validate_room_name`]), so that a client can refuse
 //! a bad name before connecting. Everything here is plain data with no I/O, and is available
@@ -104,8 +105,15 @@ impl std::fmt::Debug for IceServerInfo {
 }
 
 /// Messages a client sends.
+///
+/// Parsing is strict: a field the message does not have (`{"type":"bye","x":1}`), a missing or
+/// mistyped field, or an `event` that is not a JSON object is an error, so that a client's
+/// mistake is answered instead of half-understood. (The server answers such a message with
+/// `error` / [`ErrorCode::UnknownMessage`].)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+// Deserialized through `WireClientMessage`, which does the strict checking; serializing uses
+// this enum's own (identical) shape.
+#[serde(tag = "type", rename_all = "kebab-case", from = "WireClientMessage")]
 pub enum ClientMessage {
     /// SDP offer, relayed to the other peer.
     Offer {
@@ -126,9 +134,74 @@ pub enum ClientMessage {
     Bye,
     /// A JSON-lines event from a browser, for the session log (see the browser bridge).
     Event {
-        /// One event object; the server validates and stamps it.
+        /// One event object (parsing refuses anything but a JSON object); the server validates
+        /// and stamps it.
         event: serde_json::Value,
     },
+}
+
+/// What [`ClientMessage`] parses from: the same messages, with the strictness serde does not
+/// give the public enum.
+///
+/// - `deny_unknown_fields` is ignored for the *unit* variants of an internally tagged enum (serde
+///   accepts `{"type":"bye","x":1}` as `Bye`; serde-rs/serde#2123, issue 18 finding 9), but
+///   honoured for an empty struct variant; so `bye` is `Bye {}` here while the public variant
+///   stays `ClientMessage::Bye`, which clients construct.
+/// - `event` must be an object (an event-log record), not any JSON value.
+///
+/// The inner [`IceCandidate`] stays lenient on purpose: it is the browser's
+/// `RTCIceCandidate.toJSON()`, which the W3C may extend, and it is relayed, not interpreted.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+enum WireClientMessage {
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    Candidate {
+        candidate: IceCandidate,
+    },
+    Bye {},
+    Event {
+        #[serde(deserialize_with = "json_object")]
+        event: serde_json::Value,
+    },
+}
+
+impl From<WireClientMessage> for ClientMessage {
+    fn from(wire: WireClientMessage) -> Self {
+        match wire {
+            WireClientMessage::Offer { sdp } => ClientMessage::Offer { sdp },
+            WireClientMessage::Answer { sdp } => ClientMessage::Answer { sdp },
+            WireClientMessage::Candidate { candidate } => ClientMessage::Candidate { candidate },
+            WireClientMessage::Bye {} => ClientMessage::Bye,
+            WireClientMessage::Event { event } => ClientMessage::Event { event },
+        }
+    }
+}
+
+/// A JSON object as a `Value`, with an error that says what was expected instead of serde's
+/// generic "invalid type".
+fn json_object<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<serde_json::Value, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    if value.is_object() {
+        return Ok(value);
+    }
+    let got = match &value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    };
+    Err(serde::de::Error::custom(format!(
+        "\"event\" must be a JSON object such as {{\"kind\":\"browser.event\"}}, not {got}"
+    )))
 }
 
 /// Messages the server sends.
@@ -200,6 +273,9 @@ pub enum ErrorCode {
     BadRoom,
     /// A relayed message was sent while alone in the room.
     NoPeer,
+    /// The client sent messages faster than the server's per-connection rate limit allows (see
+    /// the server's `limits` module); the server closes the socket (1008) after this.
+    RateLimited,
 }
 
 #[cfg(test)]
@@ -219,5 +295,69 @@ mod tests {
         assert_eq!(validate_room_name("a b"), Err(RoomNameError::BadChar(' ')));
         assert_eq!(validate_room_name("a/b"), Err(RoomNameError::BadChar('/')));
         assert_eq!(validate_room_name("é"), Err(RoomNameError::BadChar('é')));
+    }
+
+    /// Issue 18 finding 9: extra fields, including on `bye`, and a non-object `event` are refused;
+    /// everything the page (`web/app.js`) and the peer (`rtclab-peer`) send still parses.
+    #[test]
+    fn client_messages_are_strict() {
+        let parse = |text: &str| serde_json::from_str::<ClientMessage>(text);
+        for bad in [
+            r#"{"type":"bye","x":1}"#,
+            r#"{"type":"offer","sdp":"v=0","x":1}"#,
+            r#"{"type":"event","event":5}"#,
+            r#"{"type":"event","event":"text"}"#,
+            r#"{"type":"event","event":[1]}"#,
+            r#"{"type":"event","event":null}"#,
+            r#"{"type":"event","event":{},"x":1}"#,
+            r#"{"type":"event"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "accepted {bad}");
+        }
+        let err = parse(r#"{"type":"event","event":5}"#).expect_err("non-object event");
+        assert!(err.to_string().contains("must be a JSON object"), "{err}");
+        let err = parse(r#"{"type":"bye","x":1}"#).expect_err("bye with a field");
+        assert!(err.to_string().contains("unknown field `x`"), "{err}");
+
+        // What web/app.js sends (its send() calls), and what the peer serializes.
+        let good = [
+            (r#"{"type":"bye"}"#, ClientMessage::Bye),
+            (
+                r#"{"type":"offer","sdp":"v=0\r\n"}"#,
+                ClientMessage::Offer {
+                    sdp: "v=0\r\n".into(),
+                },
+            ),
+            (
+                r#"{"type":"answer","sdp":"v=0"}"#,
+                ClientMessage::Answer { sdp: "v=0".into() },
+            ),
+            (
+                r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"u"}}"#,
+                ClientMessage::Candidate {
+                    candidate: IceCandidate {
+                        candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host".into(),
+                        sdp_mid: Some("0".into()),
+                        sdp_mline_index: Some(0),
+                        username_fragment: Some("u".into()),
+                    },
+                },
+            ),
+            (
+                r#"{"type":"event","event":{"kind":"browser.event","what":"x","detail":{}}}"#,
+                ClientMessage::Event {
+                    event: serde_json::json!({"kind":"browser.event","what":"x","detail":{}}),
+                },
+            ),
+        ];
+        for (text, expected) in good {
+            assert_eq!(parse(text).expect(text), expected);
+            // The round trip: what a Rust client serializes parses back to the same message.
+            let again = serde_json::to_string(&expected).expect("serialize");
+            assert_eq!(parse(&again).expect(&again), expected);
+        }
+        // Browsers may send null for an absent sdpMid / sdpMLineIndex: still accepted.
+        let nulls = r#"{"type":"candidate","candidate":{"candidate":"","sdpMid":null,"sdpMLineIndex":null,"usernameFragment":null}}"#;
+        assert!(parse(nulls).is_ok());
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -16,8 +17,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
+use crate::accept;
 use crate::error::{AppError, ServerError};
 use crate::issuer::IceIssuer;
+use crate::limits::Limits;
 use crate::protocol::ServerMessage;
 use crate::rooms::Rooms;
 use crate::ws;
@@ -44,6 +47,10 @@ pub struct AppState {
     rooms: Mutex<Rooms<ws::Peer>>,
     /// Flipped to `true` on shutdown; every WebSocket session watches it.
     pub(crate) shutdown: watch::Sender<bool>,
+    /// WebSocket sessions running (including those still closing); shutdown waits for zero.
+    pub(crate) sessions: watch::Sender<usize>,
+    /// Rate limit, keepalive, timeouts and connection cap (see [`crate::limits`]).
+    pub(crate) limits: Limits,
 }
 
 impl AppState {
@@ -57,7 +64,45 @@ impl AppState {
             ice: None,
             rooms: Mutex::new(Rooms::new()),
             shutdown: watch::Sender::new(false),
+            sessions: watch::Sender::new(0),
+            limits: Limits::default(),
         }
+    }
+
+    /// Sets the per-connection message rate limit: a token bucket of `burst` messages refilled
+    /// at `per_second` (defaults [`crate::limits::MESSAGE_BURST`] and
+    /// [`crate::limits::MESSAGE_RATE_PER_SEC`]). A connection over it gets `error`
+    /// `rate-limited` and is closed with 1008.
+    pub fn with_message_rate(mut self, burst: u32, per_second: u32) -> Self {
+        self.limits.message_burst = burst;
+        self.limits.message_rate_per_sec = per_second;
+        self
+    }
+
+    /// Sets how often WebSocket sessions are pinged and how long one may stay silent (no message,
+    /// no Pong) before it is closed (defaults [`crate::limits::PING_INTERVAL`] and
+    /// [`crate::limits::IDLE_TIMEOUT`]). Make `timeout` a few `interval`s, so that one late Pong
+    /// is not fatal.
+    pub fn with_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.limits.ping_interval = interval;
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a client may take to send a complete HTTP request head (default
+    /// [`crate::limits::HEADER_READ_TIMEOUT`]); a connection that has not sent one by then is
+    /// closed. Applies to [`serve`] and [`serve_with_shutdown`], not to [`app`] driven by hand.
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets how many connections (HTTP or WebSocket) one client IP address may hold at once
+    /// (default [`crate::limits::MAX_CONNECTIONS_PER_IP`]; 0 is taken as 1); further ones are
+    /// closed on accept. A load test driving many clients from one address must raise it.
+    pub fn with_max_connections_per_ip(mut self, max: usize) -> Self {
+        self.limits.max_connections_per_ip = max.max(1);
+        self
     }
 
     /// Sets the hook for browser `event` messages.
@@ -127,6 +172,7 @@ impl fmt::Debug for AppState {
             .field("on_join", &self.on_join.is_some())
             .field("rooms", &self.room_count())
             .field("peers", &self.peer_count())
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -218,7 +264,8 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerE
     Ok((listener, local))
 }
 
-/// Serves [`app`] on `listener` until the process ends.
+/// Serves [`app`] on `listener` until the process ends, with the limits of `state` (header read
+/// timeout, connections per address; see [`crate::limits`]).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -230,22 +277,17 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerE
 /// # Ok(()) }
 /// ```
 pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).await
+    accept::run(listener, state, std::future::pending()).await
 }
 
-/// Serves [`app`] until `signal` completes, then closes all WebSocket sessions and returns once
-/// in-flight HTTP requests are done.
+/// Serves [`app`] until `signal` completes; then stops accepting, closes every WebSocket session
+/// (1001), lets in-flight HTTP requests finish, and returns once all is done or after
+/// [`crate::limits::SHUTDOWN_DEADLINE`] (2 s), whichever comes first, dropping whatever is still
+/// open (a client holding a half-sent request cannot keep the server alive).
 pub async fn serve_with_shutdown(
     listener: TcpListener,
     state: Arc<AppState>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = app(Arc::clone(&state));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            signal.await;
-            // Upgraded WebSockets are not tracked by axum's graceful shutdown; end them here.
-            state.close_all_sessions();
-        })
-        .await
+    accept::run(listener, state, signal).await
 }

@@ -6,6 +6,14 @@
 //! sees events in registry order (`joined` before anything relayed to it, `peer-left` before a
 //! later `peer-joined`). A peer whose queue overflows is not reading its socket; it is
 //! disconnected ("kicked") rather than silently losing signaling messages.
+//!
+//! The *sender* is limited too (issue 18 finding 3): each connection spends a token per incoming
+//! frame from a token bucket ([`crate::limits::MESSAGE_BURST`] and
+//! [`crate::limits::MESSAGE_RATE_PER_SEC`]), and a connection out of tokens gets `rate-limited`
+//! and is closed with 1008. Because the burst is smaller than the queue, what the limit lets
+//! through always fits in the other peer's queue, so a flooder is closed before its victim could
+//! be kicked. And every session is pinged; one from which nothing arrives for the idle timeout is
+//! closed (finding 5).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +21,15 @@ use std::time::Duration;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::limits::{ConnectionSlot, TokenBucket};
 use crate::protocol::{
     ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, ServerMessage, validate_room_name,
 };
@@ -33,7 +42,7 @@ use crate::rooms::PeerId;
 const TRANSPORT_LIMIT_BYTES: usize = 1024 * 1024;
 /// Messages that may wait for one peer's socket; signaling needs an offer/answer and a few dozen
 /// candidates, so this only fills up when the client stops reading.
-const QUEUE_LEN: usize = 256;
+pub(crate) const QUEUE_LEN: usize = 256;
 /// How long one write may take before the client is considered gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the client's half of the close handshake.
@@ -72,8 +81,13 @@ pub(crate) struct WsParams {
 /// `GET /ws?room=NAME`: upgrades, then runs the session. An invalid room name is reported over
 /// the socket (`bad-room`, then close) rather than as HTTP 400, because browsers hide the HTTP
 /// status of a failed upgrade from JavaScript.
+///
+/// `slot` is the connection's place in the per-address connection count (absent when the router
+/// is driven without the server's accept loop, e.g. in tests): the session keeps it, so that an
+/// upgraded connection counts until the session ends, not just until the HTTP exchange does.
 pub(crate) async fn ws_handler(
     State(state): State<Arc<AppState>>,
+    slot: Option<Extension<ConnectionSlot>>,
     query: Result<Query<WsParams>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
@@ -84,7 +98,10 @@ pub(crate) async fn ws_handler(
         .max_message_size(TRANSPORT_LIMIT_BYTES)
         .max_frame_size(TRANSPORT_LIMIT_BYTES)
         .on_failed_upgrade(|err| tracing::debug!(%err, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| session(socket, state, room)))
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            session(socket, state, room).await;
+        }))
 }
 
 /// Why a session ended; decides the close frame.
@@ -95,6 +112,10 @@ enum End {
     Failed,
     Kicked,
     Shutdown,
+    /// The client sent frames faster than its token bucket allows.
+    RateLimited,
+    /// Nothing (no message, no Pong) arrived within the idle timeout.
+    TimedOut,
 }
 
 /// What to do after one incoming frame.
@@ -123,8 +144,26 @@ impl Drop for Membership {
     }
 }
 
+/// Counts a running session in [`AppState`] while alive, so that shutdown can wait (up to its
+/// deadline) for every session to send its close frame.
+struct Running(Arc<AppState>);
+
+impl Running {
+    fn new(state: &Arc<AppState>) -> Self {
+        state.sessions.send_modify(|n| *n += 1);
+        Self(Arc::clone(state))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.sessions.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 /// One connection, from join to close.
 async fn session(mut socket: WebSocket, state: Arc<AppState>, room: String) {
+    let _running = Running::new(&state);
     if let Err(err) = validate_room_name(&room) {
         tracing::info!(%err, "refusing bad room name");
         refuse(socket, ErrorCode::BadRoom, err.to_string()).await;
@@ -180,6 +219,22 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>, room: String) {
         id: joined.id,
     };
     let mut shutdown = state.shutdown.subscribe();
+    let limits = state.limits;
+    let mut bucket = TokenBucket::new(
+        limits.message_burst,
+        limits.message_rate_per_sec,
+        Instant::now(),
+    );
+    // RFC 6455 §5.5.2: a Ping must be answered with a Pong. The first ping goes out one interval
+    // after the join; a client that keeps sending needs no ping to stay, but gets them anyway,
+    // which costs two bytes every interval. `interval_at` panics on a zero period; 1 ms is the
+    // least a test could want.
+    let ping_every = limits.ping_interval.max(Duration::from_millis(1));
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Reset by every frame that arrives (a Pong or anything else proves the client is there).
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
     let end = loop {
         // Outgoing and incoming are served by one task; this is fine because enqueueing never
         // blocks (try_send), so two sessions can never wait on each other.
@@ -192,10 +247,19 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>, room: String) {
                 }
             }
             frame = socket.recv() => match frame {
-                Some(Ok(frame)) => match conn.on_frame(frame) {
-                    Flow::Continue => {}
-                    Flow::Stop(end) => break end,
-                },
+                Some(Ok(frame)) => {
+                    let now = Instant::now();
+                    idle.as_mut().reset(now + limits.idle_timeout);
+                    // Every frame but Close costs a token: Pings too, since each one makes the
+                    // server queue a Pong. The limited frame is not handled.
+                    if !matches!(frame, Message::Close(_)) && !bucket.try_take(now) {
+                        break End::RateLimited;
+                    }
+                    match conn.on_frame(frame) {
+                        Flow::Continue => {}
+                        Flow::Stop(end) => break end,
+                    }
+                }
                 Some(Err(err)) => {
                     tracing::debug!(%room, %err, "WebSocket error");
                     break End::Failed;
@@ -203,6 +267,13 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>, room: String) {
                 None => break End::ClientClosed,
             },
             () = me.kick.notified() => break End::Kicked,
+            _ = ping.tick() => {
+                let sent = timeout(SEND_TIMEOUT, socket.send(Message::Ping(Default::default())));
+                if !matches!(sent.await, Ok(Ok(()))) {
+                    break End::Failed;
+                }
+            }
+            () = &mut idle => break End::TimedOut,
             // The `Ref` that `wait_for` yields is not `Send`; drop it inside the branch future.
             () = async { drop(shutdown.wait_for(|stop| *stop).await) } => break End::Shutdown,
         }
@@ -216,6 +287,14 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>, room: String) {
         End::Bye => (close_code::NORMAL, "bye"),
         End::Kicked => (close_code::POLICY, "not reading messages"),
         End::Shutdown => (close_code::AWAY, "server shutting down"),
+        // RFC 6455 §7.4.1: 1008 is the generic "violates its policy" code.
+        End::RateLimited => (close_code::POLICY, "message rate limit exceeded"),
+        // RFC 6455 §7.4.1 has no code for a timeout; 1001 ("going away") is what the server is
+        // doing with this connection. The client is probably gone and never sees it anyway.
+        End::TimedOut => (
+            close_code::AWAY,
+            "no message or pong within the idle timeout",
+        ),
     };
     // Deliver what was queued before leaving (e.g. an error reply), then close properly.
     rx.close();
@@ -223,6 +302,26 @@ async fn session(mut socket: WebSocket, state: Arc<AppState>, room: String) {
         if !send_json(&mut socket, &msg).await {
             return;
         }
+    }
+    if end == End::RateLimited {
+        tracing::warn!(%room, "client exceeded the message rate limit; closing it");
+        // Sent here, after the queue, rather than queued: the queue may be full of the flooder's
+        // own error replies, and this one must arrive.
+        let message = format!(
+            "more than {} messages at once or {} per second; signaling needs an offer, an answer \
+             and a few dozen candidates, so this connection is closed",
+            limits.message_burst, limits.message_rate_per_sec
+        );
+        let error = ServerMessage::Error {
+            code: ErrorCode::RateLimited,
+            message,
+        };
+        if !send_json(&mut socket, &error).await {
+            return;
+        }
+    }
+    if end == End::TimedOut {
+        tracing::info!(%room, timeout = ?limits.idle_timeout, "closing silent WebSocket");
     }
     close(socket, code, reason).await;
 }

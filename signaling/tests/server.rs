@@ -253,6 +253,40 @@ async fn unknown_type_and_bad_fields_are_unknown_message() {
     offer_relays(&mut a, &mut b, "after-unknown").await;
 }
 
+/// Issue 18 finding 9: `{"type":"bye","x":1}` was taken as bye (and ended the session), and an
+/// `event` that is not an object got no reply at all. Both are now `unknown-message` errors that
+/// name the problem, and the session goes on.
+#[tokio::test]
+async fn bye_with_extra_field_and_non_object_event_are_refused() {
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let state = AppState::new(None).with_event_hook(move |_, event| {
+        sink.lock().expect("hook lock").push(event);
+    });
+    let (addr, _) = start(state).await;
+    let (mut a, mut b) = pair(addr, "strict").await;
+
+    send(&mut a, json!({"type": "bye", "x": 1})).await;
+    let message = expect_error(&mut a, "unknown-message").await;
+    assert!(message.contains("unknown field `x`"), "{message}");
+
+    for event in [json!(5), json!("text"), json!([1]), Value::Null] {
+        send(&mut a, json!({"type": "event", "event": event})).await;
+        let message = expect_error(&mut a, "unknown-message").await;
+        assert!(
+            message.contains("\"event\" must be a JSON object"),
+            "{event}: {message}"
+        );
+    }
+    // None of it reached the hook or b, and a is still in the room: its offer is b's next message.
+    offer_relays(&mut a, &mut b, "after-strict").await;
+    assert!(seen.lock().expect("hook lock").is_empty());
+    // A real bye still works.
+    send(&mut a, json!({"type": "bye"})).await;
+    assert_eq!(recv(&mut b).await, json!({"type": "bye"}));
+    assert_eq!(recv(&mut b).await, json!({"type": "peer-left"}));
+}
+
 #[tokio::test]
 async fn too_large_message_is_refused_and_connection_stays_open() {
     let (addr, _) = start(AppState::new(None)).await;
