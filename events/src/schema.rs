@@ -406,6 +406,13 @@ pub struct MediaStats {
     /// See `width`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+    /// Receiver: the jitter buffer's playout delay, ms — how long after its expected arrival a
+    /// frame is shown (jitter plus, while repairs happen, the repair time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playout_delay_ms: Option<f64>,
+    /// Receiver: the measured time to repair a lost packet (gap noticed → packet arrived), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair_ms: Option<f64>,
 }
 
 /// The receiver's quality of experience over the last second (see `qoe`).

@@ -4,6 +4,7 @@
 //! - [`sender`] / [`receiver`]: the media loops (FFmpeg in, FFmpeg out); [`qoe`]: what the
 //!   viewer gets (glass-to-glass latency, PSNR/SSIM);
 //! - [`interceptors`]: the interceptor chain on one screen (wire tap, pacing, NACK repair, FEC);
+//! - [`jitter`]: the receiver's jitter buffer (waits for repairs, decode order, playout delay);
 //! - [`bwe`]: congestion-control logging; [`candidates`]: ICE candidates as log entries.
 //!
 //! The lab around it (`rtclab run`, sweeps, benches, the demo, headless Chromium) is the
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod interceptors;
+pub mod jitter;
 pub mod peer;
 pub mod qoe;
 pub mod receiver;

@@ -1,19 +1,19 @@
-//! The receiving media loop: RTP → frames (webrtc-rs `SampleBuilder`) → libavcodec decoder.
+//! The receiving media loop: RTP → the jitter buffer ([`crate::jitter`]) → libavcodec decoder.
 //!
-//! A decoder does not report a lost reference (docs/notes/ffmpeg.md#lost-references-are-silent): the picture just
-//! degrades until the next keyframe. So the receiver itself refuses to decode past a hole: after a
-//! frame is lost, or a decode error, it skips frames until a keyframe arrives and asks for one with
-//! a PLI (RFC 4585 §6.3.1), rate-limited so one loss does not become a PLI storm.
+//! A decoder does not report a lost reference (docs/notes/ffmpeg.md#lost-references-are-silent):
+//! the picture just degrades until the next keyframe. So the jitter buffer refuses to hand on a
+//! frame past a hole: it waits for the repair until a deadline derived from the measured repair
+//! time, then gives the frame up, skips to the next keyframe and asks for one with a PLI
+//! (RFC 4585 §6.3.1). A decode error also asks for one; PLIs are rate-limited so one loss does
+//! not become a PLI storm.
 
 use crate::error::PeerError;
 use crate::interceptors::counters::SharedCounters;
+use crate::jitter::packet_buffer::unwrap_seq;
+use crate::jitter::{Action, JitterBuffer};
 use crate::qoe::{ExtIds, FrameInfo, FrameTags, QoeProbe};
 use bytes::Bytes;
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::h264::H264Packet;
-use rtc::rtp::codec::vp8::Vp8Packet;
-use rtc::rtp::packetizer::Depacketizer;
 use rtclab_events::{Event, EventSink, MediaStats, PeerRole, PliReason};
 use rtclab_media::{Codec, Decoder};
 use std::collections::BTreeSet;
@@ -24,10 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::runtime::{JoinHandle, Runtime};
 
-/// Packets the sample builder may hold while waiting for a retransmission (≈0.4 s at 3 Mbps).
-const MAX_LATE_PACKETS: u16 = 256;
-/// Longest a frame may wait for its missing packets before it is given up.
-const MAX_FRAME_WAIT: Duration = Duration::from_millis(300);
+/// How long the receiving loop sleeps when the jitter buffer has nothing scheduled.
+const IDLE_WAKEUP: Duration = Duration::from_secs(1);
 /// Least time between two PLIs for the same reason of loss (libwebrtc uses a similar floor).
 const PLI_MIN_INTERVAL: Duration = Duration::from_millis(250);
 /// A sequence gap older than this many packets is counted as lost for good.
@@ -101,40 +99,6 @@ impl SeqTracker {
     }
 }
 
-/// Extends a 16-bit sequence number to the value closest to `highest` (RFC 3550 §A.1).
-fn unwrap_seq(highest: u64, seq: u16) -> u64 {
-    let base = highest & !0xffff;
-    let candidates = [base.wrapping_sub(1 << 16), base, base + (1 << 16)];
-    candidates
-        .iter()
-        .map(|b| b.wrapping_add(u64::from(seq)))
-        .filter(|c| *c < u64::MAX / 2)
-        .min_by_key(|c| c.abs_diff(highest))
-        .unwrap_or(base + u64::from(seq))
-}
-
-/// True if the assembled frame starts a new decodable sequence.
-pub fn is_keyframe(codec: Codec, frame: &[u8]) -> bool {
-    match codec {
-        // VP8 payload header, frame type bit: 0 = key frame (RFC 6386 §9.1).
-        Codec::Vp8 => frame.first().is_some_and(|b| b & 0x01 == 0),
-        // An IDR slice (NAL type 5, RFC 6184 §1.3) anywhere in the Annex-B access unit.
-        Codec::H264 => annexb_nal_types(frame).any(|t| t == 5),
-    }
-}
-
-fn annexb_nal_types(data: &[u8]) -> impl Iterator<Item = u8> + '_ {
-    data.windows(4).enumerate().filter_map(move |(i, w)| {
-        if w[0] == 0 && w[1] == 0 && w[2] == 1 {
-            Some(w[3] & 0x1f)
-        } else if i == 0 && w == [0, 0, 0, 1] {
-            data.get(4).map(|b| b & 0x1f)
-        } else {
-            None
-        }
-    })
-}
-
 #[derive(Debug, Default, Clone)]
 struct RecvCounters {
     frames_assembled: u64,
@@ -148,6 +112,9 @@ struct RecvCounters {
     freeze_ms: f64,
     /// Size of the last decoded picture (the sender may change it at any keyframe).
     size: Option<(u32, u32)>,
+    /// The jitter buffer's playout delay and measured repair time, ms.
+    playout_delay_ms: f64,
+    repair_ms: f64,
 }
 
 /// A running receiver; `stop` ends it after logging its final statistics.
@@ -216,6 +183,10 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
             assembler.tags = FrameTags::new(ctx_ext);
             let mut last_pli: Option<Instant> = None;
             loop {
+                // Wake when the jitter buffer has a frame due, a deadline or a keyframe retry.
+                let wait = assembler
+                    .next_wakeup()
+                    .map_or(IDLE_WAKEUP, |t| t.saturating_duration_since(runtime.now()));
                 tokio::select! {
                     event = track.poll() => match event {
                         Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
@@ -224,6 +195,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                         Some(TrackRemoteEvent::OnEnded) | None => break,
                         Some(_) => {}
                     },
+                    _ = runtime.sleep(wait) => assembler.poll(runtime.now()),
                     Some(reason) = pli_rx.recv() => {
                         let now = runtime.now();
                         // "interval" PLIs are the caller's explicit request; loss PLIs are limited.
@@ -311,6 +283,8 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                         fec_recovered: w.fec_recovered,
                         width: c.size.map(|s| s.0),
                         height: c.size.map(|s| s.1),
+                        playout_delay_ms: Some(c.playout_delay_ms),
+                        repair_ms: Some(c.repair_ms),
                         ..Default::default()
                     }),
                 );
@@ -438,40 +412,14 @@ fn spawn_decoder_thread(
     Ok(tx)
 }
 
-/// Reassembles frames and decides which ones are decodable.
+/// Feeds the jitter buffer and carries out what it decides.
 struct Assembler {
-    codec: Codec,
-    builder: Builder,
+    jitter: JitterBuffer,
     seq: SeqTracker,
     tags: FrameTags,
-    waiting_for_keyframe: bool,
     frames: FrameTx,
     counters: Arc<Mutex<RecvCounters>>,
     pli: mpsc::UnboundedSender<PliReason>,
-}
-
-enum Builder {
-    H264(SampleBuilder<H264Packet>),
-    Vp8(SampleBuilder<Vp8Packet>),
-}
-
-impl Builder {
-    fn push(&mut self, now: Instant, p: rtc::rtp::Packet) {
-        match self {
-            Builder::H264(b) => b.push(now, p),
-            Builder::Vp8(b) => b.push(now, p),
-        }
-    }
-    fn pop(&mut self, now: Instant) -> Option<rtc::media::Sample> {
-        match self {
-            Builder::H264(b) => b.pop(now),
-            Builder::Vp8(b) => b.pop(now),
-        }
-    }
-}
-
-fn builder<D: Depacketizer>(d: D) -> SampleBuilder<D> {
-    SampleBuilder::new(MAX_LATE_PACKETS, d, 90_000).with_max_time_delay(MAX_FRAME_WAIT)
 }
 
 impl Assembler {
@@ -481,16 +429,10 @@ impl Assembler {
         counters: Arc<Mutex<RecvCounters>>,
         pli: mpsc::UnboundedSender<PliReason>,
     ) -> Self {
-        let builder = match codec {
-            Codec::H264 => Builder::H264(builder(H264Packet::default())),
-            Codec::Vp8 => Builder::Vp8(builder(Vp8Packet::default())),
-        };
         Assembler {
-            codec,
-            builder,
+            jitter: JitterBuffer::new(codec),
             seq: SeqTracker::default(),
             tags: FrameTags::default(),
-            waiting_for_keyframe: true,
             frames,
             counters,
             pli,
@@ -500,43 +442,47 @@ impl Assembler {
     fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) {
         self.seq.on_packet(packet.header.sequence_number);
         self.tags.on_packet(&packet);
-        self.builder.push(now, packet);
-        while let Some(sample) = self.builder.pop(now) {
-            let info = self.tags.take(sample.packet_timestamp);
-            let key = is_keyframe(self.codec, &sample.data);
-            tracing::trace!(
-                ts = sample.packet_timestamp,
-                bytes = sample.data.len(),
-                key,
-                dropped = sample.prev_dropped_packets,
-                "frame assembled"
-            );
-            let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-            c.lost = self.seq.lost();
-            c.recovered = self.seq.recovered;
-            if sample.prev_dropped_packets > 0 {
-                // Packets of an earlier frame never arrived: references are broken.
-                self.waiting_for_keyframe = true;
+        let h = &packet.header;
+        self.jitter.insert(
+            now,
+            h.sequence_number,
+            h.timestamp,
+            h.marker,
+            packet.payload,
+        );
+        self.poll(now);
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        self.jitter.next_wakeup()
+    }
+
+    fn poll(&mut self, now: Instant) {
+        for action in self.jitter.poll(now) {
+            match action {
+                Action::Decode(f) => {
+                    let info = self.tags.take(f.ts);
+                    tracing::trace!(
+                        ts = f.ts,
+                        bytes = f.data.len(),
+                        key = f.keyframe,
+                        "frame due"
+                    );
+                    let _ = self.frames.send((f.data, f.interval, info));
+                }
+                Action::RequestKeyframe => {
+                    let _ = self.pli.send(PliReason::FrameLost);
+                }
             }
-            if self.waiting_for_keyframe && !key {
-                c.frames_skipped += 1;
-                drop(c);
-                let _ = self.pli.send(PliReason::FrameLost);
-                continue;
-            }
-            self.waiting_for_keyframe = false;
-            c.frames_assembled += 1;
-            drop(c);
-            // The RTP timestamp step is the frame interval; fall back to 30 fps when it is
-            // unknown (first frame) or absurd (a timestamp jump).
-            let interval = if sample.duration.is_zero() || sample.duration > Duration::from_secs(1)
-            {
-                Duration::from_millis(33)
-            } else {
-                sample.duration
-            };
-            let _ = self.frames.send((sample.data, interval, info));
         }
+        let st = self.jitter.stats();
+        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        c.lost = self.seq.lost();
+        c.recovered = self.seq.recovered;
+        c.frames_assembled = st.frames_released;
+        c.frames_skipped = st.frames_dropped + st.frames_given_up;
+        c.playout_delay_ms = self.jitter.target_delay().as_secs_f64() * 1000.0;
+        c.repair_ms = self.jitter.repair_time().as_secs_f64() * 1000.0;
     }
 }
 
@@ -583,16 +529,5 @@ mod tests {
         let slow = Duration::from_millis(200);
         assert_eq!(f.on_frame(t0 + Duration::from_millis(880), slow), None);
         assert!(f.on_frame(t0 + Duration::from_millis(1580), slow).is_some());
-    }
-
-    #[test]
-    fn keyframes_are_recognised() {
-        assert!(is_keyframe(Codec::Vp8, &[0x10, 0x02]));
-        assert!(!is_keyframe(Codec::Vp8, &[0x11, 0x02]));
-        // SPS, PPS, IDR
-        let idr = [0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 1, 0, 0, 1, 0x65, 9];
-        assert!(is_keyframe(Codec::H264, &idr));
-        let p = [0, 0, 0, 1, 0x41, 9, 9];
-        assert!(!is_keyframe(Codec::H264, &p));
     }
 }
