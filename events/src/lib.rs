@@ -13,4 +13,7 @@ pub use schema::{
     PeerRole, PliReason, Qoe, Record, ReportBlock, Rtcp, SCHEMA, Side, feedback_seen_at,
     receiving_peer, sending_peer,
 };
-pub use sink::{Clock, EventSink, Listener, ReadError, SinkError, SystemClock, read_log};
+pub use sink::{
+    BadLine, Clock, EventSink, Listener, LogDamage, MAX_LINE_BYTES, MAX_LISTED_BAD_LINES,
+    ReadError, SinkError, SystemClock, read_log, read_log_lenient,
+};

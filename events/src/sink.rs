@@ -71,6 +71,29 @@ pub enum ReadError {
         /// What serde said.
         source: serde_json::Error,
     },
+    /// The log was written under another schema version: its events may mean something else,
+    /// so reading it leniently would report wrong figures rather than fewer.
+    #[error("{path}:{line}: the log uses event schema {found:?}; this rtclab reads {expected:?}")]
+    Schema {
+        /// The log path.
+        path: PathBuf,
+        /// 1-based line of its `session.start`.
+        line: usize,
+        /// The schema the log names.
+        found: String,
+        /// The schema this build reads, [`SCHEMA`].
+        expected: &'static str,
+    },
+    /// Not one line of the file is an event (a file that is not an event log at all).
+    #[error("{path}: not an rtclab event log: none of its {bad_lines} lines is an event ({first})")]
+    NoEvents {
+        /// The log path.
+        path: PathBuf,
+        /// How many non-blank lines it has.
+        bad_lines: usize,
+        /// What is wrong with the first one, e.g. `line 1: not JSON`.
+        first: String,
+    },
 }
 
 struct State {
@@ -353,6 +376,264 @@ pub fn read_log(path: &Path) -> Result<Vec<Record>, ReadError> {
     Ok(records)
 }
 
+/// Longest line [`read_log_lenient`] keeps in memory. The longest lines rtclab writes are
+/// `session.start` (the configuration) and `session.end` (the summary), a few KiB each; 1 MiB is
+/// far above that, and a damaged file with no newline for gigabytes is then read in constant
+/// memory instead of into one string.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// How many bad lines [`LogDamage`] lists one by one; the rest are only counted, so a file of
+/// garbage does not make a note of millions of line numbers.
+pub const MAX_LISTED_BAD_LINES: usize = 20;
+
+/// One line [`read_log_lenient`] skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// Why it was skipped, in a few words (`not JSON`, `cut off: ...`).
+    pub reason: String,
+}
+
+/// What [`read_log_lenient`] found wrong with a log it could still read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogDamage {
+    /// The first [`MAX_LISTED_BAD_LINES`] skipped lines, in file order.
+    pub bad_lines: Vec<BadLine>,
+    /// How many lines were skipped in all (at least `bad_lines.len()`).
+    pub bad_line_count: usize,
+    /// No `session.start` was read: the scenario, session id and configuration are unknown.
+    pub missing_start: bool,
+    /// No `session.end` was read: the run was killed, crashed, is still running, or the end of
+    /// the file is lost. Every normal exit path writes one (see [`EventSink`]).
+    pub missing_end: bool,
+}
+
+impl LogDamage {
+    /// True when the log was read whole: every line an event, a start and an end.
+    pub fn is_empty(&self) -> bool {
+        self.bad_line_count == 0 && !self.missing_start && !self.missing_end
+    }
+
+    fn skip(&mut self, line: usize, reason: String) {
+        self.bad_line_count += 1;
+        if self.bad_lines.len() < MAX_LISTED_BAD_LINES {
+            self.bad_lines.push(BadLine { line, reason });
+        }
+    }
+
+    /// The damage as plain sentences for a reader of the report, one per kind of damage;
+    /// empty when there is none.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.bad_line_count > 0 {
+            let listed: Vec<String> = self
+                .bad_lines
+                .iter()
+                .map(|b| format!("line {} ({})", b.line, b.reason))
+                .collect();
+            let more = self.bad_line_count - self.bad_lines.len();
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let (count, verb) = match self.bad_line_count {
+                1 => ("1 line of the event log".to_owned(), "is"),
+                n => (format!("{n} lines of the event log"), "are"),
+            };
+            notes.push(format!(
+                "{count} could not be read and {verb} left out of this report: {}{tail}",
+                listed.join(", ")
+            ));
+        }
+        if self.missing_start {
+            notes.push(
+                "the event log has no session.start: the scenario, session id and configuration \
+                 are unknown"
+                    .to_owned(),
+            );
+        }
+        if self.missing_end {
+            notes.push(
+                "the event log has no session.end: the run did not finish normally (killed, \
+                 crashed or still running, or the end of the file is lost), so every figure \
+                 stops at the last line read"
+                    .to_owned(),
+            );
+        }
+        notes
+    }
+}
+
+impl std::fmt::Display for LogDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("no damage");
+        }
+        f.write_str(&self.notes().join("; "))
+    }
+}
+
+/// Reads the next line of `reader` into `buf` (without its newline), keeping at most `max`
+/// bytes. `None` at the end of the file; otherwise whether the line ended with a newline and
+/// whether it was longer than `max` (then `buf` is empty and the rest of the line was skipped
+/// without being stored).
+fn next_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<(bool, bool)>> {
+    buf.clear();
+    let (mut seen, mut overlong) = (false, false);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(seen.then_some((false, overlong)));
+        }
+        seen = true;
+        let (len, newline) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        if !overlong {
+            if buf.len() + len > max {
+                overlong = true;
+                buf.clear();
+                buf.shrink_to(max);
+            } else {
+                buf.extend_from_slice(&chunk[..len]);
+            }
+        }
+        reader.consume(len + usize::from(newline));
+        if newline {
+            return Ok(Some((true, overlong)));
+        }
+    }
+}
+
+/// Why a line that is not a [`Record`] was refused, in a few words.
+fn bad_line_reason(bytes: &[u8], error: &serde_json::Error, ends_with_newline: bool) -> String {
+    if !ends_with_newline && (error.is_eof() || error.is_syntax()) {
+        // The sink writes each line with its newline in one write, so a last line without
+        // one was cut: the disk filled up, or the file was copied or truncated mid-write.
+        return "cut off: the last line has no end".to_owned();
+    }
+    if error.is_eof() || error.is_syntax() {
+        return "not JSON".to_owned();
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .as_ref()
+        .and_then(|v| v.get("kind"))
+        .and_then(serde_json::Value::as_str)
+    {
+        // Keep a hostile kind from flooding the note.
+        Some(kind) => format!(
+            "not a valid {:?} event",
+            kind.chars().take(40).collect::<String>()
+        ),
+        None => "JSON, but not an rtclab event".to_owned(),
+    }
+}
+
+/// The schema a `session.start` line names, if the line is one (read loosely, so a start line
+/// of another schema version is recognised even when its other fields changed).
+fn session_start_schema(bytes: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if value.get("kind")?.as_str()? != "session.start" {
+        return None;
+    }
+    Some(value.get("schema")?.as_str()?.to_owned())
+}
+
+/// Reads what can be read of a log, for `rtclab report` on a log that may be damaged (a cut last
+/// line, a garbage line, a run killed before `session.end`).
+///
+/// Unlike [`read_log`], which runs use on their own fresh logs and where any bad line is a bug,
+/// a bad line is skipped and listed in the returned [`LogDamage`], as are a missing
+/// `session.start` or `session.end`. Still errors: a file that cannot be opened or read, a log
+/// of another schema version ([`ReadError::Schema`]), and a file in which no line at all is an
+/// event ([`ReadError::NoEvents`]). The file is read line by line, each line capped at
+/// [`MAX_LINE_BYTES`], so only the records are held in memory.
+pub fn read_log_lenient(path: &Path) -> Result<(Vec<Record>, LogDamage), ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut reader = BufReader::new(File::open(path).map_err(io)?);
+    let mut records = Vec::new();
+    let mut damage = LogDamage::default();
+    let mut buf = Vec::new();
+    let mut number = 0;
+    let (mut start, mut end) = (false, false);
+    while let Some((newline, overlong)) =
+        next_line(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(io)?
+    {
+        number += 1;
+        if overlong {
+            damage.skip(number, format!("longer than {} MiB", MAX_LINE_BYTES >> 20));
+            continue;
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(&buf) {
+            Ok(record) => {
+                match &record.event {
+                    Event::SessionStart { schema, .. } if schema != SCHEMA => {
+                        return Err(ReadError::Schema {
+                            path: path.to_owned(),
+                            line: number,
+                            found: schema.clone(),
+                            expected: SCHEMA,
+                        });
+                    }
+                    Event::SessionStart { .. } => start = true,
+                    Event::SessionEnd { .. } => end = true,
+                    _ => {}
+                }
+                records.push(record);
+            }
+            Err(e) => {
+                if let Some(found) = session_start_schema(&buf).filter(|s| s != SCHEMA) {
+                    return Err(ReadError::Schema {
+                        path: path.to_owned(),
+                        line: number,
+                        found,
+                        expected: SCHEMA,
+                    });
+                }
+                let reason = if std::str::from_utf8(&buf).is_err() {
+                    "not UTF-8 text".to_owned()
+                } else {
+                    bad_line_reason(&buf, &e, newline)
+                };
+                damage.skip(number, reason);
+            }
+        }
+    }
+    if records.is_empty() && damage.bad_line_count > 0 {
+        let first = damage
+            .bad_lines
+            .first()
+            .map(|b| format!("line {}: {}", b.line, b.reason))
+            .unwrap_or_default();
+        return Err(ReadError::NoEvents {
+            path: path.to_owned(),
+            bad_lines: damage.bad_line_count,
+            first,
+        });
+    }
+    damage.missing_start = !start;
+    damage.missing_end = !end;
+    Ok((records, damage))
+}
+
 fn round_ms(secs: f64) -> f64 {
     (secs * 1000.0).round() / 1000.0
 }
@@ -578,6 +859,199 @@ mod tests {
         .unwrap();
         let err = read_log(&path).unwrap_err().to_string();
         assert!(err.contains(":2:"), "{err}");
+    }
+
+    /// A complete log of a short session (start, a few events, end), as a run writes it.
+    fn complete_log(dir: &Path) -> PathBuf {
+        let path = dir.join("events.jsonl");
+        let sink = EventSink::create(
+            &path,
+            Arc::new(SystemClock),
+            Some("x".into()),
+            Default::default(),
+        )
+        .unwrap();
+        for e in sample_events() {
+            sink.emit(PeerRole::Sender, e);
+        }
+        sink.end("completed", serde_json::Value::Null).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_cut_last_line_is_skipped_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = complete_log(dir.path());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines = text.lines().count();
+        // Cut the last line (session.end) in half, as a full disk or a truncated copy does.
+        std::fs::write(&path, &text[..text.len() - 20]).unwrap();
+        assert!(read_log(&path).is_err(), "the strict reader refuses it");
+
+        let (records, damage) = read_log_lenient(&path).unwrap();
+        assert_eq!(records.len(), lines - 1);
+        assert_eq!(
+            damage.bad_lines,
+            vec![BadLine {
+                line: lines,
+                reason: "cut off: the last line has no end".into(),
+            }]
+        );
+        assert_eq!(damage.bad_line_count, 1);
+        assert!(damage.missing_end && !damage.missing_start);
+        let notes = damage.notes().join("\n");
+        assert!(notes.contains(&format!("line {lines} (cut off")), "{notes}");
+        assert!(notes.contains("no session.end"), "{notes}");
+    }
+
+    #[test]
+    fn a_garbage_line_in_the_middle_is_skipped_and_the_rest_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = complete_log(dir.path());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let total = lines.len();
+        lines.insert(3, "{oops");
+        lines.insert(5, r#"{"t":1,"peer":"lab","kind":"no.such.kind"}"#);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+        let (records, damage) = read_log_lenient(&path).unwrap();
+        assert_eq!(records.len(), total, "every real event is kept");
+        let got: Vec<(usize, &str)> = damage
+            .bad_lines
+            .iter()
+            .map(|b| (b.line, b.reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(4, "not JSON"), (6, "not a valid \"no.such.kind\" event")]
+        );
+        assert!(!damage.missing_end && !damage.missing_start);
+        assert!(
+            damage.to_string().contains("line 4 (not JSON), line 6"),
+            "{damage}"
+        );
+    }
+
+    #[test]
+    fn a_killed_run_reads_whole_but_says_session_end_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let sink =
+            EventSink::create(&path, Arc::new(SystemClock), None, Default::default()).unwrap();
+        sink.emit(
+            PeerRole::Receiver,
+            Event::PcState {
+                state: "connected".into(),
+            },
+        );
+        // What kill -9 leaves: every emitted line, and no destructor to write session.end.
+        std::mem::forget(sink);
+
+        let (records, damage) = read_log_lenient(&path).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(damage.bad_line_count, 0);
+        assert!(damage.missing_end && !damage.missing_start && !damage.is_empty());
+        let notes = damage.notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("no session.end"), "{notes:?}");
+
+        let whole = complete_log(dir.path());
+        let (_, damage) = read_log_lenient(&whole).unwrap();
+        assert!(damage.is_empty(), "{damage}");
+        assert!(damage.notes().is_empty());
+    }
+
+    #[test]
+    fn lenient_reading_still_refuses_another_schema_and_a_file_of_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"t":0,"peer":"lab","kind":"session.start","schema":"rtclab.events/2","#,
+                r#""session_id":"a","started_at":"2026-01-01T00:00:00Z","config":null}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let err = read_log_lenient(&path).unwrap_err();
+        assert!(
+            matches!(&err, ReadError::Schema { found, line: 1, .. } if found == "rtclab.events/2"),
+            "{err}"
+        );
+        // Also when the newer start line no longer parses as this schema's session.start.
+        std::fs::write(
+            &path,
+            r#"{"t":0,"peer":"lab","kind":"session.start","schema":"rtclab.events/9"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            read_log_lenient(&path),
+            Err(ReadError::Schema { .. })
+        ));
+
+        std::fs::write(&path, "garbage\n\u{0}\u{1}\nmore garbage").unwrap();
+        let err = read_log_lenient(&path).unwrap_err();
+        assert!(
+            matches!(err, ReadError::NoEvents { bad_lines: 3, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("line 1: not JSON"), "{err}");
+
+        assert!(matches!(
+            read_log_lenient(&dir.path().join("missing.jsonl")),
+            Err(ReadError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn an_overlong_line_is_skipped_without_holding_it_and_many_bad_lines_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = complete_log(dir.path());
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let good = text.lines().count();
+        // 3 MiB without a newline, then enough garbage lines to pass the listing cap.
+        text.push_str(&"x".repeat(3 * MAX_LINE_BYTES));
+        text.push('\n');
+        for _ in 0..MAX_LISTED_BAD_LINES + 5 {
+            text.push_str("not an event\n");
+        }
+        std::fs::write(&path, text).unwrap();
+
+        let (records, damage) = read_log_lenient(&path).unwrap();
+        assert_eq!(records.len(), good);
+        assert_eq!(damage.bad_lines[0].line, good + 1);
+        assert_eq!(damage.bad_lines[0].reason, "longer than 1 MiB");
+        assert_eq!(damage.bad_lines.len(), MAX_LISTED_BAD_LINES);
+        assert_eq!(damage.bad_line_count, MAX_LISTED_BAD_LINES + 6);
+        assert!(
+            damage.notes()[0].contains("and 6 more"),
+            "{:?}",
+            damage.notes()
+        );
+    }
+
+    #[test]
+    fn lines_are_read_in_pieces_of_any_size() {
+        // A one-byte buffer makes every line span many fill_buf calls.
+        let mut reader = BufReader::with_capacity(1, &b"ab\n\ncdefgh\nij"[..]);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        while let Some((newline, overlong)) = next_line(&mut reader, &mut buf, 4).unwrap() {
+            got.push((String::from_utf8(buf.clone()).unwrap(), newline, overlong));
+        }
+        let want = [
+            ("ab", true, false),
+            ("", true, false),
+            ("", true, true),
+            ("ij", false, false),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(s, n, o)| (s.to_string(), *n, *o))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

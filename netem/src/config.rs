@@ -25,6 +25,16 @@ pub const MAX_AT_S: f64 = 864_000.0;
 /// Largest rate accepted, in kbps (1 Tbps): far above anything a loopback socket carries.
 pub const MAX_RATE_KBPS: f64 = 1e9;
 
+/// Most `[[downlink.schedule]]` (or uplink) steps accepted per direction.
+///
+/// A scenario lasts at most an hour (`duration_s` ≤ 3600 in rtclab-scenarios), so a recorded
+/// bandwidth trace replayed at one step per second needs 3,600 steps; 10,000 leaves room for a
+/// step every 0.36 s over the whole hour, or both ends of 5,000 periods. Beyond that a schedule
+/// is a generated file gone wrong rather than an experiment, and every step also becomes an
+/// `impair.change` event in the log and a row of the report; the cap keeps loading, logging and
+/// reporting bounded (issue 18 #2).
+pub const MAX_STEPS: usize = 10_000;
+
 /// Shape of the random part of the delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -209,6 +219,18 @@ pub enum ConfigError {
         /// End of the earlier period.
         other_until_s: f64,
     },
+    /// More schedule steps in one direction than [`MAX_STEPS`].
+    #[error(
+        "{path}: {count} steps is more than the {max} allowed per direction; use fewer, longer steps"
+    )]
+    TooManySteps {
+        /// Path of the schedule, e.g. `downlink.schedule`.
+        path: String,
+        /// How many steps were given.
+        count: usize,
+        /// The cap, [`MAX_STEPS`].
+        max: usize,
+    },
     /// A queue bound on a direction that has no rate limit at that time.
     #[error("{path}: a queue bound needs rate_kbps (only a rate-limited link builds a queue)")]
     QueueWithoutRate {
@@ -226,6 +248,7 @@ impl ConfigError {
             | ConfigError::SameTime { path, .. }
             | ConfigError::EndBeforeStart { path, .. }
             | ConfigError::Overlap { path, .. }
+            | ConfigError::TooManySteps { path, .. }
             | ConfigError::QueueWithoutRate { path } => path,
         }
     }

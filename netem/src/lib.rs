@@ -31,7 +31,7 @@ pub use accounting::{
 };
 pub use config::{
     BurstLoss, ConfigError, DEFAULT_OVERHEAD_BYTES, DEFAULT_QUEUE_MS, Impairment, ImpairmentConfig,
-    JitterDistribution, Schedule, Step,
+    JitterDistribution, MAX_STEPS, Schedule, Step,
 };
 pub use model::{Change, Delivery, Impairer, Packet, Verdict};
 pub use runtime::{ImpairedRuntime, ImpairedRuntimeBuilder, ImpairmentStats};

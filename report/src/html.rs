@@ -552,6 +552,33 @@ mod tests {
     }
 
     #[test]
+    fn the_page_names_the_damage_of_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut rep = RunReport::from_records(&records());
+        let damage = rtclab_events::LogDamage {
+            bad_lines: vec![rtclab_events::BadLine {
+                line: 151,
+                reason: "not a valid \"<x>\" event".into(),
+            }],
+            bad_line_count: 1,
+            missing_start: false,
+            missing_end: true,
+        };
+        rep.note_damage(&damage);
+        let path = write_html(&rep, &serde_json::Value::Null, dir.path()).expect("written");
+        let html = std::fs::read_to_string(&path).expect("html readable");
+        let notes = &html[html.find("<h2>Notes</h2>").expect("a Notes section")..];
+        assert!(
+            notes.contains(
+                "<li>1 line of the event log could not be read and is left out of this report: \
+                 line 151 (not a valid &quot;&lt;x&gt;&quot; event)</li>"
+            ),
+            "{notes}"
+        );
+        assert!(notes.contains("no session.end"), "{notes}");
+    }
+
+    #[test]
     fn writes_a_self_contained_page_and_the_svgs() {
         let dir = tempfile::tempdir().expect("tempdir");
         let rep = RunReport::from_records(&records());

@@ -348,6 +348,14 @@ impl RunReport {
         report
     }
 
+    /// Adds what [`rtclab_events::read_log_lenient`] found wrong with the log (skipped lines,
+    /// a missing `session.start` or `session.end`) to [`RunReport::report_notes`], first, so
+    /// that the terminal tables and `report.html` say the figures come from a damaged log.
+    pub fn note_damage(&mut self, damage: &rtclab_events::LogDamage) {
+        let notes = damage.notes();
+        self.report_notes.splice(0..0, notes);
+    }
+
     /// The report without `timeseries`, as a JSON object to merge into `summary.json`.
     pub fn figures_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);

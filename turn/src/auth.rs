@@ -27,8 +27,9 @@ impl WallClock for SystemWallClock {
 }
 
 /// Hands the `turn` server the long-term key (RFC 8489 §9.2.2: MD5(username:realm:password)) of
-/// a REST username, or an error for a malformed or expired one. A wrong password then fails the
-/// server's MESSAGE-INTEGRITY check; either way the client gets an error response.
+/// a REST username, or an error for a malformed or expired one. The `turn` server would answer
+/// either failure, and a wrong password, with 400; the guard in front of it checks the same
+/// credentials first and makes the answer the 401 RFC 8489 §9.2.4 requires.
 pub struct RestAuthHandler {
     secret: String,
     clock: Arc<dyn WallClock>,

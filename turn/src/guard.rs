@@ -12,7 +12,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use stun::agent::TransactionId;
-use stun::attributes::{ATTR_MESSAGE_INTEGRITY, ATTR_USERNAME, ATTR_XOR_PEER_ADDRESS};
+use stun::attributes::{
+    ATTR_FINGERPRINT, ATTR_MESSAGE_INTEGRITY, ATTR_MESSAGE_INTEGRITY_SHA256, ATTR_NONCE,
+    ATTR_REALM, ATTR_USERNAME, ATTR_XOR_PEER_ADDRESS,
+};
 use stun::error_code::{CODE_ALLOC_QUOTA_REACHED, CODE_FORBIDDEN, ErrorCode, ErrorCodeAttribute};
 use stun::integrity::MessageIntegrity;
 use stun::message::{
@@ -62,6 +65,8 @@ struct Pending {
     username: Option<String>,
     peers: Vec<SocketAddr>,
     raw: Vec<u8>,
+    /// Why the guard found the credentials invalid, when it did (the server's 401 says nothing).
+    bad_credentials: Option<String>,
 }
 
 impl State {
@@ -102,6 +107,8 @@ pub(crate) struct GuardedConn {
 enum Verdict {
     /// Hand it to the `turn` server.
     Pass,
+    /// Hand the server this datagram instead (never longer than the one received).
+    Rewrite(Vec<u8>),
     /// Answer it ourselves with this message and drop it.
     Reply(Vec<u8>),
     /// Drop it (an indication we refuse; indications get no response, RFC 8489 §6.3.2).
@@ -145,6 +152,32 @@ fn username_of(m: &Message) -> Option<String> {
         .map(|u| u.text)
 }
 
+/// Methods the `turn` server authenticates with the long-term credential mechanism (RFC 8656
+/// §6.2, §7.2, §9.2, §11.2); Binding and Send are not authenticated.
+fn authenticated(method: Method) -> bool {
+    matches!(
+        method,
+        METHOD_ALLOCATE | METHOD_REFRESH | METHOD_CREATE_PERMISSION | METHOD_CHANNEL_BIND
+    )
+}
+
+/// `req` re-encoded without MESSAGE-INTEGRITY and what may follow it
+/// (MESSAGE-INTEGRITY-SHA256, FINGERPRINT; RFC 8489 §14).
+fn without_integrity(req: &Message) -> Vec<u8> {
+    let mut out = Message::new();
+    out.typ = req.typ;
+    out.transaction_id = req.transaction_id;
+    out.write_header();
+    for a in req.attributes.0.iter().take_while(|a| {
+        a.typ != ATTR_MESSAGE_INTEGRITY
+            && a.typ != ATTR_MESSAGE_INTEGRITY_SHA256
+            && a.typ != ATTR_FINGERPRINT
+    }) {
+        out.add(a.typ, &a.value);
+    }
+    out.raw
+}
+
 impl Shared {
     /// Looks at a datagram from a client before the server sees it.
     fn inspect_in(&self, buf: &[u8], from: SocketAddr) -> Verdict {
@@ -165,9 +198,25 @@ impl Shared {
         let username = username_of(&m);
         let peers = peer_addresses(&m);
 
-        if let Some(bad) = peers
-            .iter()
-            .find(|p| !self.policy.allowed_peers.allows(p.ip()))
+        // Credentials first, as RFC 8489 §9.2.4 orders the checks (before the peer and quota
+        // checks of RFC 8656 §7.2 and §9.2). For an unknown username or a wrong password the
+        // `turn` 0.17 server answers 400 without NONCE or REALM, where §9.2.4 requires 401 with
+        // both. Handing it the request without its MESSAGE-INTEGRITY makes it answer the 401
+        // challenge itself: REALM and a fresh NONCE that it records, so the client's next try
+        // with the right password and that nonce is accepted.
+        let bad_credentials = (m.typ.class == CLASS_REQUEST && authenticated(method))
+            .then(|| self.bad_credentials(&m))
+            .flatten();
+        let verdict = if bad_credentials.is_some() {
+            Verdict::Rewrite(without_integrity(&m))
+        } else {
+            Verdict::Pass
+        };
+
+        if bad_credentials.is_none()
+            && let Some(bad) = peers
+                .iter()
+                .find(|p| !self.policy.allowed_peers.allows(p.ip()))
         {
             self.emit(Event::TurnRefused {
                 client: from.to_string(),
@@ -183,7 +232,8 @@ impl Shared {
             return self.error_reply(&m, username.as_deref(), CODE_FORBIDDEN, "Forbidden");
         }
 
-        if method == METHOD_ALLOCATE
+        if bad_credentials.is_none()
+            && method == METHOD_ALLOCATE
             && m.typ.class == CLASS_REQUEST
             && let Some(name) = &username
             && m.contains(ATTR_MESSAGE_INTEGRITY)
@@ -228,7 +278,7 @@ impl Shared {
         if m.typ.class == CLASS_REQUEST {
             let mut st = self.lock();
             if st.answered.contains(&m.transaction_id) {
-                return Verdict::Pass;
+                return verdict;
             }
             st.pending.insert(
                 m.transaction_id,
@@ -237,6 +287,7 @@ impl Shared {
                     username,
                     peers,
                     raw: buf.to_vec(),
+                    bad_credentials,
                 },
             );
             st.order.push_back(m.transaction_id);
@@ -246,7 +297,34 @@ impl Shared {
                 }
             }
         }
-        Verdict::Pass
+        verdict
+    }
+
+    /// Why the long-term credentials of `req` are not valid: a username that is not a valid,
+    /// unexpired REST username (RFC 8489 §9.2.4 step 4) or a MESSAGE-INTEGRITY that does not
+    /// match its password (step 6). `None` when they are valid, and when the request is not one
+    /// to judge here: without MESSAGE-INTEGRITY the server challenges it with 401 itself (step
+    /// 1); with MESSAGE-INTEGRITY but without USERNAME, REALM or NONCE, or with a malformed
+    /// MESSAGE-INTEGRITY, the server's 400 is the right answer (step 2).
+    fn bad_credentials(&self, req: &Message) -> Option<String> {
+        let integrity = req.get(ATTR_MESSAGE_INTEGRITY).ok()?;
+        // HMAC-SHA1 is 20 bytes (RFC 8489 §14.5); anything else is malformed, not wrong.
+        if integrity.len() != 20 || !req.contains(ATTR_NONCE) {
+            return None;
+        }
+        let name = username_of(req)?;
+        // The key uses the realm the client sent, as the server's check does.
+        let realm = TextAttribute::get_from_as(req, ATTR_REALM).ok()?.text;
+        let password =
+            match credentials::verify_username(&self.secret, &name, self.clock.unix_now_s()) {
+                Ok(password) => password,
+                Err(e) => return Some(e.to_string()),
+            };
+        let key = MessageIntegrity::new_long_term_integrity(name.clone(), realm, password);
+        match key.check(&mut req.clone()) {
+            Ok(()) => None,
+            Err(_) => Some(format!("wrong password for {name:?}")),
+        }
     }
 
     /// An error response to `req`, signed with the user's key when the credentials are valid
@@ -375,9 +453,14 @@ impl Shared {
         }
     }
 
-    /// Why the server refused a request: for a 400 on an authenticated request the `turn` crate
-    /// says nothing, so the credentials are checked again here to name the cause.
+    /// Why the server refused a request. Bad credentials were named when the request came in
+    /// (the server's 401 says nothing); for a 400 on a request with a USERNAME (e.g. one missing
+    /// its NONCE, which the guard leaves to the server) the credentials are checked again here,
+    /// as the most likely cause.
     fn explain(&self, p: &Pending, ec: &ErrorCodeAttribute) -> String {
+        if let Some(reason) = &p.bad_credentials {
+            return reason.clone();
+        }
         let text = String::from_utf8_lossy(&ec.reason).into_owned();
         if ec.code.0 != 400 {
             return if text.is_empty() {
@@ -426,6 +509,12 @@ impl Conn for GuardedConn {
             let (n, from) = self.inner.recv_from(buf).await?;
             match self.shared.inspect_in(&buf[..n], from) {
                 Verdict::Pass => return Ok((n, from)),
+                Verdict::Rewrite(bytes) if bytes.len() <= n => {
+                    buf[..bytes.len()].copy_from_slice(&bytes);
+                    return Ok((bytes.len(), from));
+                }
+                // Cannot happen (attributes are only removed); never hand on a cut message.
+                Verdict::Rewrite(_) => {}
                 Verdict::Reply(bytes) => {
                     if let Err(e) = self.inner.send_to(&bytes, from).await {
                         tracing::debug!("TURN error response to {from} not sent: {e}");
@@ -534,6 +623,61 @@ mod tests {
                 Verdict::Pass
             ));
         }
+    }
+
+    /// A signed Allocate: USERNAME, REALM, NONCE, MESSAGE-INTEGRITY under `password`, then
+    /// FINGERPRINT, as the `turn` client sends it.
+    fn signed_allocate(username: &str, password: &str) -> Message {
+        let mut m = Message::new();
+        m.build(&[
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
+            Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
+            Box::new(TextAttribute::new(ATTR_REALM, "rtclab".to_owned())),
+            Box::new(TextAttribute::new(ATTR_NONCE, "n".to_owned())),
+            Box::new(MessageIntegrity::new_long_term_integrity(
+                username.to_owned(),
+                "rtclab".to_owned(),
+                password.to_owned(),
+            )),
+            Box::new(stun::fingerprint::FINGERPRINT),
+        ])
+        .unwrap();
+        m
+    }
+
+    #[test]
+    fn bad_credentials_reach_the_server_unsigned_so_it_answers_401() {
+        let s = shared();
+        let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let good = credentials::issue("s", "u", s.clock.unix_now_s(), crate::DEFAULT_TTL);
+
+        let wrong = signed_allocate(&good.username, "wrong");
+        let Verdict::Rewrite(bytes) = s.inspect_in(&wrong.raw, from) else {
+            panic!("a wrong password must not reach the server signed");
+        };
+        let mut m = Message {
+            raw: bytes,
+            ..Default::default()
+        };
+        m.decode().unwrap();
+        assert_eq!(m.transaction_id, wrong.transaction_id);
+        assert_eq!(m.typ, wrong.typ);
+        assert!(!m.contains(ATTR_MESSAGE_INTEGRITY) && !m.contains(ATTR_FINGERPRINT));
+        assert_eq!(username_of(&m), Some(good.username.clone()));
+        let pending = s.lock().pending.remove(&wrong.transaction_id).unwrap();
+        assert_eq!(
+            pending.bad_credentials,
+            Some(format!("wrong password for {:?}", good.username))
+        );
+
+        let right = signed_allocate(&good.username, &good.password);
+        assert!(matches!(s.inspect_in(&right.raw, from), Verdict::Pass));
+        let malformed = signed_allocate("nobody", "x");
+        assert!(matches!(
+            s.inspect_in(&malformed.raw, from),
+            Verdict::Rewrite(_)
+        ));
     }
 
     #[test]

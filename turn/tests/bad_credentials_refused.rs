@@ -43,8 +43,9 @@ async fn missing_wrong_and_expired_credentials_are_refused() {
     assert!(
         refused
             .iter()
-            .all(|(m, code, _)| m == "allocate" && *code == 400),
-        "each refusal is a 400 to an Allocate: {refused:?}"
+            .all(|(m, code, _)| m == "allocate" && *code == 401),
+        // RFC 8489 §9.2.4: an invalid username or a wrong password is 401 (Unauthenticated).
+        "each refusal is a 401 to an Allocate: {refused:?}"
     );
     assert!(
         reasons.iter().any(|r| r.contains("is not `expiry:user`")),
