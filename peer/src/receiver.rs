@@ -14,6 +14,9 @@ use crate::jitter::{Action, JitterBuffer};
 use crate::qoe::{ExtIds, FrameInfo, FrameTags, QoeProbe};
 use bytes::Bytes;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
 use rtclab_events::{Event, EventSink, MediaStats, PeerRole, PliReason};
 use rtclab_media::{Codec, Decoder};
 use std::collections::BTreeSet;
@@ -190,12 +193,16 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                 tokio::select! {
                     event = track.poll() => match event {
                         Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
-                            assembler.push(runtime.now(), packet);
+                            let nack = assembler.push(runtime.now(), packet);
+                            send_nack(track.as_ref(), ssrc, nack).await;
                         }
                         Some(TrackRemoteEvent::OnEnded) | None => break,
                         Some(_) => {}
                     },
-                    _ = runtime.sleep(wait) => assembler.poll(runtime.now()),
+                    _ = runtime.sleep(wait) => {
+                        let nack = assembler.poll(runtime.now());
+                        send_nack(track.as_ref(), ssrc, nack).await;
+                    }
                     Some(reason) = pli_rx.recv() => {
                         let now = runtime.now();
                         // "interval" PLIs are the caller's explicit request; loss PLIs are limited.
@@ -307,6 +314,21 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
         stats_done: tokio::sync::Mutex::new(Some(done_rx)),
         tasks,
     })
+}
+
+/// Asks for `seqs` at once with a generic NACK (RFC 4585 §6.2.1).
+async fn send_nack(track: &dyn TrackRemote, media_ssrc: u32, seqs: Vec<u16>) {
+    if seqs.is_empty() {
+        return;
+    }
+    let nack = TransportLayerNack {
+        sender_ssrc: 0,
+        media_ssrc,
+        nacks: nack_pairs_from_sequence_numbers(&seqs),
+    };
+    if let Err(e) = track.write_rtcp(vec![Box::new(nack)]).await {
+        tracing::debug!("NACK: {e}");
+    }
 }
 
 struct PliSender(Arc<dyn TrackRemote>, u32);
@@ -439,7 +461,8 @@ impl Assembler {
         }
     }
 
-    fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) {
+    /// One packet in; returns the sequence numbers to NACK now.
+    fn push(&mut self, now: Instant, packet: rtc::rtp::Packet) -> Vec<u16> {
         self.seq.on_packet(packet.header.sequence_number);
         self.tags.on_packet(&packet);
         let h = &packet.header;
@@ -450,16 +473,19 @@ impl Assembler {
             h.marker,
             packet.payload,
         );
-        self.poll(now);
+        self.poll(now)
     }
 
     fn next_wakeup(&self) -> Option<Instant> {
         self.jitter.next_wakeup()
     }
 
-    fn poll(&mut self, now: Instant) {
+    /// Carries out what the jitter buffer decided; returns the sequence numbers to NACK now.
+    fn poll(&mut self, now: Instant) -> Vec<u16> {
+        let mut nack = Vec::new();
         for action in self.jitter.poll(now) {
             match action {
+                Action::Nack(seqs) => nack.extend(seqs),
                 Action::Decode(f) => {
                     let info = self.tags.take(f.ts);
                     tracing::trace!(
@@ -483,6 +509,7 @@ impl Assembler {
         c.frames_skipped = st.frames_dropped + st.frames_given_up;
         c.playout_delay_ms = self.jitter.target_delay().as_secs_f64() * 1000.0;
         c.repair_ms = self.jitter.repair_time().as_secs_f64() * 1000.0;
+        nack
     }
 }
 

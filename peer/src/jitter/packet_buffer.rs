@@ -47,12 +47,14 @@ pub struct RawFrame {
 }
 
 /// What inserting one packet did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Inserted {
     /// It filled a gap noticed this long ago (the time to repair that packet).
     pub repaired_after: Option<Duration>,
     /// Already stored, or older than what was handed on: ignored.
     pub duplicate: bool,
+    /// Sequence numbers this packet showed missing (extended; empty range if none).
+    pub gap: std::ops::Range<u64>,
 }
 
 /// Packets waiting to form frames.
@@ -100,6 +102,7 @@ impl PacketBuffer {
                 for s in h + 1..ext {
                     self.missing.insert(s, now);
                 }
+                out.gap = h + 1..ext;
                 self.highest = Some(ext);
             }
             Some(_) => {

@@ -74,6 +74,7 @@ fn trace(
 struct Played {
     decoded: Vec<(Instant, u32, bool)>,
     requests: Vec<Instant>,
+    nacks: Vec<(Instant, u16)>,
     jb: JitterBuffer,
 }
 
@@ -83,6 +84,7 @@ fn play(trace: &[Arrival], until: Instant) -> Played {
     let mut played = Played {
         decoded: Vec::new(),
         requests: Vec::new(),
+        nacks: Vec::new(),
         jb: JitterBuffer::new(Codec::Vp8),
     };
     let mut next = 0;
@@ -97,6 +99,7 @@ fn play(trace: &[Arrival], until: Instant) -> Played {
             match action {
                 Action::Decode(f) => played.decoded.push((now, f.ts / FRAME_TS, f.repaired)),
                 Action::RequestKeyframe => played.requests.push(now),
+                Action::Nack(seqs) => played.nacks.extend(seqs.into_iter().map(|s| (now, s))),
             }
         }
         now += Duration::from_millis(1);
@@ -176,7 +179,7 @@ fn a_complete_keyframe_behind_a_hole_is_decoded_without_waiting() {
         .into_iter()
         .filter_map(|a| match a {
             Action::Decode(f) => Some(f.ts / FRAME_TS),
-            Action::RequestKeyframe => None,
+            Action::RequestKeyframe | Action::Nack(_) => None,
         })
         .collect();
     // Frame 0 at once; the buffer jumps over frames 1 and 2 to keyframe 3 (ts 9000) long before
@@ -186,7 +189,7 @@ fn a_complete_keyframe_behind_a_hole_is_decoded_without_waiting() {
         .into_iter()
         .filter_map(|a| match a {
             Action::Decode(f) => Some(f.ts / FRAME_TS),
-            Action::RequestKeyframe => None,
+            Action::RequestKeyframe | Action::Nack(_) => None,
         })
         .collect();
     let all: Vec<u32> = decoded.into_iter().chain(later).collect();
@@ -262,4 +265,20 @@ fn five_percent_loss_at_200_ms_rtt_loses_no_frame() {
     let played = play(&t, t0 + Duration::from_secs(12));
     assert_eq!(played.decoded.len(), 300, "{:?}", played.jb.stats());
     assert!(played.requests.is_empty());
+}
+
+#[test]
+fn a_gap_is_nacked_at_once_and_only_once() {
+    let t0 = Instant::now();
+    let lost = |s: u16| s == 31 || s == 32;
+    let t = trace(t0, 20, 3, Duration::from_millis(50), &lost, None);
+    let noticed = t.iter().find(|a| a.seq == 33).expect("packet 33").at;
+    let played = play(&t, t0 + Duration::from_millis(900));
+    assert_eq!(
+        played.nacks.iter().map(|n| n.1).collect::<Vec<_>>(),
+        vec![31, 32],
+        "one request for the two missing packets"
+    );
+    // Polled every ms: asked within a poll of the gap being seen.
+    assert!(played.nacks[0].0 - noticed <= Duration::from_millis(2));
 }
