@@ -37,7 +37,7 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Override each variant's duration, in seconds.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_duration)]
         duration: Option<f64>,
     },
     /// Benchmarks that compare senders on the same emulated link.
@@ -143,6 +143,32 @@ enum Command {
 /// `rtclab bench ...`.
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// What a viewer gets on delayed, lossy links: the Rust receiver against headless Chromium,
+    /// receiving from the same Rust sender over the same seeded link, over a grid of one-way
+    /// delay × loss (each way), with and without a rate cap. Prints a table, writes a heat map.
+    Qoe {
+        /// One-way delays (each way), ms.
+        #[arg(long, value_delimiter = ',', default_value = "0,50,100,200")]
+        delays: Vec<f64>,
+        /// Random loss (each way, from 2 s on), %.
+        #[arg(long, value_delimiter = ',', default_value = "0,1,3,5,10")]
+        losses: Vec<f64>,
+        /// Downlink caps, kbps; `none` for no cap.
+        #[arg(long, value_delimiter = ',', default_value = "none,2500")]
+        caps: Vec<String>,
+        /// Receivers to compare: rust, browser.
+        #[arg(long, value_delimiter = ',', default_value = "rust,browser")]
+        receivers: Vec<ReceiverKind>,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 20.0, value_parser = parse_duration)]
+        duration: f64,
+        /// Seed of every link.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder [default: runs/bench-qoe-<unix time>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run each scenario with rtclab's controller, the stock GCC and headless Chromium as the
     /// sender, and print one comparison table (plus a comparison plot per scenario).
     Cc {
@@ -153,7 +179,7 @@ enum BenchCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Override every scenario's duration, in seconds.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_duration)]
         duration: Option<f64>,
         /// Senders to compare, comma-separated.
         #[arg(long, default_value = "rtclab,stock,chromium", value_delimiter = ',')]
@@ -170,7 +196,7 @@ struct RunArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Override the scenario's duration, in seconds.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_duration)]
     duration: Option<f64>,
     /// Override the scenario's codec: h264 or vp8.
     #[arg(long)]
@@ -266,6 +292,18 @@ impl IceArgs {
     }
 }
 
+/// Parses a `--duration` in seconds with the scenario file's own rule for `duration_s`, so a
+/// value the file refuses (0, negative, NaN, infinite, over an hour) is refused here too, before
+/// anything starts, instead of panicking when it becomes a `Duration`.
+fn parse_duration(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| "not a number of seconds".to_owned())?;
+    rtclab_scenarios::check_duration_s(seconds)?;
+    Ok(seconds)
+}
+
 fn unix_time() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -326,9 +364,7 @@ async fn main() -> Result<()> {
             sender.codec = codec;
             sender.cc = cc;
             if let Some(p) = source {
-                if !p.is_file() {
-                    bail!("--source {}: no such file", p.display());
-                }
+                rtclab_media::check_video_file(&p).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
                 sender.source = rtclab_media::SourceSpec::File(p);
             }
             rtclab_signaling::validate_room_name(&room)
@@ -424,6 +460,50 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Report { path } => report(&path),
+        Command::Bench(BenchCommand::Qoe {
+            delays,
+            losses,
+            caps,
+            receivers,
+            duration,
+            seed,
+            out,
+        }) => {
+            let caps =
+                caps.iter()
+                    .map(|c| match c.trim() {
+                        "none" => Ok(None),
+                        kbps => kbps.parse::<f64>().map(Some).map_err(|_| {
+                            anyhow::anyhow!("--caps {kbps:?}: a rate in kbps or none")
+                        }),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!("bench-qoe-{}", unix_time()))
+            });
+            let req = rtclab_runner::bench_qoe::QoeBenchRequest {
+                delays_ms: delays,
+                losses_pct: losses,
+                caps_kbps: caps,
+                receivers,
+                duration_s: duration,
+                seed,
+                out: out.clone(),
+                web_dir: None,
+            };
+            let (_, table) = rtclab_runner::bench_qoe::run_qoe_bench(&req, ctrl_c(), |run| {
+                eprintln!("rtclab bench qoe: running {run}");
+            })
+            .await
+            .with_context(|| format!("bench failed; what ran is in {}", out.display()))?;
+            println!("{table}");
+            println!(
+                "\nbench: {} (heat map: {})",
+                out.join("qoe.txt").display(),
+                out.join("qoe.svg").display()
+            );
+            Ok(())
+        }
         Command::Bench(BenchCommand::Cc {
             scenarios,
             out,
@@ -659,9 +739,15 @@ fn report(path: &Path) -> Result<()> {
     } else {
         path.to_owned()
     };
-    let records = read_log(&log)?;
+    // Leniently: a log cut by a full disk, with a stray line, or left by a killed run still
+    // reports what it holds (issue 18 #8), the damage named here and in the report's notes.
+    let (records, damage) = rtclab_events::read_log_lenient(&log)?;
+    if !damage.is_empty() {
+        eprintln!("rtclab: warning: {}: {damage}", log.display());
+    }
     let summary = Summary::from_records(&records);
-    let report = rtclab_report::RunReport::from_records(&records);
+    let mut report = rtclab_report::RunReport::from_records(&records);
+    report.note_damage(&damage);
     let merged = rtclab_report::summary::merged(&summary, &report);
     rtclab_report::print_tables(&report, &merged, &mut std::io::stdout())?;
     let dir = log.parent().unwrap_or(Path::new("."));

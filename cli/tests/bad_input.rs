@@ -177,3 +177,226 @@ fn a_browser_receiver_without_chromium_says_how_to_get_it() {
         "nothing should start"
     );
 }
+
+/// Issue 18 #8: a log with a garbage line and a cut last line (what a full disk or a killed
+/// run leaves) is reported, not refused: exit 0, the damage named on stderr, in the printed
+/// notes and in report.html. Before, this was `events.jsonl:3: not a valid rtclab event`, rc 1.
+#[test]
+fn a_damaged_log_is_reported_with_a_note_naming_the_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    std::fs::write(
+        &log,
+        concat!(
+            r#"{"t":0,"peer":"lab","kind":"session.start","schema":"rtclab.events/1","#,
+            r#""session_id":"s","started_at":"2026-01-01T00:00:00Z","scenario":"cut"}"#,
+            "\n",
+            r#"{"t":0.5,"peer":"receiver","kind":"pc.state","state":"connected"}"#,
+            "\n{garbage\n",
+            r#"{"t":1,"peer":"lab","kind":"session.e"#,
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rtclab"))
+        .arg("report")
+        .arg(&log)
+        .output()
+        .expect("run rtclab");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "rc {:?}; stderr: {stderr}",
+        out.status.code()
+    );
+    assert!(
+        stderr.contains("warning") && stderr.contains(&log.display().to_string()),
+        "stderr: {stderr}"
+    );
+    for text in [&stdout, &stderr] {
+        assert!(
+            text.contains("line 3 (not JSON), line 4 (cut off"),
+            "{text}"
+        );
+        assert!(text.contains("no session.end"), "{text}");
+    }
+    assert!(stdout.contains("run        cut"), "stdout: {stdout}");
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(
+        html.contains("no session.end"),
+        "report.html lacks the note"
+    );
+}
+
+/// Runs rtclab in `cwd` and gives (exit code, stderr); killed after `BOUND` so a regression that
+/// starts a run instead of refusing it fails here instead of hanging the suite. Every refusal
+/// below comes from argument or scenario checks and takes well under a second; 60 s leaves room
+/// for a machine busy with other builds.
+fn rtclab_bounded(args: &[&str], cwd: &std::path::Path) -> (Option<i32>, String) {
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rtclab"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run rtclab");
+    let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr_pipe, &mut s);
+        s
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for rtclab") {
+            break status;
+        }
+        if start.elapsed() > BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rtclab {args:?} still running after {BOUND:?}: it started instead of refusing");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    (status.code(), reader.join().unwrap_or_default())
+}
+
+fn shipped(name: &str) -> String {
+    format!("{}/../scenarios/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Issue 18 #1: `--duration=-5` (and nan, inf, 1e300) panicked converting to a `Duration` after
+/// the run had started, and `--duration 0` ran although a scenario file refuses it. Every
+/// `--duration` now follows the scenario's `duration_s` rule: refused by the argument parser,
+/// the value named, nothing started.
+#[test]
+fn a_bad_duration_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = shipped("clean.toml");
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let commands: [Vec<&str>; 4] = [
+        vec!["run", &clean, "--out", out],
+        vec!["sweep", &clean, "--set", "loss=0,1", "--out", out],
+        vec!["bench", "cc", &clean, "--senders", "rtclab", "--out", out],
+        vec!["bench", "qoe", "--receivers", "rust", "--out", out],
+    ];
+    for value in ["-5", "nan", "inf", "1e300", "0", "3601", "ten"] {
+        for command in &commands {
+            let flag = format!("--duration={value}");
+            let mut args = command.clone();
+            args.push(&flag);
+            let (rc, stderr) = rtclab_bounded(&args, dir.path());
+            assert!(
+                rc.is_some_and(|c| c != 0 && c != 101),
+                "{args:?}: rc {rc:?} (101 is a panic); stderr: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("'{value}'")) && stderr.contains("--duration"),
+                "{args:?}: the message must name the value; stderr: {stderr}"
+            );
+            let reason = if value == "ten" {
+                "not a number of seconds"
+            } else {
+                "is out of range; give seconds in (0, 3600]"
+            };
+            assert!(stderr.contains(reason), "{args:?}: stderr: {stderr}");
+            assert!(
+                !dir.path().join("out").exists(),
+                "{args:?}: a refused duration must not start anything"
+            );
+        }
+    }
+}
+
+/// Issue 18 #9: `/dev/zero` as the source was reported as "does not exist"; it exists, it is a
+/// device. Checked before the run starts, for a scenario's `source` and for `demo --source`.
+#[test]
+fn a_device_source_is_named_for_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dev.toml");
+    std::fs::write(
+        &file,
+        "name = \"dev\"\ndescription = \"x\"\nduration_s = 5\nsource = \"/dev/zero\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (rc, stderr) = rtclab_bounded(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        rc.is_some_and(|c| c != 0 && c != 101),
+        "rc {rc:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("/dev/zero exists but is a character device, not a regular file"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("does not exist"), "stderr: {stderr}");
+    assert!(
+        !out.join("events.jsonl").exists(),
+        "nothing should start with a device as the source"
+    );
+
+    // Port 0: if the check let the device through, the demo would serve (and be killed at the
+    // bound) instead of failing.
+    let (rc, stderr) = rtclab_bounded(
+        &[
+            "demo",
+            "--source",
+            "/dev/zero",
+            "--addr",
+            "127.0.0.1:0",
+            "--no-turn",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        rc.is_some_and(|c| c != 0 && c != 101),
+        "rc {rc:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains("--source: video source /dev/zero exists but is a character device"),
+        "stderr: {stderr}"
+    );
+}
+
+/// Issue 18 #9: a 300-character `name` without `--out` failed only once the run had started,
+/// creating the default folder `runs/<name>-<unix time>` ("File name too long"). The parser now
+/// caps the name, with the file, line and field, before anything is created.
+#[test]
+fn a_too_long_scenario_name_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("long.toml");
+    let name = "n".repeat(300);
+    std::fs::write(
+        &file,
+        format!("description = \"x\"\nname = \"{name}\"\nduration_s = 5\n"),
+    )
+    .unwrap();
+    let (rc, stderr) = rtclab_bounded(&["run", file.to_str().unwrap()], dir.path());
+    assert!(
+        rc.is_some_and(|c| c != 0 && c != 101),
+        "rc {rc:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{}:2: field `name`", file.display()))
+            && stderr.contains("300 characters is too long; use at most 100"),
+        "stderr: {stderr}"
+    );
+    assert!(
+        !dir.path().join("runs").exists(),
+        "the default output folder must not be created for a refused name"
+    );
+}

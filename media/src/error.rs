@@ -38,6 +38,16 @@ pub enum MediaError {
         path: PathBuf,
     },
 
+    /// A path that exists but is not a regular file (a directory, a device such as
+    /// `/dev/zero`, a FIFO): FFmpeg would block or read forever on some of them.
+    #[error("video source {} exists but is {what}, not a regular file: pass a video file", path.display())]
+    NotAFile {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is instead, e.g. "a directory" or "a character device".
+        what: &'static str,
+    },
+
     /// A video file that FFmpeg cannot open or demux.
     #[error("cannot open video file {}: {source}; it must be a media file FFmpeg can read (check it with `ffprobe`)", path.display())]
     FileOpen {

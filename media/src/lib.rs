@@ -23,7 +23,7 @@ pub use ffmpeg_next as ffmpeg;
 pub use decoder::{DecodedFrame, Decoder};
 pub use encoder::{AdaptOutput, AdaptiveEncoder, EncodedFrame, Encoder, EncoderConfig};
 pub use error::MediaError;
-pub use source::{RawFrame, SourceSpec, VideoSource, write_y4m};
+pub use source::{RawFrame, SourceSpec, VideoSource, check_video_file, write_y4m};
 
 /// A video codec rtclab can send and receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

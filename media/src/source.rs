@@ -232,13 +232,56 @@ struct FileSource {
     current: Option<frame::Video>,
 }
 
-impl FileSource {
-    fn open(path: &Path, size: Resolution, fps: u32) -> Result<Self, MediaError> {
-        if !path.exists() {
+/// Checks, before anything starts, that a video source path is a regular file: a missing path
+/// is [`MediaError::FileNotFound`], one that exists but is a directory, a device (`/dev/zero`),
+/// a FIFO or a socket is [`MediaError::NotAFile`], saying which. Symlinks are followed.
+pub fn check_video_file(path: &Path) -> Result<(), MediaError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(MediaError::FileNotFound {
                 path: path.to_path_buf(),
             });
         }
+        // Permission errors and the like: FFmpeg's open reports them with the path.
+        Err(_) => return Ok(()),
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(());
+    }
+    let what = if ft.is_dir() {
+        "a directory"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if ft.is_char_device() {
+                "a character device"
+            } else if ft.is_block_device() {
+                "a block device"
+            } else if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_socket() {
+                "a socket"
+            } else {
+                "a special file"
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            "a special file"
+        }
+    };
+    Err(MediaError::NotAFile {
+        path: path.to_path_buf(),
+        what,
+    })
+}
+
+impl FileSource {
+    fn open(path: &Path, size: Resolution, fps: u32) -> Result<Self, MediaError> {
+        check_video_file(path)?;
         let (input, stream_index, decoder, source_rate) = open_input(path)?;
         Ok(FileSource {
             path: path.to_path_buf(),
@@ -519,6 +562,17 @@ mod tests {
             open(320, 240, 0),
             Err(MediaError::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn a_device_or_folder_source_is_named_for_what_it_is() {
+        // Issue 18 finding 9: `/dev/zero` exists, so "does not exist" was wrong.
+        let err = check_video_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, MediaError::NotAFile { .. }), "{err}");
+        assert!(err.to_string().contains("a character device"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = check_video_file(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("a directory"), "{err}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use rtclab_events::{Candidate, Event, EventSink, PeerRole, Side};
 use rtclab_media::Codec;
 use rtclab_signaling::protocol::{ClientMessage, IceCandidate, ServerMessage};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -49,6 +50,21 @@ const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How long to wait for the connection once the other peer is known.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Reconnecting to signaling lost mid-session (issue 18 finding 7): the first wait, doubled
+/// after each failed try up to [`RECONNECT_MAX_DELAY`], for at most [`RECONNECT_TRIES`] tries
+/// (about 45 s of trying), each bounded by [`RECONNECT_ATTEMPT_TIMEOUT`]. Media does not need
+/// signaling, so giving up only means no bye can reach this peer any more.
+const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(500);
+/// The longest wait between two reconnect tries.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+/// Reconnect tries before giving up.
+const RECONNECT_TRIES: u32 = 12;
+/// One reconnect try: a server that accepts TCP but never answers must not hold it forever.
+const RECONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The `signaling` event logged when the server goes away during an established session.
+pub const SIGNALING_LOST: &str = "connection to the signaling server lost; media continues";
+/// The `signaling` event logged when the peer is back on the signaling server.
+pub const SIGNALING_BACK: &str = "reconnected to the signaling server";
 
 /// Why a peer stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +324,11 @@ async fn build(
 
 /// Joins `room` on the signaling server at `signal_url` and runs until `shutdown` resolves or
 /// the other peer leaves. Every step is logged into `sink`.
+///
+/// Signaling is needed to set up the call, not to keep it: once the peer connection is
+/// connected, losing the signaling server logs [`SIGNALING_LOST`] and the peer reconnects in
+/// the background ([`SIGNALING_BACK`]); the session then ends by `shutdown`, the other peer's
+/// bye (with signaling back), or the peer connection failing or closing.
 pub async fn run_peer(
     signal_url: &str,
     room: &str,
@@ -389,6 +410,27 @@ pub async fn run_with_signal(
     result
 }
 
+/// Reconnects to signaling in the background of an established session, with backoff on the
+/// session clock (see [`RECONNECT_FIRST_DELAY`]); `None` after [`RECONNECT_TRIES`] failures.
+async fn reconnect_signaling(
+    handle: signal_client::ReconnectHandle,
+    runtime: Arc<dyn Runtime>,
+) -> Option<SignalClient> {
+    let mut delay = RECONNECT_FIRST_DELAY;
+    for _ in 0..RECONNECT_TRIES {
+        runtime.sleep(delay).await;
+        let attempt = tokio::select! {
+            r = handle.connect() => r.ok(),
+            _ = runtime.sleep(RECONNECT_ATTEMPT_TIMEOUT) => None,
+        };
+        if attempt.is_some() {
+            return attempt;
+        }
+        delay = (delay * 2).min(RECONNECT_MAX_DELAY);
+    }
+    None
+}
+
 impl Peer {
     fn note(&self, what: impl Into<String>) {
         self.sink
@@ -409,6 +451,12 @@ impl Peer {
         let mut poll = self.runtime.interval(POLL_INTERVAL);
         // On the session clock, like everything else the peer times.
         let mut connect_deadline: Option<std::time::Instant> = None;
+        // Once the peer connection is up, media no longer needs signaling: losing the server
+        // then starts a background reconnect instead of ending the session.
+        let mut established = false;
+        let mut signal_up = true;
+        let mut reconnect: Option<Pin<Box<dyn Future<Output = Option<SignalClient>> + Send>>> =
+            None;
         loop {
             tokio::select! {
                 _ = &mut shutdown => {
@@ -416,13 +464,45 @@ impl Peer {
                     self.note("bye sent");
                     return Ok(PeerExit::Shutdown);
                 }
-                msg = signal.rx.recv() => {
+                back = async { reconnect.as_mut().expect("guarded by is_some").await },
+                    if reconnect.is_some() =>
+                {
+                    reconnect = None;
+                    match back {
+                        Some(s) => {
+                            signal = s;
+                            signal_up = true;
+                            self.note(SIGNALING_BACK);
+                        }
+                        None => self.note(format!(
+                            "gave up reconnecting to the signaling server after {RECONNECT_TRIES} tries; media continues"
+                        )),
+                    }
+                }
+                msg = signal.rx.recv(), if signal_up => {
                     let Some(msg) = msg else {
-                        return Err(PeerError::Signaling(
-                            "the signaling server closed the connection".into(),
-                        ));
+                        if !established {
+                            return Err(PeerError::Signaling(
+                                "the signaling server closed the connection".into(),
+                            ));
+                        }
+                        signal_up = false;
+                        self.note(SIGNALING_LOST);
+                        reconnect = Some(Box::pin(reconnect_signaling(
+                            signal.reconnect_handle(),
+                            self.runtime.clone(),
+                        )));
+                        continue;
                     };
                     match msg {
+                        // Back after a reconnect: the room is new to the server, but the call
+                        // is not; offering again would renegotiate a working connection.
+                        ServerMessage::Joined { room, peers, .. } if established => {
+                            self.note(format!("rejoined room {room} ({peers} peer(s))"));
+                        }
+                        ServerMessage::PeerJoined if established => {
+                            self.note("the other peer rejoined signaling");
+                        }
                         ServerMessage::Joined { room, peers, .. } => {
                             self.note(format!("joined room {room} ({peers} peer(s))"));
                             if peers == 2 {
@@ -468,6 +548,12 @@ impl Peer {
                         }
                         // Session-log lines pushed for the browser page; a Rust peer has its own.
                         ServerMessage::Event { .. } => {}
+                        // The other peer's socket closed without a bye: during a session that is
+                        // what a signaling server going down looks like, so media goes on; a
+                        // peer that is really gone ends the session through ICE (pc failed).
+                        ServerMessage::PeerLeft if established => {
+                            self.note("the other peer left signaling; media continues");
+                        }
                         ServerMessage::Bye | ServerMessage::PeerLeft => {
                             self.note("peer left");
                             return Ok(PeerExit::PeerLeft);
@@ -497,11 +583,17 @@ impl Peer {
                     Control::PcState(RTCPeerConnectionState::Connected) => {
                         connect_deadline = None;
                         self.start_media().await?;
+                        established = true;
                     }
                     Control::PcState(RTCPeerConnectionState::Failed) => {
                         return Err(PeerError::Failed(
                             "the peer connection failed (ICE or DTLS); see ice.* and dtls.state in the log".into(),
                         ));
+                    }
+                    // Only this peer closes its connection, after this loop; a close seen here
+                    // came from elsewhere and, without signaling, nothing else would end us.
+                    Control::PcState(RTCPeerConnectionState::Closed) => {
+                        return Err(PeerError::Failed("the peer connection was closed".into()));
                     }
                     Control::PcState(_) => {}
                     Control::Track(track) => {

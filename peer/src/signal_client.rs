@@ -12,6 +12,34 @@ pub struct SignalClient {
     pub tx: mpsc::UnboundedSender<ClientMessage>,
     /// Messages from the server; `None` once the socket is gone.
     pub rx: mpsc::UnboundedReceiver<ServerMessage>,
+    // Where this client connected, so a peer whose signaling drops mid-session can rejoin.
+    base: String,
+    room: String,
+}
+
+impl SignalClient {
+    /// Where this client connected, to connect again later (owned, so a background task can
+    /// keep it while the client itself is replaced).
+    pub fn reconnect_handle(&self) -> ReconnectHandle {
+        ReconnectHandle {
+            base: self.base.clone(),
+            room: self.room.clone(),
+        }
+    }
+}
+
+/// A signaling server and room to connect to again; see [`SignalClient::reconnect_handle`].
+#[derive(Debug, Clone)]
+pub struct ReconnectHandle {
+    base: String,
+    room: String,
+}
+
+impl ReconnectHandle {
+    /// Connects again to the same server and room (a new WebSocket, a new `joined`).
+    pub async fn connect(&self) -> Result<SignalClient, PeerError> {
+        connect(&self.base, &self.room).await
+    }
 }
 
 /// Builds the WebSocket URL for `room` from a server base URL (`ws://`, `http://` or `host:port`).
@@ -71,6 +99,8 @@ pub async fn connect(base: &str, room: &str) -> Result<SignalClient, PeerError> 
     Ok(SignalClient {
         tx: out_tx,
         rx: in_rx,
+        base: base.to_owned(),
+        room: room.to_owned(),
     })
 }
 

@@ -12,6 +12,7 @@ mod impair;
 mod metrics;
 mod path;
 mod plots;
+pub mod qoe_bench;
 pub mod summary;
 mod tables;
 

@@ -88,11 +88,7 @@ pub struct Summary {
     pub ssim_mean: Option<f64>,
 }
 
-fn last_stats<'a>(
-    records: &'a [Record],
-    peer: PeerRole,
-    dir: MediaDirection,
-) -> Option<&'a MediaStats> {
+fn last_stats(records: &[Record], peer: PeerRole, dir: MediaDirection) -> Option<&MediaStats> {
     records.iter().rev().find_map(|r| match &r.event {
         Event::MediaStats(s) if r.peer == peer && s.direction == dir => Some(s),
         _ => None,

@@ -461,14 +461,14 @@ pub(crate) const IMPAIR_HEADERS: [&str; 6] = [
     "max queue delay",
 ];
 
-fn table(headers: &[&str]) -> Table {
+pub(crate) fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED);
     t.set_header(headers.to_vec());
     t
 }
 
-fn right_align(t: &mut Table, from: usize) {
+pub(crate) fn right_align(t: &mut Table, from: usize) {
     for i in from..t.column_count() {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
@@ -776,6 +776,44 @@ mod tests {
         assert!(clean.contains("99.7 %"), "{clean}");
         assert!(clean.contains(NONE), "{clean}");
         assert!(out.contains("reaction"));
+    }
+
+    /// A log cut after a few lines: the tables list the skipped line and the missing end,
+    /// before any other note.
+    #[test]
+    fn print_tables_names_the_damage_of_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                r#"{"t":0,"peer":"lab","kind":"session.start","schema":"rtclab.events/1","#,
+                r#""session_id":"s","started_at":"2026-01-01T00:00:00Z"}"#,
+                "\n",
+                r#"{"t":0.5,"peer":"receiver","kind":"pc.state","state":"connected"}"#,
+                "\n{garbage\n",
+                r#"{"t":1,"peer":"receiver","kind":"pc.st"#,
+            ),
+        )
+        .expect("write log");
+        let (records, damage) = rtclab_events::read_log_lenient(&path).expect("readable");
+        let mut rep = RunReport::from_records(&records);
+        rep.report_notes.push("an earlier note".into());
+        rep.note_damage(&damage);
+        let mut out = Vec::new();
+        print_tables(&rep, &Value::Null, &mut out).expect("writes to a Vec");
+        let s = String::from_utf8(out).expect("utf-8");
+        let notes = &s[s.find("\nNotes\n").expect("a Notes section")..];
+        assert!(
+            notes.contains("2 lines of the event log could not be read")
+                && notes.contains("line 3 (not JSON), line 4 (cut off: the last line has no end)"),
+            "{notes}"
+        );
+        assert!(notes.contains("no session.end"), "{notes}");
+        assert!(
+            notes.find("could not be read") < notes.find("an earlier note"),
+            "damage first: {notes}"
+        );
     }
 
     #[test]

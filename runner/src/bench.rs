@@ -7,7 +7,7 @@
 //! adds `bench.txt`/`bench.json` and one comparison plot per scenario.
 
 use crate::error::RunError;
-use crate::run::{RunRequest, run_scenario};
+use crate::run::{RunRequest, run_for_table};
 use rtclab_events::read_log;
 use rtclab_peer::config::CcKind;
 use rtclab_scenarios::Scenario;
@@ -82,7 +82,6 @@ pub async fn run_cc_bench(
         .map(|p| Scenario::load(p).map_err(|e| RunError::Failed(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     tokio::pin!(interrupt);
-    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut rows = Vec::new();
     'scenarios: for scenario in scenarios {
         let dir = req.out.join(&scenario.name);
@@ -99,23 +98,14 @@ pub async fn run_cc_bench(
                 Leg::Stock => run.cc = Some(CcKind::Stock),
                 Leg::Chromium => run.browser_sender = true,
             }
-            let flag = interrupted.clone();
-            let outcome = run_scenario(run, async {
-                (&mut interrupt).await;
-                flag.store(true, std::sync::atomic::Ordering::Relaxed);
-            })
-            .await?;
-            let summary = std::fs::read_to_string(&outcome.summary_path)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default();
-            rows.push((label, summary));
-            let records = read_log(&outcome.events)?;
+            let row = run_for_table(run, interrupt.as_mut()).await?;
+            rows.push((label, row.summary));
+            let records = read_log(&row.outcome.events)?;
             reports.push((
                 leg.name().to_owned(),
                 rtclab_report::RunReport::from_records(&records),
             ));
-            if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+            if row.interrupted {
                 write_plot(&dir, &scenario.name, &reports);
                 break 'scenarios;
             }
@@ -133,7 +123,8 @@ pub async fn run_cc_bench(
     Ok((rows, table))
 }
 
-fn write(dir: &Path, name: &str, body: String) -> Result<(), RunError> {
+/// Writes `dir/name`, creating `dir` (the benches' output files).
+pub(crate) fn write(dir: &Path, name: &str, body: String) -> Result<(), RunError> {
     std::fs::create_dir_all(dir).map_err(|source| RunError::Io {
         path: dir.to_owned(),
         source,

@@ -147,6 +147,8 @@ impl Chromium {
         if is_root() {
             cmd.arg("--no-sandbox");
         }
+        // `kill_on_drop` covers every exit that runs destructors; this covers `kill -9` too.
+        rtclab_turn::child::die_with_parent(cmd.as_std_mut());
         let child = cmd
             .spawn()
             .map_err(|e| RunError::Failed(format!("cannot start {}: {e}", bin.display())))?;

@@ -3,13 +3,15 @@
 //! - [`run`]: `rtclab run` — a signaling server, a Rust sender and a Rust (or browser)
 //!   receiver in one process, the impairment engine on the sender's sockets, one event log, one
 //!   summary;
-//! - [`sweep`]: `rtclab sweep`; [`bench`]: `rtclab bench cc`; [`demo`]: `rtclab demo`;
+//! - [`sweep`]: `rtclab sweep`; [`bench`]: `rtclab bench cc`; [`bench_qoe`]: `rtclab bench qoe`
+//!   (Rust receiver vs Chromium on the same link); [`demo`]: `rtclab demo`;
 //! - [`ice_servers`]: the one way STUN/TURN servers are started (embedded or coturn);
 //! - [`browser`]: headless Chromium as a peer; [`bridge`]: its `getStats()` into the log.
 //!
 //! The peer itself is `rtclab-peer`; what the log means is `rtclab-report`.
 
 pub mod bench;
+pub mod bench_qoe;
 pub mod bridge;
 pub mod browser;
 pub mod demo;

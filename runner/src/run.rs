@@ -127,12 +127,8 @@ pub async fn run_scenario(
         source,
     })?;
     // The source must exist before anything starts: failing after the call is up helps no one.
-    if let Some(p) = &req.scenario.source
-        && !p.is_file()
-    {
-        return Err(RunError::Media(rtclab_media::MediaError::FileNotFound {
-            path: p.clone(),
-        }));
+    if let Some(p) = &req.scenario.source {
+        rtclab_media::check_video_file(p).map_err(RunError::Media)?;
     }
     let receiver_kind = req.receiver.unwrap_or(req.scenario.receiver);
     let browser_sends = req.browser_sender;
@@ -606,5 +602,38 @@ fn finish(sink: &EventSink, out: &Path, reason: String) -> Result<RunOutcome, Ru
         summary_path,
         summary,
         reason,
+    })
+}
+
+/// One run of a comparison table (`sweep`, `bench cc`, `bench qoe`).
+pub struct TableRun {
+    /// What the run left behind.
+    pub outcome: RunOutcome,
+    /// Its `summary.json` (the summary with the report's figures), or the bare summary if the
+    /// file could not be read back.
+    pub summary: serde_json::Value,
+    /// `interrupt` fired during the run: the table stops after it.
+    pub interrupted: bool,
+}
+
+/// Runs `req` as one row of a table; `interrupt` is shared by all the rows, so it is borrowed.
+pub async fn run_for_table<F: Future<Output = ()>>(
+    req: RunRequest,
+    interrupt: std::pin::Pin<&mut F>,
+) -> Result<TableRun, RunError> {
+    let mut interrupted = false;
+    let outcome = run_scenario(req, async {
+        interrupt.await;
+        interrupted = true;
+    })
+    .await?;
+    let summary = std::fs::read_to_string(&outcome.summary_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| serde_json::to_value(&outcome.summary).unwrap_or_default());
+    Ok(TableRun {
+        outcome,
+        summary,
+        interrupted,
     })
 }

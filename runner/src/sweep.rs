@@ -1,7 +1,7 @@
 //! `rtclab sweep`: one scenario, run once per value of one setting, compared in one table.
 
 use crate::error::RunError;
-use crate::run::{RunRequest, run_scenario};
+use crate::run::{RunRequest, run_for_table};
 use rtclab_scenarios::Scenario;
 use std::future::Future;
 use std::path::Path;
@@ -38,19 +38,9 @@ pub async fn run_sweep(
         let name = scenario.name.clone();
         let mut req = RunRequest::new(scenario, out.join(&name));
         req.duration_s = duration_s;
-        let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = interrupted.clone();
-        let outcome = run_scenario(req, async {
-            (&mut interrupt).await;
-            flag.store(true, std::sync::atomic::Ordering::Relaxed);
-        })
-        .await?;
-        let value = std::fs::read_to_string(&outcome.summary_path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_else(|| serde_json::to_value(&outcome.summary).unwrap_or_default());
-        rows.push((name, value));
-        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        let row = run_for_table(req, interrupt.as_mut()).await?;
+        rows.push((name, row.summary));
+        if row.interrupted {
             break;
         }
     }

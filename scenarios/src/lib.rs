@@ -295,24 +295,12 @@ impl Scenario {
             };
 
         let name = raw.name.get_ref().trim();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(invalid(
-                "name",
-                raw.name.span(),
-                "use letters, digits, '-', '_' or '.' (it names the output folder)".into(),
-            ));
+        if let Err(reason) = check_name(name) {
+            return Err(invalid("name", raw.name.span(), reason));
         }
         let duration = *raw.duration_s.get_ref();
-        if !(duration > 0.0 && duration <= 3600.0) {
-            return Err(invalid(
-                "duration_s",
-                raw.duration_s.span(),
-                format!("{duration} is out of range; give seconds in (0, 3600]"),
-            ));
+        if let Err(reason) = check_duration_s(duration) {
+            return Err(invalid("duration_s", raw.duration_s.span(), reason));
         }
         for (field, v) in [("width", &raw.width), ("height", &raw.height)] {
             let x = *v.get_ref();
@@ -631,6 +619,45 @@ pub fn with_override(
     toml::to_string(&doc).map_err(|e| syntax(e.to_string()))
 }
 
+/// Longest scenario `name` accepted, in characters. The name becomes a folder name
+/// (`runs/<name>-<unix time>`, and `<name>.<variant>` in a sweep) and file systems refuse
+/// names over 255 bytes; 100 leaves room for those suffixes, and fails at load time instead of
+/// with "File name too long" once the run has started.
+pub const MAX_NAME_LEN: usize = 100;
+
+/// The rule for a scenario `name`; on failure, the reason (without the field, which the caller
+/// names).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err("use letters, digits, '-', '_' or '.' (it names the output folder)".into());
+    }
+    let len = name.chars().count();
+    if len > MAX_NAME_LEN {
+        return Err(format!(
+            "{len} characters is too long; use at most {MAX_NAME_LEN} (it names the output folder)"
+        ));
+    }
+    Ok(())
+}
+
+/// The rule for a session duration in seconds, shared by the scenario's `duration_s` and every
+/// `--duration` on the command line so both refuse the same values with the same words: in
+/// (0, 3600], which also refuses NaN and infinities. On failure, the reason.
+pub fn check_duration_s(duration: f64) -> Result<(), String> {
+    if duration > 0.0 && duration <= 3600.0 {
+        Ok(())
+    } else {
+        // `{:?}` keeps 1e300 short (Display would print all 301 digits).
+        Err(format!(
+            "{duration:?} is out of range; give seconds in (0, 3600]"
+        ))
+    }
+}
+
 /// The span of an optional value (empty when it was not given).
 fn span_of<T>(v: &Option<Spanned<T>>) -> std::ops::Range<usize> {
     v.as_ref().map_or(0..0, Spanned::span)
@@ -813,6 +840,46 @@ loss_pct = 5.0
         let err = parse(&IMPAIRED.replace("queue_ms = 300", "queue_msec = 300")).unwrap_err();
         assert!(err.to_string().contains("queue_msec"), "{err}");
         assert_eq!(err.line(), 8, "{err}");
+    }
+
+    /// GOOD with a rate-limited downlink of `n` one-second loss steps.
+    fn with_steps(n: usize) -> String {
+        let mut text = format!("{GOOD}\n[downlink]\nrate_kbps = 1000\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "\n[[downlink.schedule]]\nat_s = {i}\nloss_pct = 1\n"
+            ));
+        }
+        text
+    }
+
+    /// Issue 18 #2: the number of schedule steps is capped, and a file over the cap is refused
+    /// naming the file, the line of the schedule, the field and the cap.
+    #[test]
+    fn a_schedule_over_the_step_cap_is_refused_with_file_field_and_cap() {
+        let cap = rtclab_netem::MAX_STEPS;
+        let at_cap = parse(&with_steps(cap)).unwrap();
+        assert_eq!(at_cap.impairment.downlink.steps.len(), cap);
+
+        let text = with_steps(cap + 1);
+        let err = parse(&text).unwrap_err();
+        let first_step = text
+            .lines()
+            .position(|l| l == "[[downlink.schedule]]")
+            .unwrap()
+            + 1;
+        assert!(
+            matches!(&err, ScenarioError::Invalid { field, line, .. }
+                if field == "downlink.schedule" && *line == first_step),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "scenarios/test.toml:{first_step}: field `downlink.schedule`: 10001 steps"
+            )) && message.contains("the 10000 allowed per direction"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -123,6 +123,8 @@ impl Coturn {
         for ip in &config.allowed_peers {
             cmd.arg(format!("--allowed-peer-ip={ip}"));
         }
+        // Drop kills coturn on every exit that runs destructors; this covers `kill -9` too.
+        crate::child::die_with_parent(&mut cmd);
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -11,6 +11,7 @@
 //! - [`coturn`]: a real coturn started with the same secret, for interop tests.
 
 pub mod auth;
+pub mod child;
 pub mod coturn;
 pub mod credentials;
 mod error;
