@@ -88,6 +88,10 @@ enum Command {
         web: PathBuf,
         #[command(flatten)]
         turn: TurnArgs,
+        /// Concurrent connections one client address may hold (a load test that drives many
+        /// clients from one machine raises it).
+        #[arg(long, default_value_t = rtclab_signaling::limits::MAX_CONNECTIONS_PER_IP)]
+        max_connections_per_ip: usize,
     },
     /// Run one Rust peer against a signaling server.
     Peer {
@@ -347,7 +351,12 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
-        Command::Serve { addr, web, turn } => serve(&addr, web, turn).await,
+        Command::Serve {
+            addr,
+            web,
+            turn,
+            max_connections_per_ip,
+        } => serve(&addr, web, turn, max_connections_per_ip).await,
         Command::Demo {
             addr,
             codec,
@@ -619,7 +628,12 @@ fn progress_listener(bar: indicatif::ProgressBar) -> rtclab_events::Listener {
     })
 }
 
-async fn serve(addr: &str, web: PathBuf, turn: TurnArgs) -> Result<()> {
+async fn serve(
+    addr: &str,
+    web: PathBuf,
+    turn: TurnArgs,
+    max_connections_per_ip: usize,
+) -> Result<()> {
     let addr: std::net::SocketAddr = addr
         .parse()
         .with_context(|| format!("--addr {addr:?} is not an IP:port such as 127.0.0.1:8080"))?;
@@ -628,7 +642,8 @@ async fn serve(addr: &str, web: PathBuf, turn: TurnArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {addr}; is another rtclab already running there? try --addr 127.0.0.1:0"))?;
     let web = web.is_dir().then_some(web);
     println!("rtclab signaling server on http://{bound} (WebSocket: ws://{bound}/ws?room=NAME)");
-    let mut state = rtclab_signaling::AppState::new(web);
+    let mut state =
+        rtclab_signaling::AppState::new(web).with_max_connections_per_ip(max_connections_per_ip);
     let secret = match (&turn.turn, turn.turn_secret) {
         (_, Some(s)) => Some(s),
         (Some(_), None) => Some(rtclab_runner::ice_servers::random_secret()),
