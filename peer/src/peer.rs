@@ -612,6 +612,7 @@ impl Peer {
                                 runtime: self.runtime.clone(),
                                 counters: self.counters.clone(),
                                 pli_interval: self.cfg.pli_interval,
+                                fec: self.cfg.fec,
                             }).await?);
                         }
                     }
