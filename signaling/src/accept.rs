@@ -37,6 +37,34 @@ use crate::AppState;
 use crate::limits::{ConnectionCounts, ConnectionSlot, SHUTDOWN_DEADLINE};
 use crate::server::app;
 
+/// Serves [`app`] on `listener` until the process ends, with the limits of `state` (header read
+/// timeout, connections per address; see [`crate::limits`]).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use rtclab_signaling::{AppState, bind, serve};
+/// let (listener, addr) = bind("127.0.0.1:8080".parse()?).await?;
+/// println!("open http://{addr}/");
+/// serve(listener, Arc::new(AppState::new(Some("web".into())))).await?;
+/// # Ok(()) }
+/// ```
+pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+    run(listener, state, std::future::pending()).await
+}
+
+/// Serves [`app`] until `signal` completes; then stops accepting, closes every WebSocket session
+/// (1001), lets in-flight HTTP requests finish, and returns once all is done or after
+/// [`crate::limits::SHUTDOWN_DEADLINE`] (2 s), whichever comes first, dropping whatever is still
+/// open (a client holding a half-sent request cannot keep the server alive).
+pub async fn serve_with_shutdown(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    run(listener, state, signal).await
+}
+
 /// Pause after an accept error that is not about one connection (e.g. EMFILE, out of file
 /// descriptors): retrying at once would spin; axum::serve and hyper's examples wait 1 s too.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_secs(1);

@@ -53,10 +53,12 @@ pub use protocol::{
 };
 
 #[cfg(feature = "server")]
+pub use accept::{serve, serve_with_shutdown};
+#[cfg(feature = "server")]
 pub use error::{AppError, ServerError};
 #[cfg(feature = "server")]
 pub use issuer::IceIssuer;
 #[cfg(feature = "server")]
 pub use rooms::Rooms;
 #[cfg(feature = "server")]
-pub use server::{AppState, EventHook, JoinHook, LogLookup, app, bind, serve, serve_with_shutdown};
+pub use server::{AppState, EventHook, JoinHook, LogLookup, app, bind};

@@ -63,8 +63,6 @@ pub const MAX_CONNECTIONS_PER_IP: usize = 64;
 /// client holding a half-sent request cannot keep the server from exiting (issue 18 finding 4).
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
 
-// The burst must fit in a receiving peer's queue; see MESSAGE_BURST.
-const _: () = assert!((MESSAGE_BURST as usize) < crate::ws::QUEUE_LEN);
 // A burst of maximal messages is bounded memory: 200 × 64 KiB = 12.5 MiB per sender at worst.
 const _: () = assert!((MESSAGE_BURST as usize) * MAX_MESSAGE_BYTES <= 16 * 1024 * 1024);
 

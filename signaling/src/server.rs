@@ -2,7 +2,6 @@
 //! The WebSocket sessions are in `ws`.
 
 use std::fmt;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,7 +16,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
-use crate::accept;
 use crate::error::{AppError, ServerError};
 use crate::issuer::IceIssuer;
 use crate::limits::Limits;
@@ -262,32 +260,4 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerE
         .map_err(|source| ServerError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
     Ok((listener, local))
-}
-
-/// Serves [`app`] on `listener` until the process ends, with the limits of `state` (header read
-/// timeout, connections per address; see [`crate::limits`]).
-///
-/// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use std::sync::Arc;
-/// use rtclab_signaling::{AppState, bind, serve};
-/// let (listener, addr) = bind("127.0.0.1:8080".parse()?).await?;
-/// println!("open http://{addr}/");
-/// serve(listener, Arc::new(AppState::new(Some("web".into())))).await?;
-/// # Ok(()) }
-/// ```
-pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
-    accept::run(listener, state, std::future::pending()).await
-}
-
-/// Serves [`app`] until `signal` completes; then stops accepting, closes every WebSocket session
-/// (1001), lets in-flight HTTP requests finish, and returns once all is done or after
-/// [`crate::limits::SHUTDOWN_DEADLINE`] (2 s), whichever comes first, dropping whatever is still
-/// open (a client holding a half-sent request cannot keep the server alive).
-pub async fn serve_with_shutdown(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    signal: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    accept::run(listener, state, signal).await
 }

@@ -43,6 +43,9 @@ const TRANSPORT_LIMIT_BYTES: usize = 1024 * 1024;
 /// Messages that may wait for one peer's socket; signaling needs an offer/answer and a few dozen
 /// candidates, so this only fills up when the client stops reading.
 pub(crate) const QUEUE_LEN: usize = 256;
+// A sender's burst must fit in a receiving peer's queue (limits::MESSAGE_BURST), so what gets
+// through the rate limit never overflows a reader that has not read yet.
+const _: () = assert!((crate::limits::MESSAGE_BURST as usize) < QUEUE_LEN);
 /// How long one write may take before the client is considered gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the client's half of the close handshake.
