@@ -89,7 +89,7 @@ impl AppState {
 
     /// Sets how long a client may take to send a complete HTTP request head (default
     /// [`crate::limits::HEADER_READ_TIMEOUT`]); a connection that has not sent one by then is
-    /// closed. Applies to [`serve`] and [`serve_with_shutdown`], not to [`app`] driven by hand.
+    /// closed. Applies to [`crate::serve`] and [`crate::serve_with_shutdown`], not to [`app`] driven by hand.
     pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
         self.limits.header_read_timeout = timeout;
         self
