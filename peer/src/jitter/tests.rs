@@ -139,7 +139,8 @@ fn a_packet_never_repaired_leads_to_one_keyframe_request_after_the_deadline_not_
     let t = trace(t0, 40, 3, Duration::from_millis(50), &lost, None);
     // The gap is noticed when packet 32 arrives.
     let noticed = t.iter().find(|a| a.seq == 32).expect("packet 32").at;
-    let deadline = timing::DEFAULT_REPAIR.mul_f64(2.5) + Duration::from_millis(50);
+    let deadline =
+        timing::DEFAULT_REPAIR.mul_f64(timing::REPAIR_ATTEMPTS) + Duration::from_millis(50);
     let played = play(&t, noticed + deadline + Duration::from_millis(200));
     assert_eq!(played.requests.len(), 1, "{:?}", played.requests);
     let asked = played.requests[0] - noticed;
