@@ -614,6 +614,11 @@ pub enum Event {
         /// Frames skipped over the last second because the encoder's output was over budget.
         #[serde(default)]
         dropped: u32,
+        /// Keyframe requests (PLI/FIR) over the last second that the sender did not act on,
+        /// because it had answered one less than 300 ms before (libwebrtc's rule; see
+        /// `rtclab_peer::keyframe_gate`).
+        #[serde(default)]
+        keyframe_requests_held: u32,
     },
     /// The sender changed its encoded resolution (a keyframe at the new size follows).
     #[serde(rename = "encoder.adapt")]

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod interceptors;
 pub mod jitter;
+pub mod keyframe_gate;
 pub mod peer;
 pub mod qoe;
 pub mod receiver;

@@ -11,6 +11,7 @@ use crate::bwe::TargetHandle;
 use crate::config::PeerConfig;
 use crate::error::PeerError;
 use crate::interceptors::counters::SharedCounters;
+use crate::keyframe_gate::KeyframeGate;
 use crate::qoe::{ExtIds, SourceTag, WallAnchor};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -20,7 +21,7 @@ use rtclab_events::{Event, EventSink, KeyframeReason, MediaStats, PeerRole};
 use rtclab_media::{
     AdaptOutput, AdaptiveEncoder, EncoderConfig, Resolution, SourceSpec, VideoSource,
 };
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -125,6 +126,8 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
 
     let running = Arc::new(AtomicBool::new(true));
     let keyframe: Arc<Mutex<Option<KeyframeRequest>>> = Arc::new(Mutex::new(None));
+    // Requests the gate held back since the last `encoder.rate` line.
+    let held = Arc::new(AtomicU32::new(0));
     let mut tasks = Vec::new();
 
     // Keyframe requests: PLI/FIR reach the application through the track (the wire tap marks
@@ -133,6 +136,8 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
         let track = ctx.track.clone();
         let keyframe = keyframe.clone();
         let runtime = ctx.runtime.clone();
+        let held = held.clone();
+        let mut gate = KeyframeGate::default();
         tasks.push(ctx.runtime.spawn(Box::pin(async move {
             while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
                 for p in packets {
@@ -144,13 +149,15 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
                     } else {
                         continue;
                     };
+                    let now = runtime.now();
+                    if !gate.admit(now) {
+                        held.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let mut slot = keyframe.lock().unwrap_or_else(|e| e.into_inner());
                     // Keep the earliest pending request: latency is measured from it.
                     if slot.is_none() {
-                        *slot = Some(KeyframeRequest {
-                            reason,
-                            at: runtime.now(),
-                        });
+                        *slot = Some(KeyframeRequest { reason, at: now });
                     }
                 }
             }
@@ -163,6 +170,7 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
         packetizer,
         jobs,
         keyframe,
+        held,
         running: running.clone(),
         split,
     };
@@ -255,6 +263,8 @@ struct SendLoop {
     packetizer: Box<dyn Packetizer + Send>,
     jobs: std::sync::mpsc::Sender<EncodeJob>,
     keyframe: Arc<Mutex<Option<KeyframeRequest>>>,
+    /// Keyframe requests the gate held back, taken by each `encoder.rate` line.
+    held: Arc<AtomicU32>,
     running: Arc<AtomicBool>,
     /// Payload size for the frame being packetized (0: full packets); see [`ProbeSplit`].
     split: Arc<AtomicUsize>,
@@ -456,6 +466,7 @@ impl SendLoop {
                 height: window.size.unwrap_or(ctx.cfg.size).height,
                 keyframes: window.keyframes,
                 dropped: window.dropped,
+                keyframe_requests_held: self.held.swap(0, Ordering::Relaxed),
             },
         );
         let c = ctx
