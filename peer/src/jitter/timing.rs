@@ -57,7 +57,18 @@ impl Timing {
     /// A packet arrived `delay` after its gap was noticed.
     pub fn on_repair(&mut self, now: Instant, delay: Duration) {
         self.repairs.push_back((now, delay));
+        self.expire(now);
+    }
+
+    /// Forgets whatever is older than [`WINDOW`], in every history. Called on every frame, not
+    /// only when a history grows: a repair time measured during a burst of congestion (a second,
+    /// behind a full queue) must stop adding to the playout delay once repairs stop, or the
+    /// call keeps that latency for good (step-up-200-800: 1 s glass-to-glass for 30 s after
+    /// the last repair).
+    fn expire(&mut self, now: Instant) {
         forget(&mut self.repairs, now);
+        forget(&mut self.delays, now);
+        forget(&mut self.transits, now);
     }
 
     /// A frame with RTP timestamp `ts` whose first packet arrived at `first_arrival` became
@@ -72,13 +83,12 @@ impl Timing {
         let capture = self.capture_s(ts, first_arrival);
         let transit = self.secs(first_arrival) - capture;
         self.transits.push_back((completed_at, transit));
-        forget(&mut self.transits, completed_at);
         if !repaired {
             let late = self.secs(completed_at) - (capture + self.min_transit());
             self.delays
                 .push_back((completed_at, Duration::from_secs_f64(late.max(0.0))));
-            forget(&mut self.delays, completed_at);
         }
+        self.expire(completed_at);
     }
 
     /// Time to repair a lost packet: the 90th percentile of recent repairs.
@@ -251,6 +261,32 @@ mod tests {
         // before it is due, not after).
         timing.on_repair(t0 + FRAME * 60, Duration::from_millis(250));
         assert_eq!(timing.target_delay(), jitter + Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_repair_time_stops_counting_once_repairs_stop() {
+        let t0 = Instant::now();
+        let mut timing = Timing::default();
+        // Frames every 33 ms, transit 50 ms, no jitter; one slow repair (behind a full queue)
+        // at the start.
+        let frame = |timing: &mut Timing, i: u32| {
+            let arrival = t0 + FRAME * i + Duration::from_millis(50);
+            timing.on_frame(i * 3000, arrival, arrival, false);
+        };
+        frame(&mut timing, 0);
+        timing.on_repair(t0, Duration::from_millis(900));
+        assert_eq!(timing.target_delay(), Duration::from_millis(900));
+        // Still within the window: the buffer keeps waiting that long.
+        for i in 1..=270 {
+            frame(&mut timing, i);
+        }
+        assert_eq!(timing.target_delay(), Duration::from_millis(900));
+        // Past WINDOW (10 s) without another repair, frames alone age it out.
+        for i in 271..=320 {
+            frame(&mut timing, i);
+        }
+        assert_eq!(timing.target_delay(), Duration::ZERO);
+        assert_eq!(timing.repair_time(), DEFAULT_REPAIR);
     }
 
     #[test]
