@@ -1,7 +1,7 @@
 //! A clean Rust→Rust session through the signaling server, once per codec: frames flow and
 //! decode, the log holds what the backbone promises, and `summary.json` agrees with the log.
 
-use rtclab_events::{Direction, Event, PeerRole, Rtcp, SCHEMA, Side};
+use rtclab_events::{Direction, Event, First, PeerRole, Record, Rtcp, SCHEMA, Side};
 use rtclab_media::Codec;
 use rtclab_report::Summary;
 use rtclab_tests::{TestRun, is_session_end, kinds, of, run_short, scenario};
@@ -162,6 +162,66 @@ async fn clean_run(codec: Codec, name: &str) {
         _ => unreachable!(),
     }
     assert!(out.join("report.html").is_file(), "no report.html");
+    assert_flow_order(name, &records);
+}
+
+/// The log's lines come in the wire's order (issue 14): signaling → ICE connected → DTLS
+/// connected → peer connection connected → first RTP sent → received → first frame decoded.
+/// Line order, not `t`: one sink writes both peers' lines as they happen, so the order of lines
+/// is the order of events even where two share a millisecond.
+fn assert_flow_order(name: &str, records: &[Record]) {
+    let line = |peer: PeerRole, what: &str, test: &dyn Fn(&Event) -> bool| {
+        records
+            .iter()
+            .position(|r| r.peer == peer && test(&r.event))
+            .unwrap_or_else(|| panic!("{name}: no {what} line from the {peer}"))
+    };
+    let state = |want: &'static str| {
+        move |e: &Event| match e {
+            Event::IceState { state } => state == want,
+            _ => false,
+        }
+    };
+    let steps = [
+        ("answer received", line(PeerRole::Sender, "answer received", &|e| {
+            matches!(e, Event::Signaling { what } if what == "answer received")
+        })),
+        ("ICE connected", line(PeerRole::Sender, "ice.state connected", &state("connected"))),
+        ("DTLS connected", line(PeerRole::Sender, "dtls.state connected", &|e| {
+            matches!(e, Event::DtlsState { state, .. } if state == "connected")
+        })),
+        ("pc connected", line(PeerRole::Sender, "pc.state connected", &|e| {
+            matches!(e, Event::PcState { state } if state == "connected")
+        })),
+        ("first RTP sent", line(PeerRole::Sender, "media.first rtp_sent", &|e| {
+            matches!(e, Event::MediaFirst { what: First::RtpSent })
+        })),
+        ("first RTP received", line(PeerRole::Receiver, "media.first rtp_received", &|e| {
+            matches!(e, Event::MediaFirst { what: First::RtpReceived })
+        })),
+        ("first frame decoded", line(PeerRole::Receiver, "media.first frame_decoded", &|e| {
+            matches!(e, Event::MediaFirst { what: First::FrameDecoded })
+        })),
+    ];
+    // Each peer: DTLS connected before its peer connection says connected.
+    for peer in [PeerRole::Sender, PeerRole::Receiver] {
+        let dtls = line(peer, "dtls.state connected", &|e| {
+            matches!(e, Event::DtlsState { state, .. } if state == "connected")
+        });
+        let pc = line(peer, "pc.state connected", &|e| {
+            matches!(e, Event::PcState { state } if state == "connected")
+        });
+        assert!(dtls < pc, "{name}: the {peer}'s DTLS is logged connected after its peer connection");
+    }
+    for pair in steps.windows(2) {
+        let ((a, ia), (b, ib)) = (pair[0], pair[1]);
+        assert!(
+            ia < ib,
+            "{name}: {a} (line {ia}, t={}) is logged after {b} (line {ib}, t={})",
+            records[ia].t,
+            records[ib].t
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -196,7 +196,7 @@ fn selected(records: &[Record], peer: PeerRole) -> (Candidate, Candidate) {
         .iter()
         .rev()
         .find_map(|r| match &r.event {
-            Event::IceSelectedPair { local, remote } if r.peer == peer => {
+            Event::IceSelectedPair { local, remote, .. } if r.peer == peer => {
                 Some((local.clone(), remote.clone()))
             }
             _ => None,

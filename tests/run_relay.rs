@@ -38,7 +38,7 @@ async fn turn_relay_udp_scenario_relays_both_rust_peers() {
             .iter()
             .rev()
             .find_map(|r| match &r.event {
-                Event::IceSelectedPair { local, remote } if r.peer == peer => {
+                Event::IceSelectedPair { local, remote, .. } if r.peer == peer => {
                     Some((local.clone(), remote.clone()))
                 }
                 _ => None,

@@ -9,8 +9,8 @@ pub mod sink;
 pub mod stats;
 
 pub use schema::{
-    BweDetail, Candidate, Direction, Event, KeyframeReason, MediaDirection, MediaStats, NoteLevel,
-    PeerRole, PliReason, Qoe, Record, ReportBlock, Rtcp, SCHEMA, Side, feedback_seen_at,
+    BweDetail, Candidate, Direction, Event, First, KeyframeReason, MediaDirection, MediaStats, NoteLevel,
+    Observed, PeerRole, PliReason, Qoe, Record, ReportBlock, Rtcp, SCHEMA, Side, feedback_seen_at,
     receiving_peer, sending_peer,
 };
 pub use sink::{

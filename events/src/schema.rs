@@ -166,6 +166,35 @@ impl std::fmt::Display for NoteLevel {
     }
 }
 
+/// How the peer learned of a transport change that webrtc-rs 0.21 reports by no event of its own
+/// (the selected candidate pair, the DTLS state): this says how late the log's time may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    /// Read the moment the ICE or peer-connection state changed (which webrtc-rs does report):
+    /// late by the event's dispatch only, well under a millisecond.
+    OnStateChange,
+    /// Found by the periodic poll: up to `POLL_INTERVAL` (200 ms) late.
+    Poll,
+    /// Not read but implied: the peer connection became `connected`, which the W3C defines as
+    /// every ICE and DTLS transport connected (webrtc-rs's receiver exposes its DTLS transport
+    /// only once media arrives). Late by the event's dispatch only.
+    ImpliedByPcState,
+}
+
+/// A first in the session's life, logged once per peer (`media.first`): the points a session's
+/// flow and its startup delay are measured between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum First {
+    /// The first RTP packet handed to the transport (SRTP-protected next).
+    RtpSent,
+    /// The first RTP packet received (after SRTP decryption).
+    RtpReceived,
+    /// The first video frame decoded (the first picture a viewer could see).
+    FrameDecoded,
+}
+
 /// Why the encoder produced a keyframe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -543,18 +572,30 @@ pub enum Event {
         local: Candidate,
         /// Remote candidate of the pair.
         remote: Candidate,
+        /// How the change was seen, so how late this line may be (absent in older logs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        observed: Option<Observed>,
     },
     /// DTLS transport state.
     #[serde(rename = "dtls.state")]
     DtlsState {
         /// The new state.
         state: String,
+        /// How the change was seen, so how late this line may be (absent in older logs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        observed: Option<Observed>,
     },
     /// Peer connection state.
     #[serde(rename = "pc.state")]
     PcState {
         /// The new state.
         state: String,
+    },
+    /// A first in the session (first RTP sent or received, first frame decoded).
+    #[serde(rename = "media.first")]
+    MediaFirst {
+        /// Which first.
+        what: First,
     },
     /// Signaling progress (offer/answer sent or received, peer joined/left).
     #[serde(rename = "signaling")]
@@ -818,6 +859,7 @@ impl Event {
             Event::IceSelectedPair { .. } => "ice.selected_pair",
             Event::DtlsState { .. } => "dtls.state",
             Event::PcState { .. } => "pc.state",
+            Event::MediaFirst { .. } => "media.first",
             Event::Signaling { .. } => "signaling",
             Event::Rtcp { .. } => "rtcp",
             Event::BweEstimate { .. } => "bwe.estimate",

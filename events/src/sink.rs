@@ -689,6 +689,14 @@ mod tests {
                     ..Default::default()
                 },
                 remote: Candidate::default(),
+                observed: Some(crate::Observed::OnStateChange),
+            },
+            Event::DtlsState {
+                state: "connected".into(),
+                observed: Some(crate::Observed::Poll),
+            },
+            Event::MediaFirst {
+                what: crate::First::FrameDecoded,
             },
             Event::Rtcp {
                 direction: Direction::In,

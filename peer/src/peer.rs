@@ -23,7 +23,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use rtclab_events::{Candidate, Event, EventSink, PeerRole, Side};
+use rtclab_events::{Candidate, Event, EventSink, Observed, PeerRole, Side};
 use rtclab_media::Codec;
 use rtclab_signaling::protocol::{ClientMessage, IceCandidate, ServerMessage};
 use std::future::Future;
@@ -78,6 +78,9 @@ pub enum PeerExit {
 /// What the handler tells the control loop.
 enum Control {
     Candidate(RTCIceCandidateInit),
+    /// ICE changed state: the selected pair is read at once.
+    IceChanged,
+    /// The loop reads the transport, then logs this (`pc.state` after `dtls.state`).
     PcState(RTCPeerConnectionState),
     Track(Arc<dyn TrackRemote>),
 }
@@ -122,15 +125,14 @@ impl PeerConnectionEventHandler for Handler {
                 state: state.to_string(),
             },
         );
+        let _ = self.control.send(Control::IceChanged);
     }
 
+    // webrtc-rs 0.21 reports no DTLS or selected-pair event (docs/notes/webrtc-rs-0.21.md), but
+    // it derives the peer-connection state from both, so when that changes the control loop
+    // reads them first and logs `pc.state` after them: the log keeps the wire's order (ICE
+    // connected → DTLS connected → peer connection connected → first RTP).
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.sink.emit(
-            self.role,
-            Event::PcState {
-                state: state.to_string(),
-            },
-        );
         let _ = self.control.send(Control::PcState(state));
     }
 
@@ -580,22 +582,31 @@ impl Peer {
                             },
                         });
                     }
-                    Control::PcState(RTCPeerConnectionState::Connected) => {
-                        connect_deadline = None;
-                        self.start_media().await?;
-                        established = true;
+                    Control::IceChanged => {
+                        self.poll_transport(&mut selected, &mut dtls_state, Observed::OnStateChange).await;
                     }
-                    Control::PcState(RTCPeerConnectionState::Failed) => {
-                        return Err(PeerError::Failed(
-                            "the peer connection failed (ICE or DTLS); see ice.* and dtls.state in the log".into(),
-                        ));
+                    Control::PcState(state) => {
+                        self.log_pc_state(state, &mut selected, &mut dtls_state).await;
+                        match state {
+                            RTCPeerConnectionState::Connected => {
+                                connect_deadline = None;
+                                self.start_media().await?;
+                                established = true;
+                            }
+                            RTCPeerConnectionState::Failed => {
+                                return Err(PeerError::Failed(
+                                    "the peer connection failed (ICE or DTLS); see ice.* and dtls.state in the log".into(),
+                                ));
+                            }
+                            // Only this peer closes its connection, after this loop; a close seen
+                            // here came from elsewhere and, without signaling, nothing else would
+                            // end us.
+                            RTCPeerConnectionState::Closed => {
+                                return Err(PeerError::Failed("the peer connection was closed".into()));
+                            }
+                            _ => {}
+                        }
                     }
-                    // Only this peer closes its connection, after this loop; a close seen here
-                    // came from elsewhere and, without signaling, nothing else would end us.
-                    Control::PcState(RTCPeerConnectionState::Closed) => {
-                        return Err(PeerError::Failed("the peer connection was closed".into()));
-                    }
-                    Control::PcState(_) => {}
                     Control::Track(track) => {
                         // Any role receives: a browser in the demo may send its camera back.
                         if self.receiver.is_none() {
@@ -618,7 +629,7 @@ impl Peer {
                     }
                 },
                 _ = poll.tick() => {
-                    self.poll_transport(&mut selected, &mut dtls_state).await;
+                    self.poll_transport(&mut selected, &mut dtls_state, Observed::Poll).await;
                     if connect_deadline.is_some_and(|d| self.runtime.now() > d) {
                         return Err(PeerError::Timeout(format!(
                             "not connected {}s after the other peer joined; see ice.* events in the log",
@@ -715,10 +726,41 @@ impl Peer {
         Ok(())
     }
 
+    /// Reads the transport (so a DTLS change is logged first), then logs `pc.state`.
+    async fn log_pc_state(
+        &self,
+        state: RTCPeerConnectionState,
+        selected: &mut Option<(Candidate, Candidate)>,
+        dtls_state: &mut String,
+    ) {
+        self.poll_transport(selected, dtls_state, Observed::OnStateChange)
+            .await;
+        const CONNECTED: &str = "connected";
+        if state == RTCPeerConnectionState::Connected && dtls_state != CONNECTED {
+            CONNECTED.clone_into(dtls_state);
+            self.sink.emit(
+                self.role,
+                Event::DtlsState {
+                    state: CONNECTED.into(),
+                    observed: Some(Observed::ImpliedByPcState),
+                },
+            );
+        }
+        self.sink.emit(
+            self.role,
+            Event::PcState {
+                state: state.to_string(),
+            },
+        );
+    }
+
+    /// Logs the DTLS state and the selected pair if they changed; `observed` says how this
+    /// read was triggered (and so how late the line may be).
     async fn poll_transport(
         &self,
         selected: &mut Option<(Candidate, Candidate)>,
         dtls_state: &mut String,
+        observed: Observed,
     ) {
         let transport = match self.cfg.role {
             Role::Sender => match self.pc.get_senders().await.first() {
@@ -735,7 +777,13 @@ impl Peer {
             let state = state.to_string();
             if *dtls_state != state {
                 *dtls_state = state.clone();
-                self.sink.emit(self.role, Event::DtlsState { state });
+                self.sink.emit(
+                    self.role,
+                    Event::DtlsState {
+                        state,
+                        observed: Some(observed),
+                    },
+                );
             }
         }
         if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
@@ -759,6 +807,7 @@ impl Peer {
                     Event::IceSelectedPair {
                         local: now.0.clone(),
                         remote: now.1.clone(),
+                        observed: Some(observed),
                     },
                 );
                 *selected = Some(now);

@@ -17,7 +17,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     TransportLayerNack, nack_pairs_from_sequence_numbers,
 };
-use rtclab_events::{Event, EventSink, MediaStats, PeerRole, PliReason};
+use rtclab_events::{Event, EventSink, First, MediaStats, PeerRole, PliReason};
 use rtclab_media::{Codec, Decoder};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -193,6 +193,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
             let mut assembler = Assembler::new(codec, frames, counters.clone(), pli_tx);
             assembler.tags = FrameTags::new(ctx_ext);
             let mut last_pli: Option<Instant> = None;
+            let mut first_rtp_seen = false;
             loop {
                 // Wake when the jitter buffer has a frame due, a deadline or a keyframe retry.
                 let wait = assembler
@@ -201,6 +202,10 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                 tokio::select! {
                     event = track.poll() => match event {
                         Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                            if !first_rtp_seen {
+                                first_rtp_seen = true;
+                                sink.emit(PeerRole::Receiver, Event::MediaFirst { what: First::RtpReceived });
+                            }
                             let nack = assembler.push(runtime.now(), packet);
                             if nack_at_once {
                                 send_nack(track.as_ref(), ssrc, nack).await;
@@ -409,6 +414,9 @@ fn spawn_decoder_thread(
                             freezes.on_frame(now, interval)
                         };
                         let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
+                        if c.frames_decoded == 0 && !frames.is_empty() {
+                            sink.emit(PeerRole::Receiver, Event::MediaFirst { what: First::FrameDecoded });
+                        }
                         c.frames_decoded += frames.len() as u64;
                         if let Some(p) = frames.last() {
                             c.size = Some((p.width, p.height));

@@ -17,7 +17,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::packetizer::Packetizer;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
-use rtclab_events::{Event, EventSink, KeyframeReason, MediaStats, PeerRole};
+use rtclab_events::{Event, EventSink, First, KeyframeReason, MediaStats, PeerRole};
 use rtclab_media::{
     AdaptOutput, AdaptiveEncoder, EncoderConfig, Resolution, SourceSpec, VideoSource,
 };
@@ -292,6 +292,7 @@ impl SendLoop {
         let mut window_start = ctx.runtime.now();
         let session_start = window_start;
         let mut frames_total: u64 = 0;
+        let mut first_sent = false;
         let anchor = WallAnchor::process(ctx.runtime.as_ref());
         let testsrc = ctx.cfg.source == SourceSpec::TestPattern;
         let mut last_stats = StatsSnapshot::default();
@@ -418,8 +419,14 @@ impl SendLoop {
                     crate::qoe::stamp_first_packet(first, ctx.ext, anchor.ntp(captured), source);
                 }
                 for packet in packets {
-                    if let Err(e) = self.ctx.track.write_rtp(packet).await {
-                        tracing::debug!("write_rtp: {e}");
+                    match self.ctx.track.write_rtp(packet).await {
+                        Ok(_) if !first_sent => {
+                            first_sent = true;
+                            ctx.sink
+                                .emit(role, Event::MediaFirst { what: First::RtpSent });
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!("write_rtp: {e}"),
                     }
                 }
             }

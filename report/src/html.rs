@@ -352,6 +352,7 @@ mod tests {
             event: Event::IceSelectedPair {
                 local: host.clone(),
                 remote: host,
+                observed: None,
             },
         });
         for i in 1..8 {

@@ -108,7 +108,7 @@ pub fn selected_pairs(records: &[Record]) -> Vec<SelectedPairRow> {
     records
         .iter()
         .filter_map(|r| match &r.event {
-            Event::IceSelectedPair { local, remote } => Some(SelectedPairRow {
+            Event::IceSelectedPair { local, remote, .. } => Some(SelectedPairRow {
                 t_s: r.t,
                 peer: r.peer.to_string(),
                 pair: PathSummary {

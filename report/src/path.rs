@@ -203,7 +203,7 @@ pub fn extract(records: &[Record]) -> PathReport {
                     );
                 }
             }
-            Event::IceSelectedPair { local, remote } => {
+            Event::IceSelectedPair { local, remote, .. } => {
                 let name = entry(&mut peers, r.peer);
                 let p = peers.get_mut(&name).expect("inserted");
                 let mut l = from_event(local);
