@@ -133,9 +133,9 @@ enum Command {
     },
     /// List the scenarios in a folder with their descriptions.
     Scenarios {
-        /// Folder to list.
-        #[arg(default_value = "scenarios")]
-        dir: PathBuf,
+        /// Folder to list [default: `scenarios/` here, else the one in the checkout the binary
+        /// was built in].
+        dir: Option<PathBuf>,
     },
     /// Summarise a run folder (or an events.jsonl) from its event log.
     Report {
@@ -439,7 +439,9 @@ async fn main() -> Result<()> {
             cfg.fec = fec;
             peer(&signal, &room, cfg, log).await
         }
-        Command::Scenarios { dir } => scenarios(&dir),
+        Command::Scenarios { dir } => {
+            scenarios(&dir.unwrap_or_else(rtclab_runner::paths::default_scenarios_dir))
+        }
         Command::Sweep {
             file,
             set,
@@ -573,6 +575,9 @@ async fn run(args: RunArgs) -> Result<()> {
         out.display()
     );
     let total = duration.unwrap_or(scenario.duration_s);
+    if let Some(warning) = scenario.cut_short(total) {
+        eprintln!("rtclab: note: {warning}");
+    }
     let bar = progress_bar(total);
     let mut req = RunRequest::new(scenario, out.clone());
     req.duration_s = duration;
@@ -722,11 +727,17 @@ fn webrtc_runtime() -> Result<Arc<dyn rtclab_peer::Runtime>> {
 }
 
 fn scenarios(dir: &Path) -> Result<()> {
-    let all =
-        rtclab_scenarios::list(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    let shown = rtclab_runner::paths::shown(dir);
+    let all = rtclab_scenarios::list(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot list the scenarios in {shown}: {e}. Run rtclab from its checkout, or name \
+             the folder: rtclab scenarios PATH/TO/scenarios"
+        )
+    })?;
     if all.is_empty() {
-        bail!("no scenario files (*.toml) in {}", dir.display());
+        bail!("no scenario files (*.toml) in {shown}");
     }
+    println!("scenarios in {shown}:");
     for (path, s) in all {
         match s {
             Ok(s) => {

@@ -313,22 +313,10 @@ pub async fn run_demo(
     Ok(())
 }
 
-/// The folder of the web page next to a binary run from the repository (`target/*/rtclab`), or
-/// `web/` in the current directory.
+/// The folder of the web page: `web/` in the current directory, or next to a binary run from
+/// the repository (`target/*/rtclab`).
 pub fn default_web_dir() -> PathBuf {
-    let cwd = PathBuf::from("web");
-    if cwd.is_dir() {
-        return cwd;
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| {
-            exe.ancestors()
-                .skip(1)
-                .map(|d| d.join("web"))
-                .find(|d| d.join("index.html").is_file())
-        })
-        .unwrap_or(cwd)
+    crate::paths::repo_folder("web", "index.html")
 }
 
 /// True if `dir` looks like rtclab's web folder.

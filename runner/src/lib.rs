@@ -16,6 +16,7 @@ pub mod bridge;
 pub mod browser;
 pub mod demo;
 pub mod error;
+pub mod paths;
 pub mod ice_servers;
 pub mod run;
 pub mod sweep;

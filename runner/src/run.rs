@@ -196,6 +196,15 @@ pub async fn run_scenario(
     if let Some(listener) = req.on_record.clone() {
         sink.set_listener(listener);
     }
+    if let Some(message) = req.scenario.cut_short(duration) {
+        sink.emit(
+            PeerRole::Lab,
+            Event::Note {
+                level: rtclab_events::NoteLevel::Warn,
+                message,
+            },
+        );
+    }
     let run_ice = match crate::ice_servers::IceServers::for_run(&req.scenario.ice, &sink).await {
         Ok(i) => i,
         Err(e) => {

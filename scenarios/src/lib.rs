@@ -266,6 +266,48 @@ impl ScenarioError {
 }
 
 impl Scenario {
+    /// What a run of `duration_s` (shorter than the file's `duration_s`, say by `--duration`)
+    /// leaves out of the schedule, as a sentence; `None` when every step still happens.
+    pub fn cut_short(&self, duration_s: f64) -> Option<String> {
+        let mut late: Vec<String> = [
+            ("downlink", &self.impairment.downlink),
+            ("uplink", &self.impairment.uplink),
+        ]
+        .iter()
+        .flat_map(|(dir, sched)| {
+            sched
+                .steps
+                .iter()
+                .filter(|s| s.at_s >= duration_s)
+                .map(move |s| format!("{dir} at {} s", s.at_s))
+        })
+        .collect();
+        if late.is_empty() {
+            return None;
+        }
+        let n = late.len();
+        if n > 6 {
+            late.truncate(5);
+            late.push(format!("{} more", n - 5));
+        }
+        Some(format!(
+            "the run lasts {duration_s} s, so {n} step(s) of the schedule of {} ({} s) will not \
+             happen: {}. The schedule keeps its times; for all of it, run without --duration or \
+             for at least {} s",
+            self.name,
+            self.duration_s,
+            late.join(", "),
+            self.last_step_s().map_or(0.0, |t| t + 1.0),
+        ))
+    }
+
+    fn last_step_s(&self) -> Option<f64> {
+        [&self.impairment.downlink, &self.impairment.uplink]
+            .iter()
+            .flat_map(|s| s.steps.iter().map(|st| st.until_s.unwrap_or(st.at_s)))
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))))
+    }
+
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
@@ -669,6 +711,29 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&b| b == b'\n')
         .count()
         + 1
+}
+
+#[cfg(test)]
+mod cut_short_tests {
+    use super::*;
+
+    #[test]
+    fn a_shortened_run_names_the_steps_it_leaves_out() {
+        let s = Scenario::parse(
+            "name = \"drop\"\ndescription = \"x\"\nduration_s = 60\n[downlink]\nrate_kbps = 3000\n\
+             [[downlink.schedule]]\nat_s = 20\nrate_kbps = 500\n\
+             [[downlink.schedule]]\nat_s = 40\nrate_kbps = 3000\n",
+            Path::new("drop.toml"),
+        )
+        .expect("valid");
+        assert_eq!(s.cut_short(60.0), None);
+        assert_eq!(s.cut_short(45.0), None);
+        let m = s.cut_short(30.0).expect("the 40 s step is cut");
+        assert!(m.contains("1 step(s)") && m.contains("downlink at 40 s"), "{m}");
+        assert!(m.contains("at least 41 s"), "{m}");
+        let m = s.cut_short(10.0).expect("both cut");
+        assert!(m.contains("downlink at 20 s, downlink at 40 s"), "{m}");
+    }
 }
 
 #[cfg(test)]
