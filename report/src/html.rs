@@ -27,6 +27,8 @@ figure { margin: 1em 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #e4e4e4; }
 figcaption { color: #555; font-size: .9em; }
 ul.notes li { color: #555; }
+ul.account { max-width: 60em; padding-left: 1.2em; }
+ul.account li { margin: .35em 0; }
 ";
 
 fn esc(s: &str) -> String {
@@ -136,6 +138,18 @@ fn render(report: &RunReport, summary: &Value, plots: &[crate::plots::Plot]) -> 
         meta.push(format!("started {s}"));
     }
     let _ = writeln!(h, "<p class=\"meta\">{}</p>", esc(&meta.join(" · ")));
+
+    // The account opens the page: a reader learns what happened before reading the figures.
+    h.push_str("<h2>What happened</h2>\n");
+    if report.what_happened.is_empty() {
+        h.push_str("<p>The log holds too little to tell.</p>\n");
+    } else {
+        h.push_str("<ul class=\"account\">\n");
+        for s in &report.what_happened {
+            let _ = writeln!(h, "<li>{}</li>", esc(&s.text));
+        }
+        h.push_str("</ul>\n");
+    }
 
     h.push_str("<h2>Figures</h2>\n");
     let rows: Vec<Vec<String>> = figure_rows(report, summary)
@@ -550,6 +564,25 @@ mod tests {
         assert!(fps.contains("freeze (2)"));
         let loss = std::fs::read_to_string(dir.join("plots/loss.svg")).expect("svg");
         assert!(loss.contains("dropped by impairment (downlink)"));
+    }
+
+    #[test]
+    fn the_page_opens_with_what_happened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rep = RunReport::from_records(&records());
+        let path = write_html(&rep, &Value::Null, dir.path()).expect("written");
+        let html = std::fs::read_to_string(&path).expect("html readable");
+        let account = html
+            .find("<h2>What happened</h2>")
+            .expect("the account's heading");
+        assert!(
+            html.find("<h2>").is_some_and(|first| first == account),
+            "the account comes first"
+        );
+        assert!(
+            html.contains("<li>At 3.7 s the picture froze for 300 ms.</li>"),
+            "{html}"
+        );
     }
 
     #[test]

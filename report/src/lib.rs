@@ -1,11 +1,13 @@
 //! What one rtclab run did, for a reader: figures, per-second time series, plots and tables,
 //! all computed from the session's `events.jsonl` alone.
 //!
-//! [`RunReport::from_records`] is the pure computation; [`write_html`] renders `report.html` (with
+//! [`RunReport::from_records`] is the pure computation (with [`account`], the "what happened"
+//! sentences that open every report); [`write_html`] renders `report.html` (with
 //! the plots inline and as `plots/*.svg`), [`print_tables`] the terminal view of `rtclab report`,
 //! and [`sweep_table`] compares several runs. [`Summary`] is `summary.json`'s backbone, and
 //! [`summary::merged`] adds the report's figures to it.
 
+pub mod account;
 mod html;
 pub mod ice;
 mod impair;
@@ -16,6 +18,7 @@ pub mod qoe_bench;
 pub mod summary;
 mod tables;
 
+pub use account::{Sentence, Topic};
 pub use html::write_html;
 pub use ice::{IceCandidateRow, PathSummary, SelectedPairRow};
 pub use metrics::{

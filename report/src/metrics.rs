@@ -250,6 +250,9 @@ pub struct RunReport {
     /// The ICE path per peer (candidates by type, the chosen pair and why, time to connect)
     /// and the TURN server's totals.
     pub ice_path: crate::path::PathReport,
+    /// "What happened": the run told in a few timed sentences ([`crate::account`]); empty
+    /// when the report was computed without [`RunReport::from_records`].
+    pub what_happened: Vec<crate::account::Sentence>,
 
     #[serde(skip)]
     pub(crate) raw: Raw,
@@ -345,6 +348,8 @@ impl RunReport {
         let impair = impair::extract(records);
         let mut report = Self::compute(records, &impair);
         report.ice_path = crate::path::extract(records);
+        // Last: the account reuses the figures computed above.
+        report.what_happened = crate::account::account(records, &report);
         report
     }
 

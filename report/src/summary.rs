@@ -53,6 +53,10 @@ pub struct Summary {
     pub fec_recovered: u64,
     /// Keyframes the sender produced.
     pub keyframes: u64,
+    /// Keyframe requests (PLI/FIR) the sender held back because it had answered one less than
+    /// 300 ms before (`rtclab_peer::keyframe_gate`).
+    #[serde(default)]
+    pub keyframe_requests_held: u64,
     /// Mean congestion-controller target over the run, bps.
     pub mean_target_bps: f64,
     /// Mean of the sender's per-second RTP bitrate, bps.
@@ -86,6 +90,10 @@ pub struct Summary {
     /// Mean luma SSIM of the scored frames (null when none could be scored).
     #[serde(default)]
     pub ssim_mean: Option<f64>,
+    /// "What happened": the run told in a few timed sentences (`crate::account`), the same
+    /// ones that open `report.html`; `print_summary` prints them first.
+    #[serde(default)]
+    pub what_happened: Vec<crate::account::Sentence>,
 }
 
 fn last_stats(records: &[Record], peer: PeerRole, dir: MediaDirection) -> Option<&MediaStats> {
@@ -166,11 +174,15 @@ impl Summary {
                 }
                 Event::BweEstimate { .. } => s.bwe_estimates += 1,
                 Event::EncoderRate {
-                    keyframes, codec, ..
+                    keyframes,
+                    codec,
+                    keyframe_requests_held,
+                    ..
                 } => {
                     // The negotiated codec, which may differ from the configured one.
                     s.codec = codec.clone();
                     s.keyframes += u64::from(*keyframes);
+                    s.keyframe_requests_held += u64::from(*keyframe_requests_held);
                 }
                 _ => {}
             }
@@ -226,6 +238,7 @@ impl Summary {
             s.fec_recovered = st.fec_recovered;
         }
         s.qoe_from(records);
+        s.what_happened = RunReport::from_records(records).what_happened;
         s.mean_send_bps = mean(sender_stats.iter().map(|m| m.bitrate_bps));
         s.mean_recv_bps = mean(records.iter().filter_map(|r| match &r.event {
             Event::MediaStats(m)

@@ -503,6 +503,11 @@ pub fn print_tables(
         )?;
     }
 
+    if !report.what_happened.is_empty() {
+        writeln!(w, "\nWhat happened")?;
+        write_account(&report.what_happened, w)?;
+    }
+
     writeln!(w, "\nICE candidates")?;
     let rows = candidate_rows(report);
     if rows.is_empty() {
@@ -603,6 +608,30 @@ pub fn print_tables(
     Ok(())
 }
 
+/// Width the account's sentences are wrapped to in a terminal.
+const WRAP: usize = 100;
+
+/// The account's sentences, one bullet each, wrapped and indented for a terminal.
+fn write_account(
+    sentences: &[crate::account::Sentence],
+    w: &mut impl Write,
+) -> std::io::Result<()> {
+    for s in sentences {
+        let mut line = String::from("  -");
+        for word in s.text.split_whitespace() {
+            let has_words = !matches!(line.trim(), "-" | "");
+            if has_words && line.chars().count() + 1 + word.chars().count() > WRAP {
+                writeln!(w, "{line}")?;
+                line = String::from("   ");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        writeln!(w, "{line}")?;
+    }
+    Ok(())
+}
+
 /// A figure of one sweep row: flat key first, then under `report`, then a fallback computation.
 fn sweep_value(v: &Value, keys: &[&str]) -> Option<f64> {
     keys.iter().find_map(|k| {
@@ -667,7 +696,7 @@ pub fn sweep_table(rows: &[(String, Value)]) -> String {
 }
 
 /// Downlink loss seen by the network: packets the impairment dropped ÷ packets it was given.
-fn downlink_loss_pct(v: &Value) -> Option<f64> {
+pub(crate) fn downlink_loss_pct(v: &Value) -> Option<f64> {
     let down = v
         .get("impairment")?
         .as_array()?
@@ -828,9 +857,15 @@ mod tests {
     }
 }
 
-/// The run summary as `rtclab run` and `rtclab peer` print it: one line per aspect.
+/// The run summary as `rtclab run` and `rtclab peer` print it: what happened, then one line
+/// per aspect.
 pub fn print_summary(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
     let kbps = |b: f64| format!("{:.0} kbps", b / 1000.0);
+    if !s.what_happened.is_empty() {
+        writeln!(out, "what happened")?;
+        write_account(&s.what_happened, out)?;
+        writeln!(out)?;
+    }
     writeln!(
         out,
         "scenario        {}",
