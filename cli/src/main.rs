@@ -43,6 +43,9 @@ enum Command {
     /// Benchmarks that compare senders on the same emulated link.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Hands-on labs that run several scenarios and explain the result.
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// The browser demo: serve the page, and send video to every browser that opens it.
     Demo {
         /// Address to serve on.
@@ -146,6 +149,29 @@ enum Command {
 
 /// `rtclab bench ...`.
 #[derive(Subcommand)]
+enum LabCommand {
+    /// Failures and mitigations: each failure scenario run without and with one mitigation
+    /// (FEC, a lower start bitrate, resolution scaling, a larger jitter buffer) on the same
+    /// seeded link; prints failure → what the viewer saw → what the network did → mitigation →
+    /// measured effect, and writes failures.md.
+    Failures {
+        /// Output folder [default: runs/lab-failures-<unix time>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only these cases, comma-separated (random-loss, burst-loss, start-above-capacity,
+        /// capacity-drop, jitter).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Override every case's duration, in seconds (short runs; may cut a failure off).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<f64>,
+        /// Folder of the shipped scenarios [default: scenarios/ here or in the checkout].
+        #[arg(long)]
+        scenarios: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// What a viewer gets on delayed, lossy links: the Rust receiver against headless Chromium,
     /// receiving from the same Rust sender over the same seeded link, over a grid of one-way
@@ -154,7 +180,7 @@ enum BenchCommand {
         /// One-way delays (each way), ms.
         #[arg(long, value_delimiter = ',', default_value = "0,50,100,200")]
         delays: Vec<f64>,
-        /// Random loss (each way, from 2 s on), %.
+        /// Random loss (each way, from 4 s on, after the handshakes), %.
         #[arg(long, value_delimiter = ',', default_value = "0,1,3,5,10")]
         losses: Vec<f64>,
         /// Downlink caps, kbps; `none` for no cap.
@@ -219,6 +245,27 @@ struct RunArgs {
     /// peers, as if the scenario said `fec = true`.
     #[arg(long)]
     fec: bool,
+    /// Keep the configured resolution: the Rust sender does not scale down with the target
+    /// (frames are still skipped when over budget).
+    #[arg(long)]
+    no_scaling: bool,
+    /// The Rust receiver's jitter buffer holds every frame at least this long, in ms (a larger
+    /// buffer: more latency, fewer late frames); at most 1000.
+    #[arg(long, value_name = "MS", value_parser = parse_playout_delay)]
+    min_playout_delay: Option<u64>,
+}
+
+/// Parses `--min-playout-delay`: whole milliseconds, 0-1000 (the jitter buffer's bound).
+fn parse_playout_delay(text: &str) -> Result<u64, String> {
+    let ms: u64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of milliseconds"))?;
+    if ms > 1000 {
+        return Err(format!(
+            "{ms} ms is above the jitter buffer's 1000 ms bound; use 0-1000"
+        ));
+    }
+    Ok(ms)
 }
 
 /// `rtclab serve`: STUN/TURN for the peers that join.
@@ -515,6 +562,37 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Lab(LabCommand::Failures {
+            out,
+            only,
+            duration,
+            scenarios,
+        }) => {
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!("lab-failures-{}", unix_time()))
+            });
+            let req = rtclab_runner::lab_failures::FailuresRequest {
+                out: out.clone(),
+                scenarios_dir: scenarios
+                    .unwrap_or_else(rtclab_runner::paths::default_scenarios_dir),
+                only,
+                duration_s: duration,
+            };
+            let (_, table) =
+                rtclab_runner::lab_failures::run_failures_lab(&req, ctrl_c(), |run| {
+                    eprintln!("rtclab lab failures: running {run}");
+                })
+                .await
+                .with_context(|| format!("lab failed; what ran is in {}", out.display()))?;
+            println!("{table}");
+            println!(
+                "
+lab: {} (with each mitigation's reason: {})",
+                out.join("failures.txt").display(),
+                out.join("failures.md").display()
+            );
+            Ok(())
+        }
         Command::Bench(BenchCommand::Cc {
             scenarios,
             out,
@@ -560,6 +638,8 @@ async fn run(args: RunArgs) -> Result<()> {
         receiver,
         cc,
         fec,
+        no_scaling,
+        min_playout_delay,
     } = args;
     let mut scenario = Scenario::load(&file)?;
     if let Some(seed) = seed {
@@ -585,6 +665,8 @@ async fn run(args: RunArgs) -> Result<()> {
     req.receiver = receiver;
     req.cc = Some(cc);
     req.fec = fec;
+    req.resolution_scaling = !no_scaling;
+    req.min_playout_delay = std::time::Duration::from_millis(min_playout_delay.unwrap_or(0));
     req.on_record = Some(progress_listener(bar.clone()));
     let outcome = rtclab_runner::run_scenario(req, ctrl_c()).await;
     bar.finish_and_clear();

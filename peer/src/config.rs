@@ -178,6 +178,11 @@ pub struct PeerConfig {
     /// Negotiate FlexFEC-03: the sender adds repair packets, the receiver rebuilds lost media
     /// from them (see [`crate::interceptors::fec`]). Both peers must have it for it to be used.
     pub fec: bool,
+    /// Sender: scale the resolution down and up with the target (`false`: always the
+    /// configured size; frames are still skipped when over budget).
+    pub resolution_scaling: bool,
+    /// Receiver: the jitter buffer holds frames at least this long (a larger buffer).
+    pub min_playout_delay: Duration,
 }
 
 impl PeerConfig {
@@ -202,6 +207,8 @@ impl PeerConfig {
             ice_policy: IcePolicy::All,
             ice_servers: Vec::new(),
             fec: false,
+            resolution_scaling: true,
+            min_playout_delay: Duration::ZERO,
         }
     }
 
@@ -223,6 +230,8 @@ impl PeerConfig {
             "ice_policy": self.ice_policy.to_string(),
             "ice_servers": self.ice_servers.iter().flat_map(|s| s.urls.clone()).collect::<Vec<_>>(),
             "fec": self.fec,
+            "resolution_scaling": self.resolution_scaling,
+            "min_playout_delay_ms": self.min_playout_delay.as_secs_f64() * 1000.0,
         })
     }
 }

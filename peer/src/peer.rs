@@ -624,6 +624,7 @@ impl Peer {
                                 counters: self.counters.clone(),
                                 pli_interval: self.cfg.pli_interval,
                                 fec: self.cfg.fec,
+                                min_playout_delay: self.cfg.min_playout_delay,
                             }).await?);
                         }
                     }

@@ -51,6 +51,8 @@ pub struct ReceiverContext {
     /// FlexFEC was offered: a gap is left to the repair packet (and the NACK generator's next
     /// tick) instead of being NACKed at once.
     pub fec: bool,
+    /// Smallest playout delay of the jitter buffer (zero: as measured).
+    pub min_playout_delay: Duration,
 }
 
 /// Sequence-number accounting of one RTP stream: losses and late (repaired) arrivals.
@@ -180,6 +182,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
     // RTP in, frames out, PLIs back.
     {
         let ctx_ext = ctx.ext;
+        let min_playout_delay = ctx.min_playout_delay;
         // With FEC, the repair packet of a block arrives a few packets after a loss and rebuilds
         // it; an immediate NACK would have the retransmission race it (measured on loss-10:
         // 20 of 108 losses rebuilt instead of over a quarter). The generator's 50 ms tick gives
@@ -191,6 +194,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
         let sink = ctx.sink.clone();
         tasks.push(ctx.runtime.spawn(Box::pin(async move {
             let mut assembler = Assembler::new(codec, frames, counters.clone(), pli_tx);
+            assembler.jitter.set_min_delay(min_playout_delay);
             assembler.tags = FrameTags::new(ctx_ext);
             let mut last_pli: Option<Instant> = None;
             let mut first_rtp_seen = false;

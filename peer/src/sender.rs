@@ -99,12 +99,17 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
         .ok_or_else(|| PeerError::Failed("the video track has no SSRC".into()))?;
     rtclab_media::init()?;
     let source = VideoSource::open(&ctx.cfg.source, ctx.cfg.size, ctx.cfg.fps)?;
-    let encoder = AdaptiveEncoder::new(&EncoderConfig {
+    let enc_cfg = EncoderConfig {
         codec: ctx.cfg.codec,
         size: ctx.cfg.size,
         fps: ctx.cfg.fps,
         target_bps: ctx.target.get().round() as u32,
-    })?;
+    };
+    let encoder = if ctx.cfg.resolution_scaling {
+        AdaptiveEncoder::new(&enc_cfg)?
+    } else {
+        AdaptiveEncoder::fixed_size(&enc_cfg)?
+    };
     let jobs = spawn_encoder_thread(source, encoder)?;
     let payloader = ctx.codec.payloader().map_err(|e| {
         PeerError::Failed(format!("no RTP payloader for {}: {e}", ctx.codec.mime_type))

@@ -8,6 +8,7 @@
 //! [`summary::merged`] adds the report's figures to it.
 
 pub mod account;
+pub mod failures;
 mod html;
 pub mod ice;
 mod impair;

@@ -46,6 +46,10 @@ pub struct RunRequest {
     pub browser_sender: bool,
     /// FlexFEC-03 between the Rust peers; `false` leaves it to the scenario's `fec` key.
     pub fec: bool,
+    /// The Rust sender scales its resolution with the target (`false`: `--no-scaling`).
+    pub resolution_scaling: bool,
+    /// The Rust receiver's jitter buffer holds frames at least this long.
+    pub min_playout_delay: Duration,
 }
 
 impl RunRequest {
@@ -63,6 +67,8 @@ impl RunRequest {
             browser_sender: false,
             cc: None,
             fec: false,
+            resolution_scaling: true,
+            min_playout_delay: Duration::ZERO,
         }
     }
 }
@@ -108,6 +114,8 @@ fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
     }
     cfg.cc = req.cc.unwrap_or_default();
     cfg.fec = req.fec || s.fec;
+    cfg.resolution_scaling = req.resolution_scaling;
+    cfg.min_playout_delay = req.min_playout_delay;
     cfg.ice_policy = match s.ice.policy {
         rtclab_scenarios::IcePolicyName::All => rtclab_peer::config::IcePolicy::All,
         rtclab_scenarios::IcePolicyName::Relay => rtclab_peer::config::IcePolicy::Relay,

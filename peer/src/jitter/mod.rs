@@ -124,6 +124,11 @@ impl JitterBuffer {
         }
     }
 
+    /// Holds frames at least `min` (see [`Timing::set_min_delay`]).
+    pub fn set_min_delay(&mut self, min: Duration) {
+        self.timing.set_min_delay(min);
+    }
+
     /// One RTP packet arrived at `now`. `payload` has its padding removed (empty = padding).
     pub fn insert(&mut self, now: Instant, seq: u16, ts: u32, marker: bool, payload: Bytes) {
         let ins = self.packets.insert(now, seq, ts, marker, payload);

@@ -51,9 +51,19 @@ pub struct Timing {
     delays: VecDeque<(Instant, Duration)>,
     /// (when, time to repair) of recent repaired packets.
     repairs: VecDeque<(Instant, Duration)>,
+    /// Smallest playout delay (a larger jitter buffer, set by the user): see
+    /// [`Timing::set_min_delay`].
+    min_delay: Duration,
 }
 
 impl Timing {
+    /// Holds every frame at least `min` after its expected arrival, and lets a frame wait at
+    /// least that long for a missing packet: a larger jitter buffer, trading latency for fewer
+    /// late frames (like libwebrtc's minimum playout delay; `rtclab run --min-playout-delay`).
+    pub fn set_min_delay(&mut self, min: Duration) {
+        self.min_delay = min.min(MAX_TARGET_DELAY);
+    }
+
     /// A packet arrived `delay` after its gap was noticed.
     pub fn on_repair(&mut self, now: Instant, delay: Duration) {
         self.repairs.push_back((now, delay));
@@ -109,6 +119,7 @@ impl Timing {
         (self.repair_time().mul_f64(REPAIR_ATTEMPTS)
             + self.jitter() * 2
             + Duration::from_millis(50))
+        .max(self.min_delay)
         .clamp(MIN_DEADLINE, MAX_DEADLINE)
     }
 
@@ -121,7 +132,9 @@ impl Timing {
         } else {
             self.repair_time()
         };
-        (self.jitter() + repair).min(MAX_TARGET_DELAY)
+        (self.jitter() + repair)
+            .max(self.min_delay)
+            .min(MAX_TARGET_DELAY)
     }
 
     /// When a frame with RTP timestamp `ts` is due on screen (`None` before the first frame).
@@ -287,6 +300,20 @@ mod tests {
         }
         assert_eq!(timing.target_delay(), Duration::ZERO);
         assert_eq!(timing.repair_time(), DEFAULT_REPAIR);
+    }
+
+    #[test]
+    fn a_minimum_delay_holds_frames_and_lets_them_wait_longer() {
+        let t = Instant::now();
+        let mut timing = Timing::default();
+        timing.on_repair(t, Duration::from_millis(20));
+        let before = timing.deadline();
+        timing.set_min_delay(Duration::from_millis(400));
+        assert_eq!(timing.target_delay(), Duration::from_millis(400));
+        assert_eq!(timing.deadline(), Duration::from_millis(400).max(before));
+        // Above it, the measured delay still rules.
+        timing.on_repair(t, Duration::from_millis(600));
+        assert_eq!(timing.target_delay(), Duration::from_millis(600));
     }
 
     #[test]
