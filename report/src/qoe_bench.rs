@@ -94,9 +94,14 @@ pub fn qoe_table(cells: &[QoeCell]) -> String {
             } else {
                 (String::new(), String::new())
             };
+            // A run that failed (the call never connected, say) is shown as such, not as 0 %.
+            let name = match v.get("error").and_then(Value::as_str) {
+                Some(e) => format!("{name}: FAILED ({e})"),
+                None => name.to_owned(),
+            };
             t.add_row(vec![
                 c.label(),
-                name.to_owned(),
+                name,
                 cell(QoeCell::decoded_pct(v), |x| format!("{x:.1} %")),
                 cell(QoeCell::frozen_ms(v), ms),
                 cell(num(v, "plis"), |x| format!("{x:.0}")),
