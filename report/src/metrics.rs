@@ -404,6 +404,8 @@ impl RunReport {
         let mut prev_recv: Option<&MediaStats> = None;
         let mut rtts = Vec::new();
         let mut sender_times = Vec::new();
+        // (t, freezes, freeze_ms) of the receiving peer's statistics lines.
+        let mut stats_freezes: Vec<(f64, u64, f64)> = Vec::new();
 
         for r in records {
             let b = bucket(r.t);
@@ -473,6 +475,7 @@ impl RunReport {
                             m.lost.saturating_sub(prev_recv.map_or(0, |p| p.lost));
                         rep.raw.recv.push((r.t, m.bitrate_bps));
                         rep.raw.recv_fps.push((r.t, m.fps));
+                        stats_freezes.push((r.t, m.freezes, m.freeze_ms));
                         prev_recv = Some(m);
                     }
                 }
@@ -526,7 +529,16 @@ impl RunReport {
         rep.rtt_mean_ms = mean(&rtts);
         rep.rtt_max_ms = max(rtts.iter().copied());
 
+        let browser_count = if rep.freezes_list.is_empty() {
+            rep.freezes_from_stats(&stats_freezes)
+        } else {
+            None
+        };
         rep.add_freezes(&mut ts);
+        if let Some(n) = browser_count {
+            // The receiver's own count: the list may have merged freezes of one second.
+            rep.freeze_count = n;
+        }
         rep.add_impairment(impair, &mut ts, &bucket);
         rep.add_capacity_reactions();
 
@@ -540,6 +552,28 @@ impl RunReport {
 
         rep.timeseries = ts;
         rep
+    }
+
+    /// A receiver that logs no `video.freeze` (a browser: `getStats()` gives only running
+    /// totals) still counts its freezes in `media.stats`: each rise of `freeze_ms` between two
+    /// lines becomes one freeze ending at the later line (several freezes within one second
+    /// merge into one there). Returns the receiver's own freeze count, which the report then
+    /// shows, so it agrees with the terminal; `None` if the statistics saw no freeze. Without
+    /// this the report said 0 freezes where the terminal said 1 (issue 14 #7).
+    fn freezes_from_stats(&mut self, stats: &[(f64, u64, f64)]) -> Option<u64> {
+        let mut prev = (0u64, 0.0f64);
+        for &(t, freezes, freeze_ms) in stats {
+            let grew = freeze_ms - prev.1;
+            if freezes > prev.0 && grew > 0.0 {
+                self.freezes_list.push(Freeze {
+                    start_s: t - grew / 1000.0,
+                    end_s: t,
+                    duration_ms: grew,
+                });
+            }
+            prev = (freezes, freeze_ms);
+        }
+        (prev.0 > 0).then_some(prev.0)
     }
 
     fn add_freezes(&mut self, ts: &mut [SecondSample]) {
@@ -889,6 +923,34 @@ mod tests {
         assert_eq!(rep.low_fps_s, 1);
         // 550 ms of a 10 s media duration.
         assert!((rep.frozen_pct.expect("duration known") - 5.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_browsers_freezes_come_from_its_statistics_totals() {
+        // A browser logs no video.freeze; its media.stats carry getStats()'s running totals.
+        let browser = |t: f64, freezes: u64, freeze_ms: f64| {
+            let mut r = stats(t, PeerRole::Browser, (t * 30.0) as u64, 0, 0, 30.0);
+            if let Event::MediaStats(m) = &mut r.event {
+                m.freezes = freezes;
+                m.freeze_ms = freeze_ms;
+            }
+            r
+        };
+        let records = vec![
+            stats(1.0, PeerRole::Sender, 30, 0, 0, 30.0),
+            browser(1.0, 0, 0.0),
+            browser(2.0, 0, 0.0),
+            // Two freezes in one second (700 ms), then one of 235 ms.
+            browser(3.0, 2, 700.0),
+            browser(4.0, 2, 700.0),
+            browser(5.0, 3, 935.0),
+            stats(5.0, PeerRole::Sender, 150, 0, 0, 30.0),
+        ];
+        let rep = RunReport::from_records(&records);
+        // The browser's own count and time, as the terminal shows them.
+        assert_eq!(rep.freeze_count, 3);
+        assert!((rep.freeze_total_ms - 935.0).abs() < 1e-9);
+        assert!((rep.timeseries[4].frozen_ms - 235.0).abs() < 1e-6);
     }
 
     #[test]
