@@ -139,7 +139,6 @@ impl<'a> Facts<'a> {
             ..Default::default()
         };
         let mut last_recv_t: Option<f64> = None;
-        // Reads after the loop below: whether the receiver's freezes come as events.
         // Whether the receiver logs `video.freeze` lines (the Rust receiver) or only running
         // totals (a browser): `report.freezes_list` cannot tell, as it is rebuilt from a
         // browser's totals too, one merged entry per second.
