@@ -307,9 +307,18 @@ impl SendLoop {
             at: ctx.runtime.now(),
         });
         let (min, max) = (f64::from(ctx.cfg.min_bps), f64::from(ctx.cfg.max_bps));
+        // The encoder's share of the target: all of it, or with FlexFEC the media packets'
+        // share, so media + repair packets together follow the target (libwebrtc subtracts
+        // its protection overhead the same way). Without this, FEC sent 20 % over the target
+        // and a capped link answered with queuing and an over-use.
+        let media_share = if ctx.cfg.fec {
+            crate::interceptors::fec::MEDIA_SHARE
+        } else {
+            1.0
+        };
         while self.running.load(Ordering::Relaxed) {
             ticker.tick().await;
-            let target = ctx.target.get().clamp(min, max);
+            let target = ctx.target.get().clamp(min, max) * media_share;
             let request = self
                 .keyframe
                 .lock()
@@ -454,7 +463,7 @@ impl SendLoop {
             .saturating_duration_since(window_start)
             .as_secs_f64()
             .max(1e-3);
-        let target = ctx.target.get().clamp(min, max);
+        let target = ctx.target.get().clamp(min, max) * media_share;
         self.emit_second(&window, elapsed, target, frames_total, &mut last_stats);
     }
 

@@ -53,6 +53,10 @@ pub const MEDIA_PER_BLOCK: u32 = 5;
 /// Repair packets per block (see [`MEDIA_PER_BLOCK`]).
 pub const FEC_PER_BLOCK: u32 = 1;
 
+/// The media packets' share of the sent packets (5/6): what the encoder may spend of the
+/// target when FlexFEC is on (repair packets are about as large as the media packets).
+pub const MEDIA_SHARE: f64 = MEDIA_PER_BLOCK as f64 / (MEDIA_PER_BLOCK + FEC_PER_BLOCK) as f64;
+
 /// The FlexFEC-03 codec as registered and as put in a transceiver's codec preferences.
 pub fn codec_parameters() -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
