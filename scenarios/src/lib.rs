@@ -658,6 +658,20 @@ pub fn with_override(
         "name".into(),
         toml::Value::String(format!("{name}.{suffix}")),
     );
+    // The description is the base scenario's and may name the value this variant replaces
+    // (a loss-20 variant of loss-5 said "5 %"): open it with what this variant is.
+    let base = doc
+        .get("description")
+        .and_then(|d| d.as_str())
+        .unwrap_or("")
+        .to_owned();
+    doc.insert(
+        "description".into(),
+        toml::Value::String(format!(
+            "Sweep variant: {key} = {value} (the rest below is the base scenario `{name}`'s \
+             description and may name the value this variant replaced).\n{base}"
+        )),
+    );
     toml::to_string(&doc).map_err(|e| syntax(e.to_string()))
 }
 
@@ -853,6 +867,13 @@ max_kbps = 2500
         assert_eq!(parse(&text).unwrap().codec, CodecName::H264);
         let text = with_override(GOOD, Path::new("x.toml"), "bitrate.max_kbps", "1200").unwrap();
         assert_eq!(parse(&text).unwrap().max_bps, 1_200_000);
+        // The variant's description says what it is before the base scenario's words.
+        let text = with_override(GOOD, Path::new("x.toml"), "loss", "20").unwrap();
+        let d = parse(&text).unwrap().description;
+        assert!(
+            d.starts_with("Sweep variant: downlink.loss_pct = 20 "),
+            "{d}"
+        );
     }
 
     const IMPAIRED: &str = r#"
