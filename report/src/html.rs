@@ -31,7 +31,7 @@ ul.account { max-width: 60em; padding-left: 1.2em; }
 ul.account li { margin: .35em 0; }
 ";
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

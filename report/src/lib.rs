@@ -17,6 +17,7 @@ mod path;
 mod plots;
 pub mod qoe_bench;
 pub mod summary;
+pub mod sweep_page;
 mod tables;
 
 pub use account::{Sentence, Topic};

@@ -90,6 +90,10 @@ pub struct Summary {
     /// Mean luma SSIM of the scored frames (null when none could be scored).
     #[serde(default)]
     pub ssim_mean: Option<f64>,
+    /// Smallest picture height the receiver decoded (the lowest rung resolution scaling
+    /// reached), if its statistics say.
+    #[serde(default)]
+    pub lowest_height: Option<u32>,
     /// "What happened": the run told in a few timed sentences (`crate::account`), the same
     /// ones that open `report.html`; `print_summary` prints them first.
     #[serde(default)]
@@ -248,6 +252,17 @@ impl Summary {
             }
             _ => None,
         }));
+        s.lowest_height = records
+            .iter()
+            .filter_map(|r| match &r.event {
+                Event::MediaStats(m)
+                    if r.peer == receiving && m.direction == rtclab_events::MediaDirection::Recv =>
+                {
+                    m.height
+                }
+                _ => None,
+            })
+            .min();
         s.mean_target_bps = mean(records.iter().filter_map(|r| match &r.event {
             Event::EncoderRate { target_bps, .. } => Some(*target_bps),
             _ => None,

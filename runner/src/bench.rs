@@ -106,11 +106,11 @@ pub async fn run_cc_bench(
                 rtclab_report::RunReport::from_records(&records),
             ));
             if row.interrupted {
-                write_plot(&dir, &scenario.name, &reports);
+                write_plot(&dir, &scenario.name, "sender", &reports);
                 break 'scenarios;
             }
         }
-        write_plot(&dir, &scenario.name, &reports);
+        write_plot(&dir, &scenario.name, "sender", &reports);
     }
     let table = rtclab_report::bench_table(&rows);
     write(&req.out, "bench.txt", table.clone() + "\n")?;
@@ -135,10 +135,16 @@ pub(crate) fn write(dir: &Path, name: &str, body: String) -> Result<(), RunError
 
 /// `DIR/comparison.svg`: capacity and every leg's target and send rate. A plot that cannot be
 /// drawn is reported, not fatal: the table is the result.
-fn write_plot(dir: &Path, scenario: &str, reports: &[(String, rtclab_report::RunReport)]) {
+/// `each` names what a line is ("sender", "variant").
+pub(crate) fn write_plot(
+    dir: &Path,
+    scenario: &str,
+    each: &str,
+    reports: &[(String, rtclab_report::RunReport)],
+) {
     let runs: Vec<(String, &rtclab_report::RunReport)> =
         reports.iter().map(|(n, r)| (n.clone(), r)).collect();
-    let title = format!("{scenario}: target (thin) and sent (thick) per sender vs capacity");
+    let title = format!("{scenario}: target (thin) and sent (thick) per {each} vs capacity");
     match rtclab_report::comparison_plot(&title, &runs) {
         Ok(svg) => {
             if let Err(e) = write(dir, "comparison.svg", svg) {

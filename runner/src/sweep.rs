@@ -11,7 +11,8 @@ pub type SweepRow = (String, serde_json::Value);
 
 /// `rtclab sweep`: runs `file` once per value of `key` (see
 /// [`rtclab_scenarios::with_override`]), each into `out/<variant>`, and writes `out/sweep.txt`
-/// (the comparison table) and `out/sweep.json`. Stops early, keeping what ran, on `interrupt`.
+/// (the comparison table), `out/sweep.json`, `out/comparison.svg` (the variants' bitrates
+/// overlaid) and `out/sweep.html` (plot, table, and what each column means). Stops early, keeping what ran, on `interrupt`.
 pub async fn run_sweep(
     file: &Path,
     key: &str,
@@ -34,11 +35,18 @@ pub async fn run_sweep(
     }
     tokio::pin!(interrupt);
     let mut rows = Vec::new();
+    let mut reports = Vec::new();
+    let base = variants.first().map(|s| s.name.clone()).unwrap_or_default();
     for scenario in variants {
         let name = scenario.name.clone();
         let mut req = RunRequest::new(scenario, out.join(&name));
         req.duration_s = duration_s;
         let row = run_for_table(req, interrupt.as_mut()).await?;
+        // Each variant's log, for the overlaid plot; a log that cannot be read only costs the
+        // plot its line.
+        if let Ok(records) = rtclab_events::read_log(&row.outcome.events) {
+            reports.push((name.clone(), rtclab_report::RunReport::from_records(&records)));
+        }
         rows.push((name, row.summary));
         if row.interrupted {
             break;
@@ -50,6 +58,15 @@ pub async fn run_sweep(
         std::fs::write(&path, body).map_err(|source| RunError::Io { path, source })
     };
     write("sweep.txt", table.clone() + "\n")?;
+    // sweep.html: the same variants overlaid in one plot and tabled for loss and the viewer.
+    let scenario = base.rsplit_once('.').map_or(base.as_str(), |b| b.0);
+    crate::bench::write_plot(out, scenario, "variant", &reports);
+    let title = format!("rtclab sweep of {scenario}: {key}");
+    let svg = std::fs::read_to_string(out.join("comparison.svg")).ok();
+    write(
+        "sweep.html",
+        rtclab_report::sweep_page::sweep_html(&title, &rows, svg.as_deref()),
+    )?;
     write(
         "sweep.json",
         serde_json::to_string_pretty(
