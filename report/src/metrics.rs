@@ -395,6 +395,8 @@ impl RunReport {
             })
             .collect();
         let bucket = |t: f64| (t.max(0.0).floor() as usize).min(n_seconds - 1);
+        // The bucket of a once-a-second statistics line's counts: the second it closes.
+        let interval = |t: f64| bucket(t - 0.5);
 
         let mut rtcp: BTreeMap<(String, String, String), u64> = BTreeMap::new();
         let receiving = rtclab_events::receiving_peer(records);
@@ -461,7 +463,9 @@ impl RunReport {
                     if let Some(m) = sender_stats(r, sending) {
                         ts[b].send_bps = Some(m.bitrate_bps);
                         ts[b].send_fps = Some(m.fps);
-                        ts[b].retransmissions += m
+                        // Counts in a statistics line cover the second before it: they go
+                        // in that second's bucket, next to the NACKs that asked for them.
+                        ts[interval(r.t)].retransmissions += m
                             .retransmitted
                             .saturating_sub(prev_send.map_or(0, |p| p.retransmitted));
                         rep.raw.send.push((r.t, m.bitrate_bps));
@@ -471,7 +475,7 @@ impl RunReport {
                     } else if let Some(m) = receiver_stats(r, receiving) {
                         ts[b].recv_bps = Some(m.bitrate_bps);
                         ts[b].recv_fps = Some(m.fps);
-                        ts[b].lost_packets +=
+                        ts[interval(r.t)].lost_packets +=
                             m.lost.saturating_sub(prev_recv.map_or(0, |p| p.lost));
                         rep.raw.recv.push((r.t, m.bitrate_bps));
                         rep.raw.recv_fps.push((r.t, m.fps));
@@ -648,7 +652,10 @@ impl RunReport {
                 ts[b].delivered_bps = (dt > 0.0).then(|| s.bytes_out as f64 * 8.0 / dt);
                 ts[b].queue_delay_p50_ms = s.queue_delay_p50_ms;
                 ts[b].queue_delay_p95_ms = s.queue_delay_p95_ms;
-                ts[b].impair_dropped_packets += s.dropped_total();
+                // The drops happened during the interval the line closes, not after it (they
+                // were drawn a second late, issue 14 #7).
+                ts[bucket((s.t_start + s.t) / 2.0)].impair_dropped_packets +=
+                    s.dropped_total();
                 // A second without delivered packets says nothing about their delay.
                 let w = s.packets_out as f64;
                 if let Some(v) = s.queue_delay_p50_ms {
@@ -992,9 +999,11 @@ mod tests {
         assert_eq!(rep.timeseries[1].nacked_packets, 3);
         assert_eq!(rep.timeseries[3].nacks, 1);
         assert_eq!(rep.timeseries[3].plis, 1);
-        assert_eq!(rep.timeseries[2].retransmissions, 3);
-        assert_eq!(rep.timeseries[4].retransmissions, 1);
-        assert_eq!(rep.timeseries[2].lost_packets, 1);
+        // A statistics line's counts belong to the second it closes: the retransmissions
+        // logged at 2.0 s answered the NACKs of second 1 and are drawn beside them.
+        assert_eq!(rep.timeseries[1].retransmissions, 3);
+        assert_eq!(rep.timeseries[3].retransmissions, 1);
+        assert_eq!(rep.timeseries[1].lost_packets, 1);
         // No impairment stats: divide by what the receiver lost.
         assert_eq!(rep.retransmissions_per_lost, Some(4.0));
         assert_eq!(rep.retransmissions_per_lost_basis, "receiver lost");
@@ -1044,7 +1053,8 @@ mod tests {
             BTreeMap::from([("random".to_owned(), 3), ("queue_overflow".to_owned(), 2)])
         );
         assert_eq!(rep.impairment[0].packets_out, 500);
-        assert_eq!(rep.timeseries[3].impair_dropped_packets, 3);
+        // The line at 3.0 s closes the second 2..3.
+        assert_eq!(rep.timeseries[2].impair_dropped_packets, 3);
         assert_eq!(rep.retransmissions_per_lost, Some(2.0));
         assert_eq!(rep.retransmissions_per_lost_basis, "impair downlink drops");
         assert_eq!(rep.queue_delay_p50_ms, Some(5.0));
