@@ -172,7 +172,7 @@ fn render(report: &RunReport, summary: &Value, plots: &[crate::plots::Plot]) -> 
                 format!("{:.1} s", d.t_s),
                 "drop".into(),
                 d.from_bps.map_or_else(|| "unlimited".into(), fmt_bps),
-                fmt_bps(d.to_bps),
+                crate::tables::fmt_capacity(d.to_bps),
                 d.reaction_s.map_or_else(
                     || "target never got under it".into(),
                     |v| format!("target under it after {v:.2} s"),

@@ -73,12 +73,18 @@ pub struct CapacityDrop {
     pub t_s: f64,
     /// Capacity before, bps (`None` = unlimited).
     pub from_bps: Option<f64>,
-    /// Capacity after, bps.
+    /// Capacity after, bps (0 for an outage).
     pub to_bps: f64,
     /// Time from the drop to the first target below `to_bps` (0 if it already was); `None` if
-    /// the target never got below it.
+    /// the target never got below it. For an outage, where no target is below zero: the time
+    /// to the first target cut by at least [`OUTAGE_NOTICED`] (the controller noticed that
+    /// feedback stopped).
     pub reaction_s: Option<f64>,
 }
+
+/// An outage counts as noticed once the target is this share of its level at the outage or
+/// lower (rtclab's controller cuts 20 % per 500 ms without feedback; libwebrtc likewise).
+pub const OUTAGE_NOTICED: f64 = 0.95;
 
 /// A downlink capacity increase and how long the controller took to use it again.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -714,16 +720,30 @@ impl RunReport {
             let (prev, step) = (w[0], w[1]);
             let t = step.t;
             match (prev.capacity_bps, step.capacity_bps) {
-                // An outage (capacity 0) is not a drop a controller can react to: no target is
-                // below zero. Its end still counts as a rise, for the recovery time.
-                (from, Some(to)) if to > 0.0 && from.is_none_or(|f| to < f) => {
-                    before_drop = target_at(target, t);
-                    let reaction_s = if target_at(target, t).is_some_and(|x| x < to) {
+                // An outage (capacity 0) is a drop too (a learner sees the link go dead), but no
+                // target is below zero: its reaction is the controller's first cut. Its end
+                // counts as a rise, recovered against the target before it.
+                (from, Some(to)) if from.is_none_or(|f| to < f) => {
+                    let at_drop = target_at(target, t);
+                    before_drop = at_drop;
+                    let below = if to > 0.0 {
+                        to
+                    } else {
+                        at_drop.map_or(0.0, |x| x * OUTAGE_NOTICED)
+                    };
+                    let reacted = |v: f64| {
+                        if to > 0.0 {
+                            v < to
+                        } else {
+                            below > 0.0 && v <= below
+                        }
+                    };
+                    let reaction_s = if at_drop.is_some_and(reacted) {
                         Some(0.0)
                     } else {
                         target
                             .iter()
-                            .find(|(tt, v)| *tt > t && *v < to)
+                            .find(|(tt, v)| *tt > t && reacted(*v))
                             .map(|(tt, _)| tt - t)
                     };
                     self.capacity_drops.push(CapacityDrop {
@@ -885,6 +905,30 @@ mod tests {
         // min(3 Mbps, 2.5 Mbps before the drop) × 0.9 = 2.25 Mbps, reached at t=33.
         assert_eq!(r.goal_bps, Some(2.25e6));
         assert!((r.recovery_s.expect("recovered") - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_outage_is_a_drop_whose_reaction_is_the_first_cut_and_its_end_a_rise() {
+        let records = vec![
+            bwe(0.5, 2e6),
+            bwe(9.9, 2e6),
+            change("downlink", 10.0, Some(13.0), json!({"outage": true})),
+            // No feedback: the controller cuts 20 % per 500 ms from 10.5 s on.
+            bwe(10.3, 2e6),
+            bwe(10.6, 1.6e6),
+            bwe(11.1, 1.28e6),
+            change("downlink", 13.0, None, json!({"outage": null})),
+            bwe(14.0, 1.5e6),
+            bwe(15.2, 1.9e6),
+        ];
+        let rep = RunReport::from_records(&records);
+        let d = &rep.capacity_drops[0];
+        assert_eq!((d.t_s, d.from_bps, d.to_bps), (10.0, None, 0.0));
+        assert!((d.reaction_s.expect("noticed") - 0.6).abs() < 1e-9);
+        let r = &rep.capacity_rises[0];
+        // Recovered against 90 % of the 2 Mbps before the outage: 1.9 Mbps at 15.2 s.
+        assert_eq!(r.goal_bps, Some(1.8e6));
+        assert!((r.recovery_s.expect("recovered") - 2.2).abs() < 1e-9);
     }
 
     #[test]

@@ -17,6 +17,15 @@ const RTCP_ORDER: [&str; 10] = [
     "SR", "RR", "TWCC", "REMB", "NACK", "PLI", "FIR", "SDES", "BYE", "other",
 ];
 
+/// A capacity: a bitrate, or "0 (outage)" for a link that carries nothing.
+pub(crate) fn fmt_capacity(bps: f64) -> String {
+    if bps == 0.0 {
+        "0 (outage)".to_owned()
+    } else {
+        fmt_bps(bps)
+    }
+}
+
 /// A bitrate in the unit that keeps it readable.
 pub(crate) fn fmt_bps(bps: f64) -> String {
     if bps >= 1e6 {
@@ -567,7 +576,7 @@ pub fn print_tables(
         for d in &report.capacity_drops {
             t.add_row(vec![
                 format!("{:.1} s", d.t_s),
-                format!("drop {} → {}", opt(d.from_bps, fmt_bps), fmt_bps(d.to_bps)),
+                format!("drop {} → {}", opt(d.from_bps, fmt_bps), fmt_capacity(d.to_bps)),
                 opt(d.reaction_s, |v| format!("under it after {v:.2} s")),
             ]);
         }
