@@ -12,6 +12,7 @@ pub mod failures;
 mod html;
 pub mod ice;
 mod impair;
+mod markers;
 mod metrics;
 mod path;
 mod plots;

@@ -150,6 +150,8 @@ pub(crate) struct Raw {
     pub queue_p50: Vec<(f64, f64)>,
     pub queue_p95: Vec<(f64, f64)>,
     pub capacity_steps: Vec<CapacityStep>,
+    /// Events drawn on every plot (resolution, keyframes, impairment, over-use).
+    pub markers: Vec<crate::markers::Marker>,
     /// Time of the last record.
     pub end_t: f64,
 }
@@ -550,6 +552,7 @@ impl RunReport {
             rep.freeze_count = n;
         }
         rep.add_impairment(impair, &mut ts, &bucket);
+        rep.raw.markers = crate::markers::markers(records);
         rep.add_capacity_reactions();
 
         let network_lost = rep.network_lost_packets;

@@ -4,8 +4,10 @@
 //! fonts, so no font file or system font library is needed to draw them.
 
 use crate::ReportError;
+use crate::markers::{Marker, MarkerKind};
 use crate::metrics::RunReport;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// File stems of the plots, in the order [`render_plots`] returns them.
@@ -74,7 +76,7 @@ fn split_at_gaps(points: Vec<(f64, f64)>) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// What one chart shows.
-struct ChartSpec<'a> {
+struct ChartSpec<'a, 'm> {
     name: &'static str,
     title: &'a str,
     y_desc: &'a str,
@@ -82,6 +84,8 @@ struct ChartSpec<'a> {
     lines: Vec<Line>,
     /// Shaded time intervals (freezes) and their legend label.
     bands: Option<(String, Vec<(f64, f64)>)>,
+    /// Events drawn as vertical lines (see [`crate::markers`]).
+    markers: &'m [Marker],
     /// Lowest top of the y axis, so flat zero series still get a readable scale.
     y_floor: f64,
     /// The y values are counts: integer tick labels.
@@ -97,7 +101,7 @@ fn plot_err(name: &str, e: impl std::fmt::Display) -> ReportError {
     }
 }
 
-fn draw(spec: &ChartSpec<'_>) -> Result<String, ReportError> {
+fn draw(spec: &ChartSpec<'_, '_>) -> Result<String, ReportError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -109,7 +113,7 @@ fn draw(spec: &ChartSpec<'_>) -> Result<String, ReportError> {
 
 fn draw_on(
     root: &DrawingArea<SVGBackend<'_>, Shift>,
-    spec: &ChartSpec<'_>,
+    spec: &ChartSpec<'_, '_>,
 ) -> Result<(), DrawingAreaErrorKind<std::io::Error>> {
     root.fill(&WHITE)?;
     let data_max = spec
@@ -162,6 +166,7 @@ fn draw_on(
             .label(label.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 22, y + 6)], fill));
     }
+    draw_markers(&mut chart, spec.markers, y_max)?;
     for line in &spec.lines {
         let style = line.color.stroke_width(line.width);
         // One legend entry per line: on its first segment, or on an empty series when it has
@@ -206,6 +211,52 @@ fn draw_on(
         .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(160, 160, 160))
         .draw()?;
+    Ok(())
+}
+
+/// Colour of each marker kind.
+fn marker_color(kind: MarkerKind) -> RGBAColor {
+    match kind {
+        MarkerKind::Impairment => BLACK_.mix(0.55),
+        MarkerKind::Overuse => BROWN_.mix(0.45),
+        MarkerKind::Keyframe => ORANGE_.mix(0.55),
+        MarkerKind::Resolution => PURPLE_.mix(0.8),
+    }
+}
+
+/// Vertical lines at the markers, one legend entry per kind present; resolution changes (few,
+/// and what a viewer notices) also get their text at the top.
+fn draw_markers<'c, DB: DrawingBackend>(
+    chart: &mut ChartContext<'c, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    markers: &[Marker],
+    y_max: f64,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut kinds: Vec<MarkerKind> = markers.iter().map(|m| m.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        let color = marker_color(kind);
+        let style = color.stroke_width(1);
+        chart
+            .draw_series(
+                markers
+                    .iter()
+                    .filter(|m| m.kind == kind)
+                    .map(|m| PathElement::new(vec![(m.t, 0.0), (m.t, y_max)], style)),
+            )?
+            .label(kind.label())
+            .legend(move |(x, y)| {
+                // Thicker than on the plot, or the legend's swatch is hard to see.
+                PathElement::new(vec![(x + 11, y - 7), (x + 11, y + 7)], color.stroke_width(3))
+            });
+    }
+    let text = TextStyle::from((FONT, 12).into_font()).color(&PURPLE_);
+    chart.draw_series(
+        markers
+            .iter()
+            .filter(|m| m.kind == MarkerKind::Resolution)
+            .map(|m| Text::new(m.text.clone(), (m.t, y_max * 0.97), text.clone())),
+    )?;
     Ok(())
 }
 
@@ -293,6 +344,7 @@ pub fn render_plots(report: &RunReport) -> Result<Vec<Plot>, ReportError> {
             Line::new("received (receiver RTP)", GREEN_, scale(&raw.recv, 1e-6)),
         ],
         bands: None,
+        markers: &raw.markers,
         y_floor: 0.5,
         counts: false,
         all_zero_text: "",
@@ -320,6 +372,7 @@ pub fn render_plots(report: &RunReport) -> Result<Vec<Plot>, ReportError> {
             ),
         ],
         bands: None,
+        markers: &raw.markers,
         y_floor: 10.0,
         counts: false,
         all_zero_text: "zero throughout",
@@ -356,6 +409,7 @@ pub fn render_plots(report: &RunReport) -> Result<Vec<Plot>, ReportError> {
         x_max,
         lines: loss_lines,
         bands: None,
+        markers: &raw.markers,
         y_floor: 5.0,
         counts: true,
         all_zero_text: "none: no loss, NACK, PLI or retransmission",
@@ -380,6 +434,7 @@ pub fn render_plots(report: &RunReport) -> Result<Vec<Plot>, ReportError> {
             Line::new("decoded (receiver)", GREEN_, raw.recv_fps.clone()),
         ],
         bands: Some((freeze_label, freezes)),
+        markers: &raw.markers,
         y_floor: 30.0,
         counts: false,
         all_zero_text: "",
@@ -423,6 +478,7 @@ pub fn comparison_plot(title: &str, runs: &[(String, &RunReport)]) -> Result<Str
         x_max,
         lines,
         bands: None,
+        markers: &[],
         y_floor: 0.5,
         counts: false,
         all_zero_text: "",
