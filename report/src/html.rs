@@ -151,6 +151,8 @@ fn render(report: &RunReport, summary: &Value, plots: &[crate::plots::Plot]) -> 
         h.push_str("</ul>\n");
     }
 
+    h.push_str(&session_flow_section(report));
+
     h.push_str("<h2>Figures</h2>\n");
     let rows: Vec<Vec<String>> = figure_rows(report, summary)
         .into_iter()
@@ -290,6 +292,54 @@ fn render(report: &RunReport, summary: &Value, plots: &[crate::plots::Plot]) -> 
     h
 }
 
+/// "Session flow": the startup delay and its phases, then the sequence diagram inline.
+fn session_flow_section(report: &RunReport) -> String {
+    let mut h = String::from("<h2>Session flow</h2>\n");
+    match &report.startup_delay {
+        Some(s) => {
+            let _ = writeln!(
+                h,
+                "<p><strong>{}</strong>, from the first join to the first decoded frame.</p>",
+                esc(&s.summary_line())
+            );
+            let rows: Vec<Vec<String>> = s
+                .explained_phases()
+                .iter()
+                .map(|(name, ms, what)| {
+                    vec![
+                        (*name).to_owned(),
+                        format!("{ms:.0} ms"),
+                        (*what).to_owned(),
+                    ]
+                })
+                .collect();
+            let class = |i: usize| if i == 1 { "n" } else { "" };
+            h.push_str(&html_table(
+                &["phase", "time", "what happens"],
+                &rows,
+                &class,
+            ));
+        }
+        None => h.push_str(
+            "<p>No startup delay: the log lacks a join, the answer, ICE or DTLS connected, or a \
+             decoded frame.</p>\n",
+        ),
+    }
+    if report.session_flow.steps.is_empty() {
+        h.push_str("<p>The log holds no signaling, ICE or media lines to draw.</p>\n");
+    } else {
+        let svg = crate::sequence::sequence_svg(&report.session_flow);
+        let _ = write!(
+            h,
+            "<figure id=\"plot-sequence\">\n{}\n<figcaption>Who told whom what, and when. \
+             Arrows through the signaling server carry SDP and candidates; ICE, DTLS and media \
+             go between the peers (also <code>plots/sequence.svg</code>).</figcaption>\n</figure>\n",
+            strip_xml_prolog(&svg)
+        );
+    }
+    h
+}
+
 /// An XML declaration is not allowed inside HTML; the SVG element itself is.
 fn strip_xml_prolog(svg: &str) -> &str {
     let s = svg.trim_start();
@@ -307,7 +357,8 @@ fn write_file(path: &Path, contents: &str) -> Result<(), ReportError> {
     })
 }
 
-/// Writes `out_dir/report.html` and `out_dir/plots/<name>.svg`; returns the HTML's path.
+/// Writes `out_dir/report.html`, `out_dir/plots/<name>.svg` and the session's flow as
+/// `out_dir/plots/sequence.svg`; returns the HTML's path.
 pub fn write_html(
     report: &RunReport,
     summary_json: &Value,
@@ -321,6 +372,10 @@ pub fn write_html(
     let plots = render_plots(report)?;
     for p in &plots {
         write_file(&plot_dir.join(format!("{}.svg", p.name)), &p.svg)?;
+    }
+    if !report.session_flow.steps.is_empty() {
+        let svg = crate::sequence::sequence_svg(&report.session_flow);
+        write_file(&plot_dir.join("sequence.svg"), &svg)?;
     }
     let path = out_dir.join("report.html");
     write_file(&path, &render(report, summary_json, &plots))?;
@@ -623,9 +678,11 @@ mod tests {
         assert!(html.contains("Capacity drops &amp; recovers."));
         assert_eq!(
             html.matches("<svg").count(),
-            PLOT_NAMES.len(),
-            "plots inline"
+            PLOT_NAMES.len() + 1,
+            "plots and the session's flow inline"
         );
+        assert!(html.contains("<h2>Session flow</h2>"));
+        assert!(dir.path().join("plots/sequence.svg").exists());
         assert!(!html.contains("<?xml"));
         // Self-contained: the only URLs are the SVG namespace declarations.
         let without_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");

@@ -4,7 +4,8 @@
 //! [`RunReport::from_records`] is the pure computation (with [`account`], the "what happened"
 //! sentences that open every report); [`write_html`] renders `report.html` (with
 //! the plots inline and as `plots/*.svg`), [`print_tables`] the terminal view of `rtclab report`,
-//! and [`sweep_table`] compares several runs. [`Summary`] is `summary.json`'s backbone, and
+//! and [`sweep_table`] compares several runs. [`sequence`] draws the session's flow and
+//! measures the startup delay. [`Summary`] is `summary.json`'s backbone, and
 //! [`summary::merged`] adds the report's figures to it.
 
 pub mod account;
@@ -17,6 +18,7 @@ mod metrics;
 mod path;
 mod plots;
 pub mod qoe_bench;
+pub mod sequence;
 pub mod summary;
 pub mod sweep_page;
 mod tables;
@@ -29,6 +31,7 @@ pub use metrics::{
 };
 pub use path::{PathCandidate, PathReport, PeerPath, TurnTotals, pair_priority};
 pub use plots::{PLOT_NAMES, Plot, comparison_plot, render_plots};
+pub use sequence::{SessionFlow, StartupDelay, sequence_svg, session_flow, startup_delay};
 pub use summary::Summary;
 pub use tables::{bench_table, print_summary, print_tables, sweep_table};
 

@@ -261,6 +261,13 @@ pub struct RunReport {
     /// "What happened": the run told in a few timed sentences ([`crate::account`]); empty
     /// when the report was computed without [`RunReport::from_records`].
     pub what_happened: Vec<crate::account::Sentence>,
+    /// First join → first decoded frame, in four phases ([`crate::sequence::startup_delay`]);
+    /// `None` when the call never showed a picture.
+    pub startup_delay: Option<crate::sequence::StartupDelay>,
+    /// The session's flow, drawn in `report.html` and `plots/sequence.svg`; not in
+    /// `summary.json` (a diagram, not a figure).
+    #[serde(skip)]
+    pub session_flow: crate::sequence::SessionFlow,
 
     #[serde(skip)]
     pub(crate) raw: Raw,
@@ -356,6 +363,8 @@ impl RunReport {
         let impair = impair::extract(records);
         let mut report = Self::compute(records, &impair);
         report.ice_path = crate::path::extract(records);
+        report.startup_delay = crate::sequence::startup_delay(records);
+        report.session_flow = crate::sequence::session_flow(records);
         // Last: the account reuses the figures computed above.
         report.what_happened = crate::account::account(records, &report);
         report

@@ -516,6 +516,9 @@ pub fn print_tables(
         writeln!(w, "\nWhat happened")?;
         write_account(&report.what_happened, w)?;
     }
+    if let Some(s) = &report.startup_delay {
+        writeln!(w, "\n{}", s.summary_line())?;
+    }
 
     writeln!(w, "\nICE candidates")?;
     let rows = candidate_rows(report);
