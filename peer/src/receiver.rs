@@ -192,8 +192,9 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
         let runtime = ctx.runtime.clone();
         let counters = counters.clone();
         let sink = ctx.sink.clone();
+        let wire = ctx.counters.clone();
         tasks.push(ctx.runtime.spawn(Box::pin(async move {
-            let mut assembler = Assembler::new(codec, frames, counters.clone(), pli_tx);
+            let mut assembler = Assembler::new(codec, frames, counters.clone(), pli_tx, wire);
             assembler.jitter.set_min_delay(min_playout_delay);
             assembler.tags = FrameTags::new(ctx_ext);
             let mut last_pli: Option<Instant> = None;
@@ -466,6 +467,8 @@ struct Assembler {
     frames: FrameTx,
     counters: Arc<Mutex<RecvCounters>>,
     pli: mpsc::UnboundedSender<PliReason>,
+    /// The peer's wire counters: which packets FlexFEC rebuilt.
+    wire: SharedCounters,
 }
 
 impl Assembler {
@@ -474,8 +477,10 @@ impl Assembler {
         frames: FrameTx,
         counters: Arc<Mutex<RecvCounters>>,
         pli: mpsc::UnboundedSender<PliReason>,
+        wire: SharedCounters,
     ) -> Self {
         Assembler {
+            wire,
             jitter: JitterBuffer::new(codec),
             seq: SeqTracker::default(),
             tags: FrameTags::default(),
@@ -490,12 +495,24 @@ impl Assembler {
         self.seq.on_packet(packet.header.sequence_number);
         self.tags.on_packet(&packet);
         let h = &packet.header;
+        let rebuilt = {
+            let mut wire = self.wire.lock().unwrap_or_else(|e| e.into_inner());
+            match wire
+                .fec_rebuilt_seqs
+                .iter()
+                .position(|s| *s == h.sequence_number)
+            {
+                Some(i) => wire.fec_rebuilt_seqs.remove(i).is_some(),
+                None => false,
+            }
+        };
         self.jitter.insert(
             now,
             h.sequence_number,
             h.timestamp,
             h.marker,
             packet.payload,
+            rebuilt,
         );
         self.poll(now)
     }

@@ -31,9 +31,17 @@ pub struct WireCounters {
     pub fec_in: u64,
     /// Media packets the FEC decoder rebuilt (counted by [`super::fec`], not on the wire).
     pub fec_recovered: u64,
+    /// Sequence numbers of the latest rebuilt packets (at most [`FEC_REBUILT_KEPT`]): the
+    /// receiver takes them off as the packets reach it, so its jitter buffer can tell a
+    /// rebuilt packet (there at once) from a retransmission (a round trip later).
+    pub fec_rebuilt_seqs: std::collections::VecDeque<u16>,
     /// Latest cumulative-lost figure from inbound receiver reports (the sender's view of loss).
     pub remote_cumulative_lost: u64,
 }
+
+/// How many rebuilt sequence numbers [`WireCounters::fec_rebuilt_seqs`] keeps: more than the
+/// receiver can fall behind by (it takes each one as the packet arrives).
+pub const FEC_REBUILT_KEPT: usize = 512;
 
 /// Handle to read the tap's counters from outside the interceptor chain.
 pub type SharedCounters = Arc<Mutex<WireCounters>>;

@@ -133,10 +133,15 @@ pub struct CountRecovered {
 impl Inspect for CountRecovered {
     fn on_read(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         if msg.message.has(&Attribute::RecoveredByFec) {
-            self.counters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .fec_recovered += 1;
+            let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+            c.fec_recovered += 1;
+            if let Packet::Rtp(p) = &msg.message.packet {
+                if c.fec_rebuilt_seqs.len() >= super::counters::FEC_REBUILT_KEPT {
+                    c.fec_rebuilt_seqs.pop_front();
+                }
+                c.fec_rebuilt_seqs.push_back(p.header.sequence_number);
+            }
+            drop(c);
             if let Packet::Rtp(p) = &mut msg.message.packet
                 && let Some(&id) = self.twcc_ids.get(&p.header.ssrc)
             {

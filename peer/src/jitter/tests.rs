@@ -92,7 +92,7 @@ fn play(trace: &[Arrival], until: Instant) -> Played {
     while now <= until {
         while next < trace.len() && trace[next].at <= now {
             let a = &trace[next];
-            jb.insert(now, a.seq, a.ts, a.marker, a.payload.clone());
+            jb.insert(now, a.seq, a.ts, a.marker, a.payload.clone(), false);
             next += 1;
         }
         for action in jb.poll(now) {
@@ -170,11 +170,11 @@ fn a_complete_keyframe_behind_a_hole_is_decoded_without_waiting() {
     // Frame 0 (key) whole; frame 1 loses its last packet (2); frames 2 and 3 are keyframes.
     // Frame 2 cannot be trusted to start at packet 3 (its predecessor is the missing one), but
     // frame 3 follows frame 2's marker, so it is known whole.
-    jb.insert(at(0), 0, 0, true, vp8(true, true));
-    jb.insert(at(33), 1, 3000, false, vp8(true, false));
-    jb.insert(at(34), 3, 6000, false, vp8(true, true));
-    jb.insert(at(35), 4, 6000, true, vp8(false, true));
-    jb.insert(at(66), 5, 9000, true, vp8(true, true));
+    jb.insert(at(0), 0, 0, true, vp8(true, true), false);
+    jb.insert(at(33), 1, 3000, false, vp8(true, false), false);
+    jb.insert(at(34), 3, 6000, false, vp8(true, true), false);
+    jb.insert(at(35), 4, 6000, true, vp8(false, true), false);
+    jb.insert(at(66), 5, 9000, true, vp8(true, true), false);
     let decoded: Vec<u32> = jb
         .poll(at(70))
         .into_iter()
@@ -282,4 +282,21 @@ fn a_gap_is_nacked_at_once_and_only_once() {
     );
     // Polled every ms: asked within a poll of the gap being seen.
     assert!(played.nacks[0].0 - noticed <= Duration::from_millis(2));
+}
+
+#[test]
+fn a_packet_rebuilt_by_fec_fills_its_gap_but_is_no_repair_time_sample() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    for (rebuilt, expect) in [(true, Duration::ZERO), (false, Duration::from_millis(7))] {
+        let mut jb = JitterBuffer::new(Codec::Vp8);
+        // Packet 1 is missing when 2 arrives at 33 ms, and comes back at 40 ms.
+        jb.insert(at(0), 0, 0, true, vp8(true, true), false);
+        jb.insert(at(33), 2, 6000, true, vp8(true, true), false);
+        jb.insert(at(40), 1, 3000, true, vp8(true, true), rebuilt);
+        // A retransmission 7 ms after the gap is a repair-time sample (the playout delay waits
+        // for it); a rebuilt packet is not, or FEC's instant rebuilds would shorten the wait
+        // below what a retransmission needs.
+        assert_eq!(jb.target_delay(), expect, "rebuilt = {rebuilt}");
+    }
 }
