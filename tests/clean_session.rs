@@ -183,35 +183,84 @@ fn assert_flow_order(name: &str, records: &[Record]) {
         }
     };
     let steps = [
-        ("answer received", line(PeerRole::Sender, "answer received", &|e| {
-            matches!(e, Event::Signaling { what } if what == "answer received")
-        })),
-        ("ICE connected", line(PeerRole::Sender, "ice.state connected", &state("connected"))),
-        ("DTLS connected", line(PeerRole::Sender, "dtls.state connected", &|e| {
-            matches!(e, Event::DtlsState { state, .. } if state == "connected")
-        })),
-        ("pc connected", line(PeerRole::Sender, "pc.state connected", &|e| {
-            matches!(e, Event::PcState { state } if state == "connected")
-        })),
-        ("first RTP sent", line(PeerRole::Sender, "media.first rtp_sent", &|e| {
-            matches!(e, Event::MediaFirst { what: First::RtpSent })
-        })),
-        ("first RTP received", line(PeerRole::Receiver, "media.first rtp_received", &|e| {
-            matches!(e, Event::MediaFirst { what: First::RtpReceived })
-        })),
-        ("first frame decoded", line(PeerRole::Receiver, "media.first frame_decoded", &|e| {
-            matches!(e, Event::MediaFirst { what: First::FrameDecoded })
-        })),
+        (
+            "answer received",
+            line(
+                PeerRole::Sender,
+                "answer received",
+                &|e| matches!(e, Event::Signaling { what } if what == "answer received"),
+            ),
+        ),
+        (
+            "ICE connected",
+            line(PeerRole::Sender, "ice.state connected", &state("connected")),
+        ),
+        (
+            "DTLS connected",
+            line(
+                PeerRole::Sender,
+                "dtls.state connected",
+                &|e| matches!(e, Event::DtlsState { state, .. } if state == "connected"),
+            ),
+        ),
+        (
+            "pc connected",
+            line(
+                PeerRole::Sender,
+                "pc.state connected",
+                &|e| matches!(e, Event::PcState { state } if state == "connected"),
+            ),
+        ),
+        (
+            "first RTP sent",
+            line(PeerRole::Sender, "media.first rtp_sent", &|e| {
+                matches!(
+                    e,
+                    Event::MediaFirst {
+                        what: First::RtpSent
+                    }
+                )
+            }),
+        ),
+        (
+            "first RTP received",
+            line(PeerRole::Receiver, "media.first rtp_received", &|e| {
+                matches!(
+                    e,
+                    Event::MediaFirst {
+                        what: First::RtpReceived
+                    }
+                )
+            }),
+        ),
+        (
+            "first frame decoded",
+            line(PeerRole::Receiver, "media.first frame_decoded", &|e| {
+                matches!(
+                    e,
+                    Event::MediaFirst {
+                        what: First::FrameDecoded
+                    }
+                )
+            }),
+        ),
     ];
     // Each peer: DTLS connected before its peer connection says connected.
     for peer in [PeerRole::Sender, PeerRole::Receiver] {
-        let dtls = line(peer, "dtls.state connected", &|e| {
-            matches!(e, Event::DtlsState { state, .. } if state == "connected")
-        });
-        let pc = line(peer, "pc.state connected", &|e| {
-            matches!(e, Event::PcState { state } if state == "connected")
-        });
-        assert!(dtls < pc, "{name}: the {peer}'s DTLS is logged connected after its peer connection");
+        let dtls = line(
+            peer,
+            "dtls.state connected",
+            &|e| matches!(e, Event::DtlsState { state, .. } if state == "connected"),
+        );
+        let pc = line(
+            peer,
+            "pc.state connected",
+            &|e| matches!(e, Event::PcState { state } if state == "connected"),
+        );
+        assert!(
+            dtls < pc,
+            "{name}: the {peer}'s DTLS is logged connected after its peer connection"
+        );
     }
     for pair in steps.windows(2) {
         let ((a, ia), (b, ib)) = (pair[0], pair[1]);

@@ -578,12 +578,11 @@ async fn main() -> Result<()> {
                 only,
                 duration_s: duration,
             };
-            let (_, table) =
-                rtclab_runner::lab_failures::run_failures_lab(&req, ctrl_c(), |run| {
-                    eprintln!("rtclab lab failures: running {run}");
-                })
-                .await
-                .with_context(|| format!("lab failed; what ran is in {}", out.display()))?;
+            let (_, table) = rtclab_runner::lab_failures::run_failures_lab(&req, ctrl_c(), |run| {
+                eprintln!("rtclab lab failures: running {run}");
+            })
+            .await
+            .with_context(|| format!("lab failed; what ran is in {}", out.display()))?;
             println!("{table}");
             println!(
                 "

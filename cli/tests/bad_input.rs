@@ -411,12 +411,22 @@ fn scenarios_outside_the_checkout_are_found_and_a_missing_folder_is_named() {
         .output()
         .expect("run rtclab");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("rfc8867-5.1"), "stdout: {stdout}");
     // A folder that is not there: the message gives the absolute path it tried and the fix.
     let missing = elsewhere.path().join("nowhere");
     let (ok, stderr) = rtclab(&["scenarios", missing.to_str().unwrap()]);
     assert!(!ok);
-    assert!(stderr.contains(&missing.display().to_string()), "stderr: {stderr}");
-    assert!(stderr.contains("rtclab scenarios PATH/TO/scenarios"), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&missing.display().to_string()),
+        "stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("rtclab scenarios PATH/TO/scenarios"),
+        "stderr: {stderr}"
+    );
 }

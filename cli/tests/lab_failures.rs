@@ -8,7 +8,15 @@ use std::process::Command;
 fn the_jitter_case_shows_the_larger_buffer_adding_its_latency() {
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_rtclab"))
-        .args(["lab", "failures", "--only", "jitter", "--duration", "8", "--out"])
+        .args([
+            "lab",
+            "failures",
+            "--only",
+            "jitter",
+            "--duration",
+            "8",
+            "--out",
+        ])
         .arg(out.path())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
@@ -23,7 +31,10 @@ fn the_jitter_case_shows_the_larger_buffer_adding_its_latency() {
     let g2g = |leg: &str| rows[0][leg]["g2g_p50_ms"].as_f64().expect("g2g measured");
     let decoded = |leg: &str| rows[0][leg]["frames_decoded"].as_f64().unwrap_or(0.0);
     // Both runs played video (8 s at 30 fps; more than half of it decoded is a working call).
-    assert!(decoded("without") > 120.0 && decoded("with") > 120.0, "{md}");
+    assert!(
+        decoded("without") > 120.0 && decoded("with") > 120.0,
+        "{md}"
+    );
     // The switch did what it says: with 40 ± 30 ms of jitter the measured playout delay is about
     // the jitter's p95 (~60 ms); a 150 ms floor adds ~90 ms to every frame. 40 ms is the
     // margin for scheduling noise on a loaded 2-core machine.

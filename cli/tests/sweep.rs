@@ -8,7 +8,15 @@ fn a_two_variant_sweep_writes_its_page_and_honest_variant_reports() {
     let out = tempfile::tempdir().unwrap();
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/loss-5.toml");
     let status = Command::new(env!("CARGO_BIN_EXE_rtclab"))
-        .args(["sweep", scenario, "--set", "loss=1,20", "--duration", "4", "--out"])
+        .args([
+            "sweep",
+            scenario,
+            "--set",
+            "loss=1,20",
+            "--duration",
+            "4",
+            "--out",
+        ])
         .arg(out.path())
         .status()
         .expect("run rtclab");

@@ -65,7 +65,10 @@ mod tests {
         // A burst of PLIs from a receiver that lost the keyframe's first packets: held.
         assert!(!gate.admit(ms(20)));
         assert!(!gate.admit(ms(299)));
-        assert!(gate.admit(ms(300)), "300 ms on, a request is answered again");
+        assert!(
+            gate.admit(ms(300)),
+            "300 ms on, a request is answered again"
+        );
         // Held requests do not push the window forward.
         assert!(!gate.admit(ms(450)));
         assert!(gate.admit(ms(600)));
@@ -76,7 +79,10 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = KeyframeGate::default();
         for i in 0..10 {
-            assert!(gate.admit(t0 + Duration::from_millis(301 * i)), "request {i}");
+            assert!(
+                gate.admit(t0 + Duration::from_millis(301 * i)),
+                "request {i}"
+            );
         }
     }
 }

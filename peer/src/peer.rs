@@ -694,11 +694,11 @@ impl Peer {
         let mime = negotiated.rtp_codec.mime_type.to_lowercase();
         // FlexFEC's repair packets share the target with the media (libwebrtc's protection
         // overhead): with it negotiated, the encoder gets the media packets' share.
-        let fec_negotiated = params
-            .rtp_parameters
-            .codecs
-            .iter()
-            .any(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(rtc::peer_connection::configuration::media_engine::MIME_TYPE_FLEX_FEC03));
+        let fec_negotiated = params.rtp_parameters.codecs.iter().any(|c| {
+            c.rtp_codec.mime_type.eq_ignore_ascii_case(
+                rtc::peer_connection::configuration::media_engine::MIME_TYPE_FLEX_FEC03,
+            )
+        });
         let mut cfg = self.cfg.clone();
         cfg.fec = fec_negotiated;
         cfg.codec = if mime.contains("vp8") {

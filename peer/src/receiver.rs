@@ -420,7 +420,12 @@ fn spawn_decoder_thread(
                         };
                         let mut c = counters.lock().unwrap_or_else(|e| e.into_inner());
                         if c.frames_decoded == 0 && !frames.is_empty() {
-                            sink.emit(PeerRole::Receiver, Event::MediaFirst { what: First::FrameDecoded });
+                            sink.emit(
+                                PeerRole::Receiver,
+                                Event::MediaFirst {
+                                    what: First::FrameDecoded,
+                                },
+                            );
                         }
                         c.frames_decoded += frames.len() as u64;
                         if let Some(p) = frames.last() {

@@ -436,8 +436,12 @@ impl SendLoop {
                     match self.ctx.track.write_rtp(packet).await {
                         Ok(_) if !first_sent => {
                             first_sent = true;
-                            ctx.sink
-                                .emit(role, Event::MediaFirst { what: First::RtpSent });
+                            ctx.sink.emit(
+                                role,
+                                Event::MediaFirst {
+                                    what: First::RtpSent,
+                                },
+                            );
                         }
                         Ok(_) => {}
                         Err(e) => tracing::debug!("write_rtp: {e}"),

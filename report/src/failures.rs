@@ -216,7 +216,10 @@ mod tests {
         assert!(t.contains("80.0 % decoded"), "{t}");
         assert!(t.contains("loss 5.0 %"), "{t}");
         let md = failures_markdown(&rows);
-        assert!(md.contains("| 5 % loss |") && md.contains("repairs without a round trip"), "{md}");
+        assert!(
+            md.contains("| 5 % loss |") && md.contains("repairs without a round trip"),
+            "{md}"
+        );
         // A run with nothing measured shows a dash, not a made-up number.
         assert_eq!(effect(&json!({}), &json!({})), "–");
     }

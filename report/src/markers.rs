@@ -56,7 +56,10 @@ pub fn markers(records: &[Record]) -> Vec<Marker> {
                 from_height,
                 to_height,
                 ..
-            } => (MarkerKind::Resolution, format!("{from_height}p→{to_height}p")),
+            } => (
+                MarkerKind::Resolution,
+                format!("{from_height}p→{to_height}p"),
+            ),
             Event::EncoderKeyframe { reason, .. } if *reason != KeyframeReason::Start => {
                 let why = serde_json::to_value(reason)
                     .ok()
@@ -77,8 +80,7 @@ pub fn markers(records: &[Record]) -> Vec<Marker> {
                 (MarkerKind::Impairment, what)
             }
             Event::BweEstimate { detail, .. } if detail.state.as_deref() == Some("overuse") => {
-                let new_episode =
-                    last_overuse.is_none_or(|t| r.t - t > OVERUSE_EPISODE_S);
+                let new_episode = last_overuse.is_none_or(|t| r.t - t > OVERUSE_EPISODE_S);
                 last_overuse = Some(r.t);
                 if !new_episode {
                     continue;

@@ -672,8 +672,7 @@ impl RunReport {
                 ts[b].queue_delay_p95_ms = s.queue_delay_p95_ms;
                 // The drops happened during the interval the line closes, not after it (they
                 // were drawn a second late, issue 14 #7).
-                ts[bucket((s.t_start + s.t) / 2.0)].impair_dropped_packets +=
-                    s.dropped_total();
+                ts[bucket((s.t_start + s.t) / 2.0)].impair_dropped_packets += s.dropped_total();
                 // A second without delivered packets says nothing about their delay.
                 let w = s.packets_out as f64;
                 if let Some(v) = s.queue_delay_p50_ms {

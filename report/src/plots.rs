@@ -247,7 +247,10 @@ fn draw_markers<'c, DB: DrawingBackend>(
             .label(kind.label())
             .legend(move |(x, y)| {
                 // Thicker than on the plot, or the legend's swatch is hard to see.
-                PathElement::new(vec![(x + 11, y - 7), (x + 11, y + 7)], color.stroke_width(3))
+                PathElement::new(
+                    vec![(x + 11, y - 7), (x + 11, y + 7)],
+                    color.stroke_width(3),
+                )
             });
     }
     let text = TextStyle::from((FONT, 12).into_font()).color(&PURPLE_);

@@ -256,7 +256,8 @@ impl Summary {
             .iter()
             .filter_map(|r| match &r.event {
                 Event::MediaStats(m)
-                    if r.peer == receiving && m.direction == rtclab_events::MediaDirection::Recv =>
+                    if r.peer == receiving
+                        && m.direction == rtclab_events::MediaDirection::Recv =>
                 {
                     m.height
                 }

@@ -17,20 +17,56 @@ fn cell(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 
 /// The columns, each with the one-line explanation shown under the table.
 const COLUMNS: &[(&str, &str)] = &[
-    ("variant", "the swept setting's value; the name links to the variant's own report"),
-    ("loss", "downlink packets the impairment dropped, % of those it was given (QoS)"),
-    ("mean target", "what the congestion controller gave the encoder, on average"),
+    (
+        "variant",
+        "the swept setting's value; the name links to the variant's own report",
+    ),
+    (
+        "loss",
+        "downlink packets the impairment dropped, % of those it was given (QoS)",
+    ),
+    (
+        "mean target",
+        "what the congestion controller gave the encoder, on average",
+    ),
     ("received", "mean rate arriving at the receiver"),
-    ("NACKs", "NACK packets the receiver sent (RFC 4585), each naming missing packets"),
-    ("rtx / lost", "retransmissions per packet the network lost: ~1 when every loss was repaired once"),
-    ("FEC rebuilt", "packets rebuilt from FlexFEC repair packets (0 without FEC)"),
-    ("PLIs", "keyframe requests: a frame was lost for good or could not be decoded"),
-    ("freezes", "W3C freezeCount rule: a gap between frames > max(3 × average, average + 150 ms)"),
-    ("frozen", "total frozen time, and its share of the run (QoE)"),
+    (
+        "NACKs",
+        "NACK packets the receiver sent (RFC 4585), each naming missing packets",
+    ),
+    (
+        "rtx / lost",
+        "retransmissions per packet the network lost: ~1 when every loss was repaired once",
+    ),
+    (
+        "FEC rebuilt",
+        "packets rebuilt from FlexFEC repair packets (0 without FEC)",
+    ),
+    (
+        "PLIs",
+        "keyframe requests: a frame was lost for good or could not be decoded",
+    ),
+    (
+        "freezes",
+        "W3C freezeCount rule: a gap between frames > max(3 × average, average + 150 ms)",
+    ),
+    (
+        "frozen",
+        "total frozen time, and its share of the run (QoE)",
+    ),
     ("fps", "frames decoded per second of media"),
-    ("g2g p50 / p95", "glass-to-glass latency, capture to decode (QoE)"),
-    ("PSNR / SSIM", "picture quality of the scored frames against the source"),
-    ("lowest", "smallest picture height decoded (resolution scaling)"),
+    (
+        "g2g p50 / p95",
+        "glass-to-glass latency, capture to decode (QoE)",
+    ),
+    (
+        "PSNR / SSIM",
+        "picture quality of the scored frames against the source",
+    ),
+    (
+        "lowest",
+        "smallest picture height decoded (resolution scaling)",
+    ),
 ];
 
 /// One table row from a variant's `summary.json` (merged with the report's figures).
@@ -134,7 +170,10 @@ mod tests {
         });
         let page = sweep_html(
             "loss-5: downlink.loss_pct",
-            &[("loss-5.loss_pct-20".into(), v), ("loss-5.loss_pct-1".into(), json!({}))],
+            &[
+                ("loss-5.loss_pct-20".into(), v),
+                ("loss-5.loss_pct-1".into(), json!({})),
+            ],
             Some("<svg></svg>"),
         );
         for want in [

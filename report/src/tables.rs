@@ -579,7 +579,11 @@ pub fn print_tables(
         for d in &report.capacity_drops {
             t.add_row(vec![
                 format!("{:.1} s", d.t_s),
-                format!("drop {} → {}", opt(d.from_bps, fmt_bps), fmt_capacity(d.to_bps)),
+                format!(
+                    "drop {} → {}",
+                    opt(d.from_bps, fmt_bps),
+                    fmt_capacity(d.to_bps)
+                ),
                 opt(d.reaction_s, |v| format!("under it after {v:.2} s")),
             ]);
         }

@@ -232,8 +232,16 @@ mod tests {
                 + (without.scenario.initial_bps != with.scenario.initial_bps) as u8
                 + (without.resolution_scaling != with.resolution_scaling) as u8
                 + (without.min_playout_delay != with.min_playout_delay) as u8;
-            assert_eq!(differs, 1, "{}: the two runs must differ in one switch", case.id);
-            assert!(case.duration_s <= s.duration_s, "{}: longer than its scenario", case.id);
+            assert_eq!(
+                differs, 1,
+                "{}: the two runs must differ in one switch",
+                case.id
+            );
+            assert!(
+                case.duration_s <= s.duration_s,
+                "{}: longer than its scenario",
+                case.id
+            );
             assert!(
                 s.cut_short(case.duration_s).is_none()
                     || case.mitigation == Mitigation::ResolutionScaling,

@@ -16,9 +16,9 @@ pub mod bridge;
 pub mod browser;
 pub mod demo;
 pub mod error;
-pub mod paths;
 pub mod ice_servers;
 pub mod lab_failures;
+pub mod paths;
 pub mod run;
 pub mod sweep;
 

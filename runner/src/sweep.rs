@@ -45,7 +45,10 @@ pub async fn run_sweep(
         // Each variant's log, for the overlaid plot; a log that cannot be read only costs the
         // plot its line.
         if let Ok(records) = rtclab_events::read_log(&row.outcome.events) {
-            reports.push((name.clone(), rtclab_report::RunReport::from_records(&records)));
+            reports.push((
+                name.clone(),
+                rtclab_report::RunReport::from_records(&records),
+            ));
         }
         rows.push((name, row.summary));
         if row.interrupted {

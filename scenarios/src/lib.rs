@@ -743,7 +743,10 @@ mod cut_short_tests {
         assert_eq!(s.cut_short(60.0), None);
         assert_eq!(s.cut_short(45.0), None);
         let m = s.cut_short(30.0).expect("the 40 s step is cut");
-        assert!(m.contains("1 step(s)") && m.contains("downlink at 40 s"), "{m}");
+        assert!(
+            m.contains("1 step(s)") && m.contains("downlink at 40 s"),
+            "{m}"
+        );
         assert!(m.contains("at least 41 s"), "{m}");
         let m = s.cut_short(10.0).expect("both cut");
         assert!(m.contains("downlink at 20 s, downlink at 40 s"), "{m}");
