@@ -29,6 +29,7 @@ figcaption { color: #555; font-size: .9em; }
 ul.notes li { color: #555; }
 ul.account { max-width: 60em; padding-left: 1.2em; }
 ul.account li { margin: .35em 0; }
+table.sides td small { color: #666; }
 ";
 
 pub(crate) fn esc(s: &str) -> String {
@@ -151,6 +152,7 @@ fn render(report: &RunReport, summary: &Value, plots: &[crate::plots::Plot]) -> 
         h.push_str("</ul>\n");
     }
 
+    h.push_str(&qoe_qos_section(report, summary));
     h.push_str(&session_flow_section(report));
 
     h.push_str("<h2>Figures</h2>\n");
@@ -289,6 +291,37 @@ fn render(report: &RunReport, summary: &Value, plots: &[crate::plots::Plot]) -> 
         h.push_str("</ul>\n");
     }
     h.push_str("</body>\n</html>\n");
+    h
+}
+
+/// "The network and the viewer": QoS and QoE side by side, each figure explained in a line.
+fn qoe_qos_section(report: &RunReport, summary: &Value) -> String {
+    let sides = crate::qoe_qos::side_by_side(report, summary);
+    let mut h = String::from(
+        "<h2>The network and the viewer</h2>\n<p>Left, what the network did (QoS); right, \
+         what the viewer got (QoE). Read across: loss and round trips become freezes and \
+         latency, capacity becomes resolution and quality.</p>\n<table class=\"sides\"><tr>\
+         <th colspan=\"2\">network (QoS)</th><th colspan=\"2\">viewer (QoE)</th></tr>\n",
+    );
+    let rows = sides.network.len().max(sides.viewer.len());
+    let cells = |f: Option<&crate::qoe_qos::Figure>| match f {
+        Some(f) => format!(
+            "<td><b>{}</b><br><small>{}</small></td><td>{}</td>",
+            esc(f.name),
+            esc(f.meaning),
+            esc(&f.value)
+        ),
+        None => "<td></td><td></td>".to_owned(),
+    };
+    for i in 0..rows {
+        let _ = writeln!(
+            h,
+            "<tr>{}{}</tr>",
+            cells(sides.network.get(i)),
+            cells(sides.viewer.get(i))
+        );
+    }
+    h.push_str("</table>\n");
     h
 }
 
@@ -682,6 +715,7 @@ mod tests {
             "plots and the session's flow inline"
         );
         assert!(html.contains("<h2>Session flow</h2>"));
+        assert!(html.contains("<h2>The network and the viewer</h2>"));
         assert!(dir.path().join("plots/sequence.svg").exists());
         assert!(!html.contains("<?xml"));
         // Self-contained: the only URLs are the SVG namespace declarations.

@@ -18,6 +18,7 @@ mod metrics;
 mod path;
 mod plots;
 pub mod qoe_bench;
+pub mod qoe_qos;
 pub mod sequence;
 pub mod summary;
 pub mod sweep_page;

@@ -264,6 +264,8 @@ pub struct RunReport {
     /// First join → first decoded frame, in four phases ([`crate::sequence::startup_delay`]);
     /// `None` when the call never showed a picture.
     pub startup_delay: Option<crate::sequence::StartupDelay>,
+    /// Median interarrival jitter of the receiver reports (RFC 3550 §6.4.1), ms.
+    pub rr_jitter_p50_ms: Option<f64>,
     /// The session's flow, drawn in `report.html` and `plots/sequence.svg`; not in
     /// `summary.json` (a diagram, not a figure).
     #[serde(skip)]
@@ -364,6 +366,7 @@ impl RunReport {
         let mut report = Self::compute(records, &impair);
         report.ice_path = crate::path::extract(records);
         report.startup_delay = crate::sequence::startup_delay(records);
+        report.rr_jitter_p50_ms = crate::qoe_qos::rr_jitter_ms(records);
         report.session_flow = crate::sequence::session_flow(records);
         // Last: the account reuses the figures computed above.
         report.what_happened = crate::account::account(records, &report);

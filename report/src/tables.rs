@@ -520,6 +520,18 @@ pub fn print_tables(
         writeln!(w, "\n{}", s.summary_line())?;
     }
 
+    // QoS and QoE side by side: the network's figures, then the viewer's.
+    let sides = crate::qoe_qos::side_by_side(report, summary_json);
+    for (title, side) in [
+        ("The network (QoS)", &sides.network),
+        ("The viewer (QoE)", &sides.viewer),
+    ] {
+        writeln!(w, "\n{title}")?;
+        for f in side {
+            writeln!(w, "  {:<19} {:<32} {}", f.name, f.value, f.meaning)?;
+        }
+    }
+
     writeln!(w, "\nICE candidates")?;
     let rows = candidate_rows(report);
     if rows.is_empty() {
