@@ -105,6 +105,7 @@ function start() {
   app.pendingCandidates = [];
   app.prev = null;
   resetCharts();
+  resetFlow();
   app.sender = { target: null, encoder: null, rtt: null, encoderInfo: null };
   $('video-empty').textContent = 'connecting…';
   $('start').disabled = true;
@@ -715,9 +716,59 @@ function chartTick(s) {
 
 const log = { all: [], kinds: new Map(), hidden: new Set(DEFAULT_HIDDEN), search: '' };
 
+// ---------------------------------------------------------------------------------------------
+// the session's flow, live: the first of each step as the log reports it (the same steps as the
+// report's sequence diagram), and the startup delay once the first frame is on screen
+
+const FLOW_STEPS = [
+  // [key, test(ev), label]
+  ['start', (e) => e.kind === 'browser.event' && e.what === 'start', 'page started its session (first line it logged)'],
+  ['offer', (e) => e.kind === 'signaling' && e.what === 'offer sent', 'offer sent (SDP)'],
+  ['offer-page', (e) => e.kind === 'browser.event' && e.what === 'offer sent', 'offer sent (SDP)'],
+  ['answer', (e) => e.kind === 'browser.event' && e.what === 'answer sent', 'answer sent (SDP)'],
+  ['answer-in', (e) => e.kind === 'signaling' && e.what === 'answer received', 'answer received'],
+  ['ice', (e) => e.kind === 'ice.state' && e.state === 'connected', 'ICE connected: a candidate pair works'],
+  ['pair', (e) => e.kind === 'ice.selected_pair', (e) => `selected pair ${e.local?.type ?? '?'} ↔ ${e.remote?.type ?? '?'} (${e.local?.protocol ?? '?'})`],
+  ['dtls', (e) => e.kind === 'dtls.state' && e.state === 'connected', 'DTLS connected: SRTP keys ready'],
+  ['pc', (e) => e.kind === 'pc.state' && e.state === 'connected', 'peer connection connected'],
+  ['rtp', (e) => e.kind === 'media.first' && e.what === 'rtp_sent', 'first RTP sent'],
+  ['rtcp', (e) => e.kind === 'rtcp', (e) => `first RTCP (${e.type ?? '?'} ${e.direction ?? ''})`],
+  ['frame', (e) => e.kind === 'browser.event' && e.what === 'first frame', 'first frame on screen'],
+];
+const flow = { seen: new Set(), first: null };
+
+function resetFlow() {
+  flow.seen.clear();
+  flow.first = null;
+  $('flow').replaceChildren();
+  $('startup').textContent = 'startup delay: waiting for the first frame';
+}
+
+function onFlowEvent(ev) {
+  if (typeof ev.t !== 'number') return;
+  for (const [key, test, label] of FLOW_STEPS) {
+    if (flow.seen.has(key) || !test(ev)) continue;
+    flow.seen.add(key);
+    flow.first ??= ev.t;
+    const li = document.createElement('li');
+    const t = document.createElement('span');
+    t.className = 't';
+    t.textContent = `${ev.t.toFixed(3)} s`;
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = ev.peer ?? '';
+    li.append(t, who, typeof label === 'function' ? label(ev) : label);
+    $('flow').append(li);
+    if (key === 'frame') {
+      $('startup').textContent = `startup delay: ${Math.round((ev.t - flow.first) * 1000)} ms (first step → first frame)`;
+    }
+  }
+}
+
 function onLogEvent(ev) {
   if (!ev || typeof ev !== 'object') return;
   app.eventsSeen++;
+  onFlowEvent(ev);
   // Charts use the Rust peers' figures; the page's own echoes (peer "browser") are only listed.
   if (ev.peer === 'sender') {
     const at = performance.now();

@@ -73,6 +73,16 @@ async function checkCodec(t, codec, { demoCodec }) {
     const cands = await page.$$eval('#candidates-body tr', (rows) => rows.map((r) => r.cells[0].textContent));
     assert.ok(cands.includes('local') && cands.includes('remote'), `candidate table: ${cands}`);
 
+    // The session flow, live (issue 14 #1): the steps in the wire's order and the startup delay.
+    await page.waitForFunction(() => /startup delay: \d+ ms/.test(document.getElementById('startup').textContent), null, { timeout: 5000 });
+    const steps = await page.$$eval('#flow li', (li) => li.map((x) => x.textContent));
+    const at = (re) => steps.findIndex((x) => re.test(x));
+    for (const re of [/ICE connected/, /DTLS connected/, /first RTP sent/, /first frame on screen/]) {
+      assert.ok(at(re) >= 0, `session flow has no ${re}: ${steps.join(' | ')}`);
+    }
+    assert.ok(at(/ICE connected/) < at(/DTLS connected/) && at(/DTLS connected/) < at(/first RTP sent/) &&
+      at(/first RTP sent/) < at(/first frame on screen/), `session flow out of order: ${steps.join(' | ')}`);
+
     // Charts: points, with received bitrate and the sender's target/encoder bitrate in them.
     const points = await page.evaluate(() => window.rtclab.chartsPoints());
     assert.ok(points > 0, 'charts have no points');
