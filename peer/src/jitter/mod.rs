@@ -144,8 +144,12 @@ impl JitterBuffer {
         rebuilt: bool,
     ) {
         let ins = self.packets.insert(now, seq, ts, marker, payload);
+        // A packet that comes after its frame's deadline is no repair: the frame was given up.
+        // Such samples (the retransmissions of packets lost in an outage, seconds late) held
+        // the playout delay near 1 s for the 10 s after a 3 s outage on a clean link.
         if let Some(delay) = ins.repaired_after
             && !rebuilt
+            && delay <= self.timing.deadline()
         {
             self.timing.on_repair(now, delay);
         }

@@ -300,3 +300,17 @@ fn a_packet_rebuilt_by_fec_fills_its_gap_but_is_no_repair_time_sample() {
         assert_eq!(jb.target_delay(), expect, "rebuilt = {rebuilt}");
     }
 }
+
+#[test]
+fn a_packet_later_than_its_deadline_is_no_repair_time_sample() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut jb = JitterBuffer::new(Codec::Vp8);
+    // Packet 1 goes missing at 33 ms and comes back 3 s later (sent again after an outage):
+    // far past the deadline (1 s before any repair is measured), so it does not raise the
+    // playout delay for the next 10 s.
+    jb.insert(at(0), 0, 0, true, vp8(true, true), false);
+    jb.insert(at(33), 2, 6000, true, vp8(true, true), false);
+    jb.insert(at(3033), 1, 3000, true, vp8(true, true), false);
+    assert_eq!(jb.target_delay(), Duration::ZERO);
+}
