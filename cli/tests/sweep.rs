@@ -22,7 +22,7 @@ fn a_two_variant_sweep_writes_its_page_and_honest_variant_reports() {
         .expect("run rtclab");
     assert!(status.success());
     let page = std::fs::read_to_string(out.path().join("sweep.html")).expect("sweep.html");
-    for variant in ["loss-5.loss_pct-1", "loss-5.loss_pct-20"] {
+    for variant in ["loss-5.loss-pct-1", "loss-5.loss-pct-20"] {
         assert!(
             page.contains(&format!("<a href=\"{variant}/report.html\">")),
             "no row for {variant}"
