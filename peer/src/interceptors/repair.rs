@@ -15,11 +15,14 @@ use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
 
 /// Retransmission requests per lost packet before the receiver gives up on it and relies on a
 /// keyframe instead. libwebrtc (`nack_requester.cc`) allows 10 retries spaced by the RTT; with
-/// webrtc-rs's fixed [`NACK_INTERVAL`] this keeps asking for 3 s, as long as the jitter
-/// buffer may wait for a packet (`jitter::timing::MAX_DEADLINE`): on a 400 ms round trip that is
-/// room for four attempts. The sender's NACK filter resends a packet at most once per
-/// 1.25 × RTT, so more requests cost RTCP bytes, not retransmissions.
-pub const MAX_NACKS_PER_PACKET: u16 = 60;
+/// webrtc-rs's fixed [`NACK_INTERVAL`] this keeps asking for 1.5 s: on a 400 ms round trip,
+/// room for three retransmissions (the sender's NACK filter resends a packet at most once per
+/// 1.25 × RTT), which the jitter buffer's deadline (`jitter::timing::REPAIR_ATTEMPTS`) waits
+/// for. Not more: webrtc-rs's generator does not see repairs that come as RTX on their own SSRC
+/// (Chromium's), so it asks for those until this cap, and Chromium answers each request — with
+/// 60 a Chromium sender on loss-5 resent every lost packet about 20 times and its queue held
+/// the video a second late; with 30, 11 times (a weakness still open).
+pub const MAX_NACKS_PER_PACKET: u16 = 30;
 
 /// SRTP replay window, packets (RFC 3711 §3.3.2 leaves the size to the implementation; libwebrtc
 /// uses 1024 so that retransmissions arriving late are still accepted). At 3 Mbps (~300

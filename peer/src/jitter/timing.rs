@@ -27,9 +27,10 @@ pub const DEFAULT_REPAIR: Duration = Duration::from_millis(200);
 /// Shortest wait for a missing packet: one NACK interval (50 ms) plus a loopback round trip and
 /// a frame in the sender's pacer, with margin.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(150);
-/// Repair times a frame may wait for a missing packet: room for four attempts. The sender
-/// resends a packet at most once per 1.25 × RTT (its NACK filter), so the k-th retransmission
-/// arrives about (1.25 (k − 1) + 1) repair times after the gap: 4.75 for the fourth. With 10 %
+/// Repair times a frame may wait for a missing packet: room for four attempts where the NACKs
+/// last that long. The sender resends a packet at most once per 1.25 × RTT (its NACK filter),
+/// so the k-th retransmission arrives about (1.25 (k − 1) + 1) repair times after the gap: 4.75
+/// for the fourth. With 10 %
 /// loss each way an attempt fails ~19 % of the time; three attempts (3.5) still lost about one
 /// packet a second for good at 400 ms RTT, each a PLI and a keyframe that loss hit in turn
 /// (`rtclab bench qoe`, 200 ms / 10 %: 56 % decoded); with two (2.5), a 5 %-loss link lost a
@@ -37,8 +38,9 @@ pub const MIN_DEADLINE: Duration = Duration::from_millis(150);
 pub const REPAIR_ATTEMPTS: f64 = 4.75;
 /// Longest wait for a missing packet: libwebrtc's receiver also waits up to 3 s for a frame
 /// before it asks for a keyframe (`kMaxWaitForFrame`, `video/video_receive_stream2.cc`). Past
-/// it, a keyframe (one PLI round trip plus a large frame) is the faster way back; the NACK
-/// generator keeps asking for this long (see `repair.rs`).
+/// it, a keyframe (one PLI round trip plus a large frame) is the faster way back. The NACK
+/// generator asks for 1.5 s (see `repair.rs`); the wait beyond that lets the last
+/// retransmission asked for arrive on a long round trip.
 pub const MAX_DEADLINE: Duration = Duration::from_millis(3000);
 /// Longest playout delay: beyond it, frames are shown late (a freeze) rather than the call's
 /// latency growing without bound.
