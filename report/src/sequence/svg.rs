@@ -4,6 +4,8 @@
 //! `report.html` and alone as `plots/sequence.svg`.
 
 use super::{Participant, SessionFlow, Step};
+// XML's five special characters, escaped the same way as in `report.html`.
+use crate::html::esc;
 use std::fmt::Write as _;
 
 /// Width of the time column on the left, px.
@@ -26,22 +28,6 @@ const NOTE_MAX_W: f64 = 300.0;
 const HALO: &str = " stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\"";
 
 const FONT: &str = "system-ui, -apple-system, 'Segoe UI', sans-serif";
-
-/// XML's five special characters, escaped for text and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// `text` cut to what fits in `width` px, with an ellipsis.
 fn fit(text: &str, width: f64) -> String {
