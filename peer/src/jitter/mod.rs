@@ -144,9 +144,11 @@ impl JitterBuffer {
         rebuilt: bool,
     ) {
         let ins = self.packets.insert(now, seq, ts, marker, payload);
-        // A packet that comes after its frame's deadline is no repair: the frame was given up.
-        // Such samples (the retransmissions of packets lost in an outage, seconds late) held
-        // the playout delay near 1 s for the 10 s after a 3 s outage on a clean link.
+        // A packet that comes after its frame's deadline is no repair: the frame was given up,
+        // and its seconds-long "repair time" (a packet resent after an outage) would hold the
+        // playout delay at its 1 s bound for the next 10 s. Repairs that do make their deadline
+        // behind the sender's backlog after an outage (~1 s on outage-3s) still count, and still
+        // raise the playout delay for 10 s: a shorter memory is the open fix.
         if let Some(delay) = ins.repaired_after
             && !rebuilt
             && delay <= self.timing.deadline()
