@@ -14,15 +14,21 @@ fn rtclab(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// A temporary folder holding one scenario file `name` with `body`; the folder lives as long as
+/// the returned guard.
+fn scenario_file(name: &str, body: impl AsRef<[u8]>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, body).unwrap();
+    (dir, file)
+}
+
 #[test]
 fn a_bad_scenario_names_file_line_and_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.toml");
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "bad.toml",
         "name = \"bad\"\ndescription = \"x\"\nduration_s = 5\n\n[bitrate]\ninitial_kbps = 500\nmin_kbps = 900\nmax_kbps = 800\n",
-    )
-    .unwrap();
+    );
     let (ok, stderr) = rtclab(&[
         "run",
         file.to_str().unwrap(),
@@ -40,13 +46,10 @@ fn a_bad_scenario_names_file_line_and_field() {
 
 #[test]
 fn an_unknown_key_is_refused_with_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("typo.toml");
-    std::fs::write(
-        &file,
+    let (_dir, file) = scenario_file(
+        "typo.toml",
         "name = \"typo\"\ndescription = \"x\"\nduration_s = 5\ncodek = \"vp8\"\n",
-    )
-    .unwrap();
+    );
     let (ok, stderr) = rtclab(&["run", file.to_str().unwrap()]);
     assert!(!ok);
     assert!(
@@ -68,13 +71,10 @@ fn a_missing_scenario_file_says_so() {
 
 #[test]
 fn a_missing_source_file_is_named_before_anything_starts() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("nosrc.toml");
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "nosrc.toml",
         "name = \"nosrc\"\ndescription = \"x\"\nduration_s = 5\nsource = \"missing.mp4\"\n",
-    )
-    .unwrap();
+    );
     let (ok, stderr) = rtclab(&[
         "run",
         file.to_str().unwrap(),
@@ -117,13 +117,10 @@ fn an_unreachable_signaling_server_is_explained() {
 
 #[test]
 fn an_overlapping_outage_names_the_step_and_its_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("overlap.toml");
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "overlap.toml",
         "name = \"overlap\"\ndescription = \"x\"\nduration_s = 30\n\n[[downlink.schedule]]\nat_s = 10\nuntil_s = 15\noutage = true\n\n[[downlink.schedule]]\nat_s = 12\nuntil_s = 14\noutage = true\n",
-    )
-    .unwrap();
+    );
     let (ok, stderr) = rtclab(&[
         "run",
         file.to_str().unwrap(),
@@ -141,13 +138,10 @@ fn an_overlapping_outage_names_the_step_and_its_line() {
 
 #[test]
 fn a_negative_rate_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("neg.toml");
-    std::fs::write(
-        &file,
+    let (_dir, file) = scenario_file(
+        "neg.toml",
         "name = \"neg\"\ndescription = \"x\"\nduration_s = 30\n\n[downlink]\nrate_kbps = -5\n",
-    )
-    .unwrap();
+    );
     let (ok, stderr) = rtclab(&["run", file.to_str().unwrap()]);
     assert!(!ok);
     assert!(
@@ -316,13 +310,10 @@ fn a_bad_duration_is_refused_before_anything_starts() {
 /// device. Checked before the run starts, for a scenario's `source` and for `demo --source`.
 #[test]
 fn a_device_source_is_named_for_what_it_is() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("dev.toml");
-    std::fs::write(
-        &file,
+    let (dir, file) = scenario_file(
+        "dev.toml",
         "name = \"dev\"\ndescription = \"x\"\nduration_s = 5\nsource = \"/dev/zero\"\n",
-    )
-    .unwrap();
+    );
     let out = dir.path().join("out");
     let (rc, stderr) = rtclab_bounded(
         &[
