@@ -1,7 +1,7 @@
 //! `rtclab lab failures`' table: each failure run without and with one mitigation, and what
 //! the mitigation changed for the viewer (QoE) and on the network (QoS).
 
-use crate::tables::{downlink_loss_pct, right_align, table};
+use crate::tables::{downlink_loss_pct, num, opt, right_align, table};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
@@ -47,10 +47,6 @@ pub struct Network {
     pub send_kbps: Option<f64>,
 }
 
-fn num(v: &Value, k: &str) -> Option<f64> {
-    v.get(k).and_then(Value::as_f64)
-}
-
 impl Viewer {
     /// From a run's `summary.json`.
     pub fn of(v: &Value) -> Viewer {
@@ -82,25 +78,21 @@ impl Network {
     }
 }
 
-fn or_dash(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
-    v.map_or_else(|| "–".to_owned(), f)
-}
-
 fn viewer_cell(v: &Viewer) -> String {
     format!(
         "{} decoded, {} frozen, g2g p95 {}",
-        or_dash(v.decoded_pct, |x| format!("{x:.1} %")),
-        or_dash(v.frozen_s, |x| format!("{x:.1} s")),
-        or_dash(v.g2g_p95_ms, |x| format!("{x:.0} ms")),
+        opt(v.decoded_pct, |x| format!("{x:.1} %")),
+        opt(v.frozen_s, |x| format!("{x:.1} s")),
+        opt(v.g2g_p95_ms, |x| format!("{x:.0} ms")),
     )
 }
 
 fn network_cell(n: &Network) -> String {
     format!(
         "loss {}, queue p95 {}, sent {}",
-        or_dash(n.loss_pct, |x| format!("{x:.1} %")),
-        or_dash(n.queue_p95_ms, |x| format!("{x:.0} ms")),
-        or_dash(n.send_kbps, |x| format!("{x:.0} kbps")),
+        opt(n.loss_pct, |x| format!("{x:.1} %")),
+        opt(n.queue_p95_ms, |x| format!("{x:.0} ms")),
+        opt(n.send_kbps, |x| format!("{x:.0} kbps")),
     )
 }
 

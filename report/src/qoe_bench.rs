@@ -1,7 +1,7 @@
 //! `rtclab bench qoe`'s table and heat map: the Rust receiver against headless Chromium on the
 //! same seeded link, cell by cell over one-way delay × random loss (× a rate cap).
 
-use crate::tables::{right_align, table};
+use crate::tables::{num, opt, right_align, table};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
@@ -48,14 +48,6 @@ impl QoeCell {
     }
 }
 
-fn num(v: &Value, k: &str) -> Option<f64> {
-    v.get(k).and_then(Value::as_f64)
-}
-
-fn cell(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
-    v.map_or_else(|| "–".to_owned(), f)
-}
-
 /// The comparison table: per cell and receiver, frames decoded, frozen time, PLIs, keyframes,
 /// glass-to-glass p50/p95; then Rust/Chromium ratios of decoded frames and frozen time.
 pub fn qoe_table(cells: &[QoeCell]) -> String {
@@ -78,13 +70,13 @@ pub fn qoe_table(cells: &[QoeCell]) -> String {
             let (ratio, diff) = if name == "rust" {
                 let both = c.rust.as_ref().zip(c.chromium.as_ref());
                 (
-                    cell(
+                    opt(
                         both.and_then(|(r, b)| {
                             Some(QoeCell::decoded_pct(r)? / QoeCell::decoded_pct(b)?.max(1e-9))
                         }),
                         |x| format!("{x:.2}"),
                     ),
-                    cell(
+                    opt(
                         both.and_then(|(r, b)| {
                             Some(QoeCell::frozen_ms(r)? - QoeCell::frozen_ms(b)?)
                         }),
@@ -102,12 +94,12 @@ pub fn qoe_table(cells: &[QoeCell]) -> String {
             t.add_row(vec![
                 c.label(),
                 name,
-                cell(QoeCell::decoded_pct(v), |x| format!("{x:.1} %")),
-                cell(QoeCell::frozen_ms(v), ms),
-                cell(num(v, "plis"), |x| format!("{x:.0}")),
-                cell(num(v, "keyframes"), |x| format!("{x:.0}")),
-                cell(num(v, "g2g_p50_ms"), ms),
-                cell(num(v, "g2g_p95_ms"), ms),
+                opt(QoeCell::decoded_pct(v), |x| format!("{x:.1} %")),
+                opt(QoeCell::frozen_ms(v), ms),
+                opt(num(v, "plis"), |x| format!("{x:.0}")),
+                opt(num(v, "keyframes"), |x| format!("{x:.0}")),
+                opt(num(v, "g2g_p50_ms"), ms),
+                opt(num(v, "g2g_p95_ms"), ms),
                 ratio,
                 diff,
             ]);

@@ -5,6 +5,7 @@
 //! which network figure explains which viewer figure.
 
 use crate::metrics::RunReport;
+use crate::tables::num;
 use rtclab_events::{Direction, Event, Record, Rtcp};
 use serde::Serialize;
 use serde_json::Value;
@@ -52,10 +53,6 @@ pub(crate) fn rr_jitter_ms(records: &[Record]) -> Option<f64> {
         .filter(|j| j.is_finite())
         .collect();
     rtclab_events::stats::percentile(&mut v, 50.0)
-}
-
-fn num(v: &Value, k: &str) -> Option<f64> {
-    v.get(k).and_then(Value::as_f64)
 }
 
 /// The two sides of a run, from its report and its `summary.json` (for the viewer's figures

@@ -3,17 +3,9 @@
 //! viewer (issue 14 #3). Each variant's name links to its own `report.html`.
 
 use crate::html::esc;
-use crate::tables::downlink_loss_pct;
+use crate::tables::{downlink_loss_pct, num, opt};
 use serde_json::Value;
 use std::fmt::Write;
-
-fn num(v: &Value, k: &str) -> Option<f64> {
-    v.get(k).and_then(Value::as_f64)
-}
-
-fn cell(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
-    v.map_or_else(|| "–".to_owned(), f)
-}
 
 /// The columns, each with the one-line explanation shown under the table.
 const COLUMNS: &[(&str, &str)] = &[
@@ -91,21 +83,21 @@ fn row(name: &str, v: &Value) -> Vec<String> {
     };
     vec![
         format!("<a href=\"{0}/report.html\">{0}</a>", esc(name)),
-        cell(downlink_loss_pct(v), |x| format!("{x:.1} %")),
-        cell(num(v, "mean_target_bps"), kbps),
-        cell(num(v, "mean_recv_bps"), kbps),
-        cell(num(v, "nacks"), |x| format!("{x:.0}")),
-        cell(num(v, "retransmissions_per_lost"), |x| format!("{x:.2}")),
-        cell(num(v, "fec_recovered"), |x| format!("{x:.0}")),
-        cell(num(v, "plis"), |x| format!("{x:.0}")),
-        cell(num(v, "freeze_count").or_else(|| num(v, "freezes")), |x| {
+        opt(downlink_loss_pct(v), |x| format!("{x:.1} %")),
+        opt(num(v, "mean_target_bps"), kbps),
+        opt(num(v, "mean_recv_bps"), kbps),
+        opt(num(v, "nacks"), |x| format!("{x:.0}")),
+        opt(num(v, "retransmissions_per_lost"), |x| format!("{x:.2}")),
+        opt(num(v, "fec_recovered"), |x| format!("{x:.0}")),
+        opt(num(v, "plis"), |x| format!("{x:.0}")),
+        opt(num(v, "freeze_count").or_else(|| num(v, "freezes")), |x| {
             format!("{x:.0}")
         }),
         frozen,
-        cell(fps, |x| format!("{x:.1}")),
+        opt(fps, |x| format!("{x:.1}")),
         g2g,
         quality,
-        cell(num(v, "lowest_height"), |x| format!("{x:.0}p")),
+        opt(num(v, "lowest_height"), |x| format!("{x:.0}p")),
     ]
 }
 

@@ -35,7 +35,8 @@ pub(crate) fn fmt_bps(bps: f64) -> String {
     }
 }
 
-fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
+/// `f(v)`, or "–" when the log cannot tell: one table cell.
+pub(crate) fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map_or_else(|| NONE.to_owned(), f)
 }
 
@@ -44,7 +45,8 @@ fn suffix<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map_or_else(String::new, f)
 }
 
-fn num(summary: &Value, key: &str) -> Option<f64> {
+/// A number of a `summary.json`.
+pub(crate) fn num(summary: &Value, key: &str) -> Option<f64> {
     summary.get(key).and_then(Value::as_f64)
 }
 
