@@ -94,7 +94,7 @@ pub fn side_by_side(report: &RunReport, summary: &Value) -> SideBySide {
         ),
         figure(
             "capacity (lowest)",
-            Some(capacity.map_or_else(|| "unlimited".to_owned(), |c| crate::tables::fmt_bps(c))),
+            Some(capacity.map_or_else(|| "unlimited".to_owned(), crate::tables::fmt_bps)),
             "the most the bottleneck carried at its narrowest: the ceiling for the video's bitrate",
         ),
         figure(

@@ -527,7 +527,7 @@ struct Moments {
 }
 
 /// The `state` of a browser event such as `ice state` / `pc state`.
-fn browser_state<'a>(detail: &'a serde_json::Value) -> Option<&'a str> {
+fn browser_state(detail: &serde_json::Value) -> Option<&str> {
     detail.get("state").and_then(serde_json::Value::as_str)
 }
 
