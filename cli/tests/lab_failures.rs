@@ -35,11 +35,12 @@ fn the_jitter_case_shows_the_larger_buffer_adding_its_latency() {
         decoded("without") > 120.0 && decoded("with") > 120.0,
         "{md}"
     );
-    // The switch did what it says: with 40 ± 30 ms of jitter the measured playout delay is about
-    // the jitter's p95 (~60 ms); a 150 ms floor adds ~90 ms to every frame. 40 ms is the
-    // margin for scheduling noise on a loaded 2-core machine.
+    // The switch did what it says. Every frame is held at least 150 ms after its earliest
+    // expected arrival, so capture-to-decode cannot be shorter than that; and it is longer than
+    // without the floor. (A fixed gap between the two runs is not a promise: the adaptive
+    // buffer's own delay follows the jitter's p95, measured at 60-127 ms on this link.)
     assert!(
-        g2g("with") > g2g("without") + 40.0,
+        g2g("with") >= 150.0 && g2g("with") > g2g("without"),
         "g2g p50 without {} ms, with {} ms",
         g2g("without"),
         g2g("with")
