@@ -263,7 +263,31 @@ fn check_relay(
                 remote.typ
             );
         } else {
-            assert_eq!(remote.typ, "host", "{name}: {peer}'s remote candidate");
+            // The other side's host candidate. A connectivity check can arrive before the
+            // trickled candidate does; the receiving agent then learns the same address as
+            // peer-reflexive (RFC 8445 §7.3.1.3). That is still the host path, so a prflx remote
+            // passes only if its address is one the other peer gathered as host.
+            let other_hosts: Vec<(String, u16)> = records
+                .iter()
+                .filter_map(|r| match &r.event {
+                    Event::IceCandidate {
+                        side: Side::Local,
+                        candidate,
+                    } if r.peer != peer && candidate.typ == "host" => {
+                        Some((candidate.address.clone(), candidate.port))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let is_host_path = remote.typ == "host"
+                || (remote.typ == "prflx"
+                    && other_hosts.contains(&(remote.address.clone(), remote.port)));
+            assert!(
+                is_host_path,
+                "{name}: {peer}'s remote candidate is {} ({remote:?}), not one of the other \
+                 peer's host candidates {other_hosts:?}",
+                remote.typ
+            );
         }
         if relay_here {
             let relay = records.iter().find_map(|r| match &r.event {
