@@ -729,6 +729,11 @@ pub enum Event {
         until_s: Option<f64>,
         /// The changed settings with the scenario file's keys; `null` = back to the default.
         settings: serde_json::Value,
+        /// Where the change came from: `scenario NAME` (its schedule), or a live control on the
+        /// demo page or its HTTP API (`page`, `api`, `preset NAME`, `reset`, `outage`). Absent in
+        /// logs written before live control existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
     },
     /// A browser's `getStats()` snapshot, once a second, as the page sent it: `inbound-rtp`,
     /// `outbound-rtp`, `remote-inbound-rtp`, `candidate-pair` (list), `local-candidate` (list),

@@ -49,6 +49,7 @@ pub fn change_event(change: &Change) -> Event {
         at_s: change.at_s,
         until_s: change.until_s,
         settings: change.settings_json(),
+        source: Some(change.source.clone()),
     }
 }
 
@@ -94,6 +95,7 @@ mod tests {
                 outage: Some(false),
                 ..Default::default()
             },
+            source: "scenario".to_owned(),
         };
         let record = Record {
             t: 40.0,

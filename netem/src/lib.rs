@@ -33,7 +33,7 @@ pub use config::{
     BurstLoss, ConfigError, DEFAULT_OVERHEAD_BYTES, DEFAULT_QUEUE_MS, Impairment, ImpairmentConfig,
     JitterDistribution, MAX_STEPS, Schedule, Step,
 };
-pub use model::{Change, Delivery, Impairer, Packet, Verdict};
+pub use model::{Change, DEFAULT_LABEL, Delivery, Impairer, LiveModel, Packet, Verdict};
 pub use runtime::{ImpairedRuntime, ImpairedRuntimeBuilder, ImpairmentStats};
 pub use shared::Side;
 pub use socket::ImpairedSocket;

@@ -62,6 +62,9 @@ pub struct Change {
     pub settings: ImpairmentConfig,
     /// Which fields change; a field here but absent in `settings` went back to its default.
     pub mask: ImpairmentConfig,
+    /// Where the change came from: the schedule's label (`scenario NAME`), or what a live
+    /// control said (`page`, `api`, `preset NAME`, `reset`, `outage`).
+    pub source: String,
 }
 
 impl Change {
@@ -93,6 +96,9 @@ const SEED_BURST: u64 = 1 << 32;
 const SEED_RANDOM: u64 = 2 << 32;
 const SEED_JITTER: u64 = 3 << 32;
 
+/// Source of schedule changes until [`Impairer::set_label`] or [`Impairer::play`] names them.
+pub const DEFAULT_LABEL: &str = "scenario";
+
 /// The impairment engine of one direction (sans-I/O).
 pub struct Impairer<M> {
     link: Link,
@@ -110,6 +116,8 @@ pub struct Impairer<M> {
     line: DelayLine<InFlight<M>>,
     acct: Accounting,
     changes: Vec<Change>,
+    /// Source of the changes the schedule makes (see [`Change::source`]).
+    label: String,
     now: Instant,
     window_start: Instant,
 }
@@ -160,6 +168,7 @@ impl<M: Clone> Impairer<M> {
             line: DelayLine::new(derive_seed(seed, SEED_JITTER)),
             acct: Accounting::default(),
             changes: Vec::new(),
+            label: DEFAULT_LABEL.to_owned(),
             now: start,
             window_start: start,
         };
@@ -262,22 +271,146 @@ impl<M: Clone> Impairer<M> {
             .and_then(|p| self.start.checked_add(p.at))
     }
 
-    /// Replaces the fields `config` sets, at `now`, outside the schedule. Later schedule steps
-    /// still replace the fields they list.
-    pub fn apply(&mut self, now: Instant, config: &ImpairmentConfig) -> Result<(), ConfigError> {
+    /// Names the source of the changes the schedule makes from now on (`scenario NAME`).
+    pub fn set_label(&mut self, label: impl Into<String>) {
+        self.label = label.into();
+    }
+
+    /// Replaces the fields `config` sets, at `now`, outside the schedule; the others keep their
+    /// value. Later schedule steps still replace the fields they list.
+    pub fn apply(
+        &mut self,
+        now: Instant,
+        config: &ImpairmentConfig,
+        source: &str,
+    ) -> Result<(), ConfigError> {
         config.validate(self.link.as_str())?;
-        let now = self.advance(now);
         let mut merged = self.config.clone();
         merged.overlay(config);
-        self.set_config(now, merged);
+        self.put(now, merged, config.clone(), None, source);
+        Ok(())
+    }
+
+    /// Makes `config` the whole setting at `now`: a field it does not set is turned off.
+    /// Later schedule steps still replace the fields they list.
+    pub fn replace(
+        &mut self,
+        now: Instant,
+        config: &ImpairmentConfig,
+        source: &str,
+    ) -> Result<(), ConfigError> {
+        config.validate(self.link.as_str())?;
+        // Every field set before or now changes: the ones `config` lacks go back to off.
+        let mut mask = self.config.clone();
+        mask.overlay(config);
+        self.put(now, config.clone(), mask, None, source);
+        Ok(())
+    }
+
+    /// Plays `schedule` from `now`: its base settings replace the current ones, and its steps
+    /// follow at their times counted from `now`, logged with `label` as their source. Replaces
+    /// whatever schedule was playing.
+    pub fn play(
+        &mut self,
+        now: Instant,
+        schedule: &Schedule,
+        label: &str,
+    ) -> Result<(), ConfigError> {
+        let timeline = Timeline::compile(schedule, self.link.as_str())?;
+        let now = self.advance(now);
+        let offset = now.saturating_duration_since(self.start);
+        let offset_s = offset.as_secs_f64();
+        self.points = timeline
+            .points
+            .into_iter()
+            .map(|mut p| {
+                p.at += offset;
+                p.at_s += offset_s;
+                p.until_s = p.until_s.map(|u| u + offset_s);
+                p
+            })
+            .collect();
+        self.next_point = 0;
+        self.label = label.to_owned();
+        let mut mask = self.config.clone();
+        mask.overlay(&timeline.base);
+        self.put(now, timeline.base, mask, None, label);
+        Ok(())
+    }
+
+    /// A clean link from `now`: every setting off, and no schedule left to play.
+    pub fn reset(&mut self, now: Instant, source: &str) {
+        let now = self.advance(now);
+        self.points.clear();
+        self.next_point = 0;
+        let mask = self.config.clone();
+        self.put(now, ImpairmentConfig::default(), mask, None, source);
+    }
+
+    /// 100 % loss from `now` for `length`; then `outage` goes back to what it was. A schedule
+    /// step in between that sets `outage` is overridden at the end.
+    pub fn outage(&mut self, now: Instant, length: Duration, source: &str) {
+        let now = self.advance(now);
+        let before = self.config.outage;
+        let end = now + length;
+        let start_s = now.saturating_duration_since(self.start).as_secs_f64();
+        let end_at = end.saturating_duration_since(self.start);
+        let outage_only = ImpairmentConfig {
+            outage: Some(true),
+            ..Default::default()
+        };
+        let mut on = self.config.clone();
+        on.overlay(&outage_only);
+        self.put(
+            now,
+            on,
+            outage_only.clone(),
+            Some(start_s + length.as_secs_f64()),
+            source,
+        );
+        // The end is a breakpoint like a schedule step's, so it happens at its exact time.
+        let end_point = Breakpoint {
+            at: end_at,
+            at_s: end_at.as_secs_f64(),
+            until_s: None,
+            changed: ImpairmentConfig {
+                outage: before,
+                ..Default::default()
+            },
+            mask: outage_only,
+            source: Some(source.to_owned()),
+        };
+        let pending = &self.points[self.next_point..];
+        let at = self.next_point + pending.partition_point(|p| p.at <= end_at);
+        self.points.insert(at, end_point);
+    }
+
+    /// Puts `config` in force at `now` (after the steps due by then) and records the change:
+    /// `mask` names the fields that changed, `until_s` the end of a period.
+    fn put(
+        &mut self,
+        now: Instant,
+        config: ImpairmentConfig,
+        mask: ImpairmentConfig,
+        until_s: Option<f64>,
+        source: &str,
+    ) {
+        let now = self.advance(now);
+        let settings = config.masked(&mask);
+        self.set_config(now, config);
+        if mask.is_empty() {
+            // Nothing was set before or after (e.g. a scenario that leaves the uplink alone):
+            // no line, rather than an empty one.
+            return;
+        }
         self.changes.push(Change {
             link: self.link,
             at_s: now.saturating_duration_since(self.start).as_secs_f64(),
-            until_s: None,
-            settings: config.clone(),
-            mask: config.clone(),
+            until_s,
+            settings,
+            mask,
+            source: source.to_owned(),
         });
-        Ok(())
     }
 
     /// Changes of settings since the last call, oldest first.
@@ -403,6 +536,7 @@ impl<M: Clone> Impairer<M> {
                 until_s: point.until_s,
                 settings: point.changed,
                 mask: point.mask,
+                source: point.source.unwrap_or_else(|| self.label.clone()),
             });
         }
         self.flush(now);
@@ -457,5 +591,62 @@ impl<M: Clone> Impairer<M> {
             self.nth_seen = 0;
         }
         self.config = config;
+    }
+}
+/// The live controls of a direction, whatever its packets carry: lets the runtime drive its
+/// egress and ingress models (different `M`) through one code path.
+pub trait LiveModel {
+    /// See [`Impairer::apply`].
+    fn apply(
+        &mut self,
+        now: Instant,
+        config: &ImpairmentConfig,
+        source: &str,
+    ) -> Result<(), ConfigError>;
+    /// See [`Impairer::replace`].
+    fn replace(
+        &mut self,
+        now: Instant,
+        config: &ImpairmentConfig,
+        source: &str,
+    ) -> Result<(), ConfigError>;
+    /// See [`Impairer::play`].
+    fn play(&mut self, now: Instant, schedule: &Schedule, label: &str) -> Result<(), ConfigError>;
+    /// See [`Impairer::reset`].
+    fn reset(&mut self, now: Instant, source: &str);
+    /// See [`Impairer::outage`].
+    fn outage(&mut self, now: Instant, length: Duration, source: &str);
+    /// See [`Impairer::config`].
+    fn config(&self) -> &ImpairmentConfig;
+}
+
+impl<M: Clone> LiveModel for Impairer<M> {
+    fn apply(
+        &mut self,
+        now: Instant,
+        config: &ImpairmentConfig,
+        source: &str,
+    ) -> Result<(), ConfigError> {
+        Impairer::apply(self, now, config, source)
+    }
+    fn replace(
+        &mut self,
+        now: Instant,
+        config: &ImpairmentConfig,
+        source: &str,
+    ) -> Result<(), ConfigError> {
+        Impairer::replace(self, now, config, source)
+    }
+    fn play(&mut self, now: Instant, schedule: &Schedule, label: &str) -> Result<(), ConfigError> {
+        Impairer::play(self, now, schedule, label)
+    }
+    fn reset(&mut self, now: Instant, source: &str) {
+        Impairer::reset(self, now, source)
+    }
+    fn outage(&mut self, now: Instant, length: Duration, source: &str) {
+        Impairer::outage(self, now, length, source)
+    }
+    fn config(&self) -> &ImpairmentConfig {
+        Impairer::config(self)
     }
 }

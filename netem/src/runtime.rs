@@ -8,6 +8,7 @@
 use crate::accounting::{DirectionStats, Link};
 use crate::config::{ConfigError, Impairment, ImpairmentConfig, Schedule};
 use crate::events::{change_event, stats_event};
+use crate::model::LiveModel;
 use crate::model::{Delivery, Impairer};
 use crate::shared::{EgressMeta, Ingress, Shared, Side, Signal, lock};
 use crate::socket::ImpairedSocket;
@@ -63,6 +64,7 @@ pub struct ImpairedRuntimeBuilder {
     sink: Option<EventSink>,
     side: Side,
     start: Option<Instant>,
+    label: Option<String>,
 }
 
 impl ImpairedRuntimeBuilder {
@@ -90,6 +92,13 @@ impl ImpairedRuntimeBuilder {
         self
     }
 
+    /// Source named in the `impair.change` lines of the schedule (default `scenario`); `rtclab
+    /// run` passes `scenario NAME`.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
     /// Validates the impairment and builds the runtime.
     pub fn build(self) -> Result<Arc<ImpairedRuntime>, ConfigError> {
         let start = self.start.unwrap_or_else(|| self.inner.now());
@@ -103,8 +112,12 @@ impl ImpairedRuntimeBuilder {
         self.impairment.validate()?;
         let egress_link = self.side.egress();
         let ingress_link = self.side.ingress();
-        let egress = Impairer::new(egress_link, pick(egress_link), start, self.seed)?;
-        let ingress = Impairer::new(ingress_link, pick(ingress_link), start, self.seed)?;
+        let mut egress = Impairer::new(egress_link, pick(egress_link), start, self.seed)?;
+        let mut ingress = Impairer::new(ingress_link, pick(ingress_link), start, self.seed)?;
+        if let Some(label) = &self.label {
+            egress.set_label(label.clone());
+            ingress.set_label(label.clone());
+        }
         Ok(Arc::new(ImpairedRuntime {
             shared: Arc::new(Shared {
                 inner: self.inner,
@@ -113,6 +126,7 @@ impl ImpairedRuntimeBuilder {
                 sink: self.sink,
                 egress: Mutex::new(egress),
                 egress_signal: Arc::new(Signal::default()),
+                report_signal: Arc::new(Signal::default()),
                 ingress: Mutex::new(Ingress {
                     engine: ingress,
                     sockets: HashMap::new(),
@@ -149,6 +163,7 @@ impl ImpairedRuntime {
             sink: None,
             side: Side::Sender,
             start: None,
+            label: None,
         }
     }
 
@@ -191,15 +206,88 @@ impl ImpairedRuntime {
         }
     }
 
-    /// Replaces the fields `config` sets on one direction now, outside the schedule.
-    pub fn apply(&self, link: Link, config: &ImpairmentConfig) -> Result<(), ConfigError> {
-        let now = self.shared.inner.now();
-        if link == self.shared.side.egress() {
-            lock(&self.shared.egress).apply(now, config)?;
-            self.shared.egress_signal.notify();
+    /// Replaces the fields `config` sets on one direction now, outside the schedule; `source`
+    /// is logged with the `impair.change` (`page`, `api`, ...).
+    pub fn apply(
+        &self,
+        link: Link,
+        config: &ImpairmentConfig,
+        source: &str,
+    ) -> Result<(), ConfigError> {
+        self.live(link, |d, now| d.apply(now, config, source))
+    }
+
+    /// Makes `config` one direction's whole setting now: fields it does not set are turned off.
+    pub fn replace(
+        &self,
+        link: Link,
+        config: &ImpairmentConfig,
+        source: &str,
+    ) -> Result<(), ConfigError> {
+        self.live(link, |d, now| d.replace(now, config, source))
+    }
+
+    /// Plays `impairment` from now on both directions (base settings now, steps at their times
+    /// counted from now), its changes logged with `label` as their source. Both directions are
+    /// checked before either changes, so a bad schedule leaves the link as it was.
+    pub fn play(&self, impairment: &Impairment, label: &str) -> Result<(), ConfigError> {
+        impairment.validate()?;
+        for link in [Link::Downlink, Link::Uplink] {
+            let schedule = match link {
+                Link::Downlink => &impairment.downlink,
+                Link::Uplink => &impairment.uplink,
+            };
+            self.live(link, |d, now| d.play(now, schedule, label))?;
+        }
+        Ok(())
+    }
+
+    /// A clean link both ways from now, with no schedule left to play.
+    pub fn reset(&self, source: &str) {
+        for link in [Link::Downlink, Link::Uplink] {
+            let _ = self.live(link, |d, now| {
+                d.reset(now, source);
+                Ok(())
+            });
+        }
+    }
+
+    /// 100 % loss on `link` from now for `length`, then back to what it was.
+    pub fn outage(&self, link: Link, length: Duration, source: &str) {
+        let _ = self.live(link, |d, now| {
+            d.outage(now, length, source);
             Ok(())
+        });
+    }
+
+    /// The settings in force on `link` now.
+    pub fn settings(&self, link: Link) -> ImpairmentConfig {
+        self.live_read(link, |d| d.config().clone())
+    }
+
+    /// Runs a live change on one direction's model at the runtime's `now`, then wakes the
+    /// egress task (a new rate or delay changes when packets are due) and the reporting task
+    /// (so the `impair.change` line is written at once, not at the next statistics tick).
+    fn live<M>(&self, link: Link, change: M) -> Result<(), ConfigError>
+    where
+        M: FnOnce(&mut dyn LiveModel, Instant) -> Result<(), ConfigError>,
+    {
+        let now = self.shared.inner.now();
+        let result = if link == self.shared.side.egress() {
+            change(&mut *lock(&self.shared.egress), now)
         } else {
-            lock(&self.shared.ingress).engine.apply(now, config)
+            change(&mut lock(&self.shared.ingress).engine, now)
+        };
+        self.shared.egress_signal.notify();
+        self.shared.report_signal.notify();
+        result
+    }
+
+    fn live_read<R>(&self, link: Link, read: impl FnOnce(&dyn LiveModel) -> R) -> R {
+        if link == self.shared.side.egress() {
+            read(&*lock(&self.shared.egress))
+        } else {
+            read(&lock(&self.shared.ingress).engine)
         }
     }
 
@@ -218,9 +306,10 @@ impl ImpairedRuntime {
                 let weak = Arc::downgrade(&self.shared);
                 let rt = self.shared.inner.clone();
                 let start = self.shared.start;
+                let wake = self.shared.report_signal.clone();
                 self.shared
                     .inner
-                    .spawn(Box::pin(report_task(weak, rt, sink, start)))
+                    .spawn(Box::pin(report_task(weak, rt, sink, start, wake)))
                     .detach();
             }
         });
@@ -272,7 +361,13 @@ async fn egress_task(weak: Weak<Shared>, signal: Arc<Signal>, rt: Arc<dyn Runtim
 }
 
 /// Emits `impair.change` at every schedule step and `impair.stats` every second.
-async fn report_task(weak: Weak<Shared>, rt: Arc<dyn Runtime>, sink: EventSink, start: Instant) {
+async fn report_task(
+    weak: Weak<Shared>,
+    rt: Arc<dyn Runtime>,
+    sink: EventSink,
+    start: Instant,
+    wake: Arc<Signal>,
+) {
     let mut next_tick = start + STATS_PERIOD;
     loop {
         let Some(shared) = weak.upgrade() else {
@@ -308,8 +403,10 @@ async fn report_task(weak: Weak<Shared>, rt: Arc<dyn Runtime>, sink: EventSink, 
                 next_tick += STATS_PERIOD;
             }
         }
-        let wake = next_change.map_or(next_tick, |c| c.min(next_tick));
-        rt.sleep(wake.saturating_duration_since(now)).await;
+        let due = next_change.map_or(next_tick, |c| c.min(next_tick));
+        // A live change wakes it early, so its line follows the change within milliseconds.
+        let sleep = rt.sleep(due.saturating_duration_since(now));
+        let _ = select(sleep, wake.wait()).await;
     }
 }
 

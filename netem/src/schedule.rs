@@ -20,6 +20,9 @@ pub(crate) struct Breakpoint {
     pub changed: ImpairmentConfig,
     /// Which fields change here (values irrelevant).
     pub mask: ImpairmentConfig,
+    /// Who put this point here when it is not the schedule being played (the end of a live
+    /// outage); `None` = the schedule.
+    pub source: Option<String>,
 }
 
 /// A validated schedule as a sorted list of breakpoints after the base settings.
@@ -213,6 +216,7 @@ fn sweep(schedule: &Schedule) -> Vec<Breakpoint> {
             until_s,
             changed: effective.masked(&touched),
             mask: touched,
+            source: None,
         });
     }
     points
@@ -408,6 +412,7 @@ mod tests {
                     until_s,
                     changed: effective(t).masked(&touched),
                     mask: touched,
+                    source: None,
                 }
             })
             .collect()

@@ -122,6 +122,8 @@ pub(crate) struct Shared {
     pub sink: Option<EventSink>,
     pub egress: Mutex<Impairer<EgressMeta>>,
     pub egress_signal: Arc<Signal>,
+    /// Wakes the reporting task after a live change.
+    pub report_signal: Arc<Signal>,
     pub ingress: Mutex<Ingress>,
     pub send_errors: AtomicU64,
     /// Ids handed to wrapped sockets.

@@ -327,6 +327,7 @@ pub(crate) fn extract(records: &[Record]) -> ImpairData {
                 at_s,
                 until_s,
                 settings,
+                ..
             } if direction == "downlink" => data.changes.push(ImpairChange {
                 t: r.t,
                 at_s: *at_s,
@@ -419,6 +420,7 @@ pub(crate) mod test_records {
                 at_s,
                 until_s,
                 settings,
+                source: None,
             },
         )
     }

@@ -144,6 +144,7 @@ mod tests {
                     at_s: 8.0,
                     until_s: None,
                     settings: serde_json::json!({"rate_kbps": 500}),
+                    source: None,
                 },
             ),
             overuse(8.3),
@@ -176,6 +177,7 @@ mod tests {
                     at_s: 15.0,
                     until_s: Some(18.0),
                     settings: serde_json::json!({"outage": true}),
+                    source: None,
                 },
             ),
         ];

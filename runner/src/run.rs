@@ -260,6 +260,7 @@ pub async fn run_scenario(
             .seed(req.scenario.seed)
             .sink(sink.clone())
             .side(impair_side)
+            .label(format!("scenario {}", req.scenario.name))
             .build()
             .map_err(|e| RunError::Failed(format!("impairment: {e}")))?
     } else {

@@ -241,6 +241,7 @@ impl<'a> Facts<'a> {
                     at_s,
                     until_s,
                     settings,
+                    ..
                 } => f.changes.push(ChangeLine {
                     direction,
                     at_s: *at_s,
