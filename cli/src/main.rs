@@ -76,6 +76,11 @@ enum Command {
         /// Run without the STUN/TURN server (host candidates only; "relay only" then fails).
         #[arg(long)]
         no_turn: bool,
+        /// Play this scenario's network (its impairment and schedule, from scenarios/ or any
+        /// file) against every session from its start; the page can change it live. The file's
+        /// codec, size and duration are not used.
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
         /// Shared secret of the TURN REST credentials (also RTCLAB_TURN_SECRET) [default: a
         /// random one per run].
         #[arg(long, env = "RTCLAB_TURN_SECRET", hide_env_values = true)]
@@ -415,7 +420,19 @@ async fn main() -> Result<()> {
             turn,
             no_turn,
             turn_secret,
+            scenario,
         } => {
+            let scenario = match scenario {
+                Some(file) => {
+                    let s = Scenario::load(&file)?;
+                    Some(rtclab_runner::live::Entry::new(
+                        s,
+                        rtclab_runner::live::Kind::Scenario,
+                        file,
+                    ))
+                }
+                None => None,
+            };
             let mut sender = PeerConfig::new(Role::Sender);
             sender.codec = codec;
             sender.cc = cc;
@@ -445,6 +462,8 @@ async fn main() -> Result<()> {
                     addr: turn,
                     secret: turn_secret,
                 }),
+                scenarios_dir: rtclab_runner::paths::default_scenarios_dir(),
+                scenario,
             };
             rtclab_runner::demo::run_demo(cfg, webrtc_runtime()?, ctrl_c(), |url| {
                 println!("rtclab demo: open {url}");

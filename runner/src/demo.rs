@@ -9,12 +9,14 @@
 use crate::bridge::BrowserBridge;
 use crate::error::RunError;
 use crate::ice_servers;
+use crate::live::{Catalog, Entry, LiveSession};
 use rtclab_events::{EventSink, Record, read_log};
+use rtclab_netem::ImpairedRuntime;
 use rtclab_peer::clock::RuntimeClock;
 use rtclab_peer::config::PeerConfig;
 use rtclab_peer::peer::{PeerExit, run_peer};
 use rtclab_report::Summary;
-use rtclab_signaling::{AppState, ServerMessage};
+use rtclab_signaling::{AppState, ControlError, ImpairControl, ServerMessage};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,7 +40,16 @@ pub struct DemoConfig {
     pub sender: PeerConfig,
     /// The embedded STUN/TURN server (loopback); `None` runs without one (host candidates only).
     pub turn: Option<DemoTurn>,
+    /// Where the scenarios and presets the page may play are (`scenarios/`, with `presets/`).
+    pub scenarios_dir: PathBuf,
+    /// A scenario whose network (impairment and schedule) every session plays from its start
+    /// (`rtclab demo --scenario FILE`); the rest of the file (codec, size, duration) is not used.
+    pub scenario: Option<Entry>,
 }
+
+/// Seed of the impairment when no scenario names one: fixed, so two sessions given the same
+/// settings drop the same packets.
+const DEFAULT_SEED: u64 = 1;
 
 /// The demo's embedded STUN/TURN server.
 #[derive(Clone)]
@@ -82,6 +93,8 @@ async fn start_turn(
 /// The live session of one room.
 struct RoomSession {
     sink: EventSink,
+    /// Live impairment control of the Rust sender's sockets (`/api/impair`).
+    live: Arc<LiveSession>,
     bridge: Arc<BrowserBridge>,
     log: PathBuf,
 }
@@ -95,6 +108,8 @@ struct Demo {
     rooms: Mutex<HashMap<String, RoomSession>>,
     /// Set once the server state exists (the hooks need it to push events to the page).
     state: Mutex<Weak<AppState>>,
+    /// What the page may play (`GET /api/scenarios`).
+    catalog: Catalog,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -136,6 +151,28 @@ impl Demo {
                 state.broadcast(&room_name, &ServerMessage::Event { event });
             }
         }));
+        // The Rust sender's sockets pass through the impairment engine, one per room: egress is
+        // the media path (downlink), ingress the feedback path (uplink). Its schedule clock is
+        // the log's, so an `impair.change` line's `at_s` equals its `t`.
+        let played = self.cfg.scenario.as_ref();
+        let impairment = played.map(|e| e.impairment.clone()).unwrap_or_default();
+        let mut builder = ImpairedRuntime::builder(self.runtime.clone(), impairment)
+            .seed(self.cfg.scenario_seed())
+            .sink(sink.clone())
+            .start(sink.start());
+        if let Some(entry) = played {
+            builder = builder.label(entry.label());
+        }
+        let impaired = match builder.build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                // Checked when the scenario was loaded; reaching this is a bug, not bad input.
+                tracing::error!("demo: impairment: {e}");
+                close(&sink, &format!("error: impairment: {e}"));
+                return;
+            }
+        };
+        let live = Arc::new(LiveSession::new(impaired.clone(), sink.clone(), played));
         println!(
             "rtclab demo: browser joined room {room}; session log {}",
             log.display()
@@ -143,6 +180,7 @@ impl Demo {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner()).insert(
             room.to_owned(),
             RoomSession {
+                live,
                 sink: sink.clone(),
                 bridge: Arc::new(BrowserBridge::new(sink.clone())),
                 log: log.clone(),
@@ -157,7 +195,7 @@ impl Demo {
                 &room,
                 demo.cfg.sender.clone(),
                 sink.clone(),
-                demo.runtime.clone(),
+                impaired,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
                 },
@@ -187,6 +225,48 @@ impl Demo {
         if let Err(why) = bridge.accept(event) {
             tracing::warn!("demo: {why}");
         }
+    }
+}
+
+impl DemoConfig {
+    fn scenario_seed(&self) -> u64 {
+        self.scenario.as_ref().map_or(DEFAULT_SEED, |e| e.seed)
+    }
+}
+
+/// `/api/impair` and `/api/scenarios` for the demo's rooms.
+struct DemoControl(Arc<Demo>);
+
+impl DemoControl {
+    fn session(&self, room: &str) -> Result<Arc<LiveSession>, ControlError> {
+        let rooms = self.0.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let session = rooms
+            .get(room)
+            .ok_or_else(|| ControlError::NoSession(room.to_owned()))?;
+        if session.sink.ended() {
+            return Err(ControlError::Invalid(format!(
+                "the session in room {room:?} has ended; press Start on the page for a new one"
+            )));
+        }
+        Ok(session.live.clone())
+    }
+}
+
+impl ImpairControl for DemoControl {
+    fn catalog(&self) -> serde_json::Value {
+        self.0.catalog.to_json()
+    }
+
+    fn state(&self, room: &str) -> Result<serde_json::Value, ControlError> {
+        Ok(self.session(room)?.state())
+    }
+
+    fn change(
+        &self,
+        room: &str,
+        request: serde_json::Value,
+    ) -> Result<serde_json::Value, ControlError> {
+        self.session(room)?.change(request, &self.0.catalog)
     }
 }
 
@@ -228,8 +308,13 @@ pub async fn run_demo(
         }
         None => (None, None),
     };
+    let (catalog, warnings) = Catalog::load(&cfg.scenarios_dir);
+    for w in warnings {
+        println!("rtclab demo: {w}");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let demo = Arc::new(Demo {
+        catalog,
         url: format!("ws://{addr}"),
         cfg: cfg.clone(),
         runtime,
@@ -248,6 +333,7 @@ pub async fn run_demo(
         );
         state = state.with_ice(issuer.clone());
     }
+    state = state.with_control(Arc::new(DemoControl(demo.clone())));
     let state = Arc::new(
         state
             .with_join_hook(move |room, peers| {

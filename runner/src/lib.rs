@@ -18,6 +18,7 @@ pub mod demo;
 pub mod error;
 pub mod ice_servers;
 pub mod lab_failures;
+pub mod live;
 pub mod paths;
 pub mod run;
 pub mod sweep;

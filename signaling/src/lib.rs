@@ -35,6 +35,8 @@
 #[cfg(feature = "server")]
 mod accept;
 #[cfg(feature = "server")]
+pub mod control;
+#[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
 pub mod issuer;
@@ -54,6 +56,8 @@ pub use protocol::{
 
 #[cfg(feature = "server")]
 pub use accept::{serve, serve_with_shutdown};
+#[cfg(feature = "server")]
+pub use control::{ControlError, ImpairControl};
 #[cfg(feature = "server")]
 pub use error::{AppError, ServerError};
 #[cfg(feature = "server")]

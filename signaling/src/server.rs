@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde::Serialize;
@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::services::ServeDir;
 
+use crate::control::{self, ImpairControl};
 use crate::error::{AppError, ServerError};
 use crate::issuer::IceIssuer;
 use crate::limits::Limits;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub log_lookup: Option<LogLookup>,
     /// Issues each joining peer its STUN/TURN servers and TURN credentials.
     pub ice: Option<IceIssuer>,
+    /// Live impairment control behind `/api/impair` and `/api/scenarios`; without it those
+    /// routes answer 404 with a note.
+    pub control: Option<Arc<dyn ImpairControl>>,
     rooms: Mutex<Rooms<ws::Peer>>,
     /// Flipped to `true` on shutdown; every WebSocket session watches it.
     pub(crate) shutdown: watch::Sender<bool>,
@@ -60,6 +64,7 @@ impl AppState {
             on_join: None,
             log_lookup: None,
             ice: None,
+            control: None,
             rooms: Mutex::new(Rooms::new()),
             shutdown: watch::Sender::new(false),
             sessions: watch::Sender::new(0),
@@ -127,6 +132,12 @@ impl AppState {
         self
     }
 
+    /// Serves live impairment control (`/api/impair`, `/api/scenarios`) through `control`.
+    pub fn with_control(mut self, control: Arc<dyn ImpairControl>) -> Self {
+        self.control = Some(control);
+        self
+    }
+
     /// Gives every joining peer these STUN/TURN servers, with TURN credentials of its own.
     pub fn with_ice(mut self, ice: IceIssuer) -> Self {
         self.ice = Some(ice);
@@ -168,6 +179,7 @@ impl fmt::Debug for AppState {
             .field("web_dir", &self.web_dir)
             .field("on_event", &self.on_event.is_some())
             .field("on_join", &self.on_join.is_some())
+            .field("control", &self.control.is_some())
             .field("rooms", &self.room_count())
             .field("peers", &self.peer_count())
             .field("limits", &self.limits)
@@ -175,12 +187,20 @@ impl fmt::Debug for AppState {
     }
 }
 
-/// The router: `/ws`, `/health`, and static files of the web directory as the fallback.
+/// The router: `/ws`, `/health`, `/api/log`, the live control routes (`/api/scenarios`,
+/// `/api/impair`), and static files of the web directory as the fallback.
 pub fn app(state: Arc<AppState>) -> Router {
     let router = Router::new()
         .route("/ws", get(ws::ws_handler))
         .route("/health", get(health))
-        .route("/api/log", get(log_file));
+        .route("/api/log", get(log_file))
+        .route("/api/scenarios", get(control::catalog))
+        .route(
+            "/api/impair",
+            get(control::get_state)
+                .post(control::post_change)
+                .layer(DefaultBodyLimit::max(control::MAX_CONTROL_BYTES)),
+        );
     let router = match state.web_dir.as_deref().filter(|dir| dir.is_dir()) {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => {
