@@ -395,8 +395,13 @@ async fn main() -> Result<()> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RTCLAB_LOG")
                 // webrtc-rs warns about routine ICE steps; rtclab's own warnings are what matter.
+                // Its TURN relayer logs every refused permission as an error, which in the lab
+                // is the expected refusal of a non-loopback peer: the TURN server's own
+                // `turn.refused` events say so in words (`rtclab demo` prints them once).
                 .unwrap_or_else(|_| {
-                    "error,rtclab=warn,rtclab_peer=warn,rtclab_signaling=warn".into()
+                    "error,webrtc::peer_connection::transport::turn_relayer=off,\
+                     rtclab=warn,rtclab_peer=warn,rtclab_signaling=warn"
+                        .into()
                 }),
         )
         .with_writer(std::io::stderr)
@@ -446,6 +451,17 @@ async fn main() -> Result<()> {
             if !rtclab_runner::demo::is_web_dir(&web) {
                 eprintln!(
                     "rtclab demo: warning: {} has no index.html; the page will be missing (use --web DIR)",
+                    web.display()
+                );
+            }
+            if rtclab_runner::demo::is_web_dir(&web)
+                && !web.join("node_modules/uplot/dist/uPlot.esm.js").is_file()
+            {
+                eprintln!(
+                    "rtclab demo: warning: {} has no node_modules/uplot (the charting library), so \
+                     the page cannot draw its charts; run `./lab demo` (it installs it) or `npm ci \
+                     --prefix {}`",
+                    web.display(),
                     web.display()
                 );
             }

@@ -270,6 +270,46 @@ impl ImpairControl for DemoControl {
     }
 }
 
+/// Prints each kind of TURN refusal once, in words. webrtc-rs logs a refused permission as a
+/// red "TURN permission request failed ... 403" (silenced in the CLI's log filter); in the demo
+/// it is expected: the lab's TURN server relays only to loopback addresses, and the browser
+/// also offers its LAN addresses, so the Rust sender's pairs from its relay candidate to those
+/// are refused on purpose while the loopback pairs carry the media.
+fn explain_refusals() -> impl Fn(&Record) + Send + Sync + 'static {
+    let seen = Mutex::new(std::collections::HashSet::new());
+    move |record: &Record| {
+        let rtclab_events::Event::TurnRefused {
+            method,
+            code,
+            reason,
+            peer_addr,
+            ..
+        } = &record.event
+        else {
+            return;
+        };
+        if !seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((method.clone(), *code))
+        {
+            return;
+        }
+        let peer = peer_addr.as_deref().unwrap_or("a peer");
+        if method == "create_permission" && *code == 403 {
+            println!(
+                "rtclab demo: the TURN server refused a permission for {peer} (403 Forbidden), as \
+                 it should: it relays only to loopback addresses (a lab server must not be an open \
+                 relay). Pairs from the relay to the browser's other addresses fail; the loopback \
+                 pairs carry the media. Shown once; every refusal is a turn.refused line in the \
+                 TURN server's log."
+            );
+        } else {
+            println!("rtclab demo: the TURN server refused a {method} request ({code}): {reason}");
+        }
+    }
+}
+
 /// Ends a session's log with its summary.
 fn close(sink: &EventSink, reason: &str) {
     let summary = read_log(sink.path())
@@ -304,6 +344,7 @@ pub async fn run_demo(
                 None,
                 serde_json::json!({ "mode": "demo", "what": "the embedded STUN/TURN server" }),
             )?;
+            sink.set_listener(Arc::new(explain_refusals()));
             (Some(start_turn(t, sink.clone()).await?), Some(sink))
         }
         None => (None, None),
