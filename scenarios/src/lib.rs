@@ -1026,4 +1026,46 @@ loss_pct = 5.0
             );
         }
     }
+
+    /// Issue 13 #2: `presets/` holds named constant links, each naming its public source. A
+    /// preset is applied at once to a live session, so it has base settings and no schedule.
+    #[test]
+    fn the_shipped_presets_are_constant_links_that_name_their_source() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets");
+        let all = list(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        assert!(
+            all.len() >= 8,
+            "expected the shipped presets in {}, found {}",
+            dir.display(),
+            all.len()
+        );
+        for (path, s) in all {
+            let s = s.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let shown = path.display();
+            assert_eq!(
+                path.file_stem().and_then(|x| x.to_str()),
+                Some(s.name.as_str()),
+                "{shown}: file name and preset name differ"
+            );
+            for (direction, sched) in [
+                ("downlink", &s.impairment.downlink),
+                ("uplink", &s.impairment.uplink),
+            ] {
+                assert!(
+                    sched.steps.is_empty(),
+                    "{shown}: a preset is a constant link, but {direction} has {} schedule step(s)",
+                    sched.steps.len()
+                );
+                assert!(
+                    !sched.base.is_empty(),
+                    "{shown}: {direction} sets nothing; a preset says what each direction of its \
+                     link is"
+                );
+            }
+            assert!(
+                s.description.contains("http"),
+                "{shown}: the description must name its public source with a link"
+            );
+        }
+    }
 }
