@@ -25,3 +25,5 @@ pub use credentials::{DEFAULT_TTL, RestCredentials};
 pub use error::TurnError;
 pub use policy::{AllowedPeers, Policy};
 pub use server::{DEFAULT_PORT, TurnConfig, TurnServer};
+/// The `Conn` trait a [`relay::RelayHook`] returns, at the version the `turn` crate uses.
+pub use webrtc_util;

@@ -1,6 +1,7 @@
 //! Relay sockets: one UDP socket per allocation on the relay IP, wrapped to count what is
 //! relayed (the `turn` crate counts bytes only behind its `metrics` feature, one way, and
-//! reports them only when an allocation closes).
+//! reports them only when an allocation closes), and optionally handed to a [`RelayHook`]
+//! first (`rtclab relay` impairs and observes each allocation's traffic there).
 
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -39,12 +40,30 @@ impl RelayCounters {
 /// Counters of every live relay socket, by relayed address.
 pub type RelayRegistry = Arc<Mutex<HashMap<SocketAddr, Arc<RelayCounters>>>>;
 
+/// Turns each new relay socket into the connection the `turn` server relays through.
+///
+/// The socket is the allocation's own (bound on the relay IP); what the server then sends on
+/// the returned connection goes from the client to its peers, what it receives from it goes to
+/// the client. So a hook sits exactly on one client's access link through the relay. The
+/// counters of `turn.bytes` wrap the returned connection: they count what the `turn` server
+/// handed over and got back.
+pub trait RelayHook: Send + Sync {
+    /// Wraps the allocation's socket, bound to `relay`; an error fails the Allocate request.
+    fn wrap(
+        &self,
+        socket: std::net::UdpSocket,
+        relay: SocketAddr,
+    ) -> std::io::Result<Arc<dyn Conn + Send + Sync>>;
+}
+
 /// Binds each allocation's relay socket on `ip`, port chosen by the OS.
 pub struct CountingRelayGenerator {
     /// Address the relay sockets bind to and advertise.
     pub ip: IpAddr,
     /// Where each new socket's counters are registered.
     pub registry: RelayRegistry,
+    /// Wraps each socket before it is counted (none: a plain tokio socket).
+    pub hook: Option<Arc<dyn RelayHook>>,
 }
 
 #[async_trait]
@@ -64,67 +83,86 @@ impl RelayAddressGenerator for CountingRelayGenerator {
                 self.ip
             )));
         }
-        let socket = UdpSocket::bind(SocketAddr::new(self.ip, requested_port))
-            .await
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(self.ip, requested_port))
             .map_err(|e| turn::Error::Other(format!("bind relay socket: {e}")))?;
         let addr = socket
             .local_addr()
             .map_err(|e| turn::Error::Other(e.to_string()))?;
+        let conn: Arc<dyn Conn + Send + Sync> = match &self.hook {
+            Some(hook) => hook
+                .wrap(socket, addr)
+                .map_err(|e| turn::Error::Other(format!("relay socket {addr}: {e}")))?,
+            None => {
+                socket
+                    .set_nonblocking(true)
+                    .map_err(|e| turn::Error::Other(format!("relay socket: {e}")))?;
+                Arc::new(
+                    UdpSocket::from_std(socket)
+                        .map_err(|e| turn::Error::Other(format!("relay socket: {e}")))?,
+                )
+            }
+        };
         let counters = Arc::new(RelayCounters::default());
         self.registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(addr, counters.clone());
-        Ok((Arc::new(CountingConn { socket, counters }), addr))
+        Ok((
+            Arc::new(CountingConn {
+                inner: conn,
+                counters,
+            }),
+            addr,
+        ))
     }
 }
 
-/// A relay socket that counts what passes through it.
+/// A relay connection that counts what passes through it.
 struct CountingConn {
-    socket: UdpSocket,
+    inner: Arc<dyn Conn + Send + Sync>,
     counters: Arc<RelayCounters>,
 }
 
 #[async_trait]
 impl Conn for CountingConn {
     async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
-        Ok(self.socket.connect(addr).await?)
+        self.inner.connect(addr).await
     }
 
     async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        let n = self.socket.recv(buf).await?;
+        let n = self.inner.recv(buf).await?;
         self.count_in(n);
         Ok(n)
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
-        let (n, from) = self.socket.recv_from(buf).await?;
+        let (n, from) = self.inner.recv_from(buf).await?;
         self.count_in(n);
         Ok((n, from))
     }
 
     async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        let n = self.socket.send(buf).await?;
+        let n = self.inner.send(buf).await?;
         self.count_out(n);
         Ok(n)
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
-        let n = self.socket.send_to(buf, target).await?;
+        let n = self.inner.send_to(buf, target).await?;
         self.count_out(n);
         Ok(n)
     }
 
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
+        self.inner.local_addr()
     }
 
     fn remote_addr(&self) -> Option<SocketAddr> {
-        self.socket.peer_addr().ok()
+        self.inner.remote_addr()
     }
 
     async fn close(&self) -> webrtc_util::Result<()> {
-        Ok(())
+        self.inner.close().await
     }
 
     fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {

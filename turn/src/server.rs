@@ -5,7 +5,7 @@ use crate::credentials::{self, RestCredentials};
 use crate::error::TurnError;
 use crate::guard::{GuardedConn, Shared, State};
 use crate::policy::Policy;
-use crate::relay::{CountingRelayGenerator, RelayRegistry};
+use crate::relay::{CountingRelayGenerator, RelayHook, RelayRegistry};
 use rtclab_events::{Event, EventSink};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -39,6 +39,8 @@ pub struct TurnConfig {
     pub policy: Policy,
     /// Calendar clock the credential expiry is checked against.
     pub clock: Arc<dyn WallClock>,
+    /// Wraps every allocation's relay socket (`rtclab relay`: impairment and observation).
+    pub relay_hook: Option<Arc<dyn RelayHook>>,
 }
 
 impl std::fmt::Debug for TurnConfig {
@@ -63,6 +65,7 @@ impl TurnConfig {
             secret: secret.into(),
             policy: Policy::default(),
             clock: Arc::new(SystemWallClock),
+            relay_hook: None,
         }
     }
 
@@ -127,6 +130,7 @@ impl TurnServer {
                 relay_addr_generator: Box::new(CountingRelayGenerator {
                     ip: config.relay_ip,
                     registry: registry.clone(),
+                    hook: config.relay_hook.clone(),
                 }),
             }],
             realm: config.realm.clone(),
