@@ -101,6 +101,40 @@ enum Command {
         #[arg(long, default_value_t = rtclab_signaling::limits::MAX_CONNECTIONS_PER_IP)]
         max_connections_per_ip: usize,
     },
+    /// An impairing TURN relay for any WebRTC app: every allocation's relayed traffic crosses
+    /// the scenario's network (downlink = what that client receives, uplink = what it sends),
+    /// logged per allocation with the RTP headers the relay can read. Prints the iceServers to
+    /// give your app; the same HTTP server takes live changes (POST /api/impair) and serves
+    /// web/call.html, a call between two browser tabs through the relay.
+    Relay {
+        /// Scenario whose network every allocation starts with (its schedule runs from the
+        /// allocation's creation) [default: a clean link until changed live].
+        #[arg(long, value_name = "FILE")]
+        scenario: Option<PathBuf>,
+        /// HTTP address: signaling, web/call.html, /api/impair.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: std::net::SocketAddr,
+        /// The TURN server's UDP address (relay sockets bind to the same IP). Loopback unless
+        /// --allow-peers names a lab network.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3478")]
+        turn: std::net::SocketAddr,
+        /// Log folder [default: runs/relay-<unix time>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Impair only the clients whose TURN REST user is USER (the part after `expiry:`);
+        /// the others pass unimpaired [default: every client].
+        #[arg(long, value_name = "USER")]
+        impair: Option<String>,
+        /// Peer ranges the relay may send to besides loopback, comma-separated (e.g.
+        /// 192.168.1.0/24). Private, CGNAT, link-local and unique-local ranges only; a public
+        /// host must be named as one address.
+        #[arg(long, value_delimiter = ',', value_name = "CIDR")]
+        allow_peers: Vec<String>,
+        /// Shared secret of the TURN REST credentials (also RTCLAB_TURN_SECRET) [default: a
+        /// random one per run].
+        #[arg(long, env = "RTCLAB_TURN_SECRET", hide_env_values = true)]
+        turn_secret: Option<String>,
+    },
     /// Run one Rust peer against a signaling server.
     Peer {
         /// Signaling server, e.g. ws://127.0.0.1:8080.
@@ -483,6 +517,77 @@ async fn main() -> Result<()> {
             };
             rtclab_runner::demo::run_demo(cfg, webrtc_runtime()?, ctrl_c(), |url| {
                 println!("rtclab demo: open {url}");
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            })
+            .await?;
+            Ok(())
+        }
+        Command::Relay {
+            scenario,
+            addr,
+            turn,
+            out,
+            impair,
+            allow_peers,
+            turn_secret,
+        } => {
+            let (scenario, seed) = match scenario {
+                Some(file) => {
+                    let s = Scenario::load(&file)?;
+                    let seed = s.seed;
+                    (
+                        Some(rtclab_runner::live::Entry::new(
+                            s,
+                            rtclab_runner::live::Kind::Scenario,
+                            file,
+                        )),
+                        seed,
+                    )
+                }
+                None => (None, 1),
+            };
+            let allowed_peers = if allow_peers.is_empty() {
+                rtclab_turn::AllowedPeers::Loopback
+            } else {
+                rtclab_turn::policy::lab_peers(&allow_peers).map_err(|e| anyhow::anyhow!(e))?
+            };
+            let out =
+                out.unwrap_or_else(|| PathBuf::from("runs").join(format!("relay-{}", unix_time())));
+            let cfg = rtclab_runner::relay::RelayConfig {
+                http_addr: addr,
+                turn_addr: turn,
+                out: out.clone(),
+                scenario: scenario.clone(),
+                impair_user: impair,
+                allowed_peers,
+                secret: turn_secret,
+                web_dir: rtclab_runner::demo::default_web_dir(),
+                scenarios_dir: rtclab_runner::paths::default_scenarios_dir(),
+                seed,
+            };
+            rtclab_runner::relay::run_relay(cfg, webrtc_runtime()?, ctrl_c(), |ready| {
+                println!("rtclab relay: TURN on udp {}", ready.turn);
+                match &scenario {
+                    Some(e) => println!(
+                        "rtclab relay: every allocation starts with scenario {} (downlink = what the client receives, uplink = what it sends)",
+                        e.name
+                    ),
+                    None => println!("rtclab relay: no scenario: a clean link until changed live"),
+                }
+                println!(
+                    "rtclab relay: iceServers {} (give them to your app with iceTransportPolicy \"relay\"; valid 1 h)",
+                    ready.ice_servers
+                );
+                println!(
+                    "rtclab relay: control http://{}/api/impair?room=relay (POST {{\"action\":\"set\",\"downlink\":{{\"loss_pct\":5}}}})",
+                    ready.http
+                );
+                println!(
+                    "rtclab relay: page http://{}/call.html?room=relay (open it in two tabs)",
+                    ready.http
+                );
+                println!("rtclab relay: logs in {}", out.display());
                 use std::io::Write;
                 let _ = std::io::stdout().flush();
             })

@@ -10,8 +10,8 @@ pub mod stats;
 
 pub use schema::{
     BweDetail, Candidate, Direction, Event, First, KeyframeReason, MediaDirection, MediaStats,
-    NoteLevel, Observed, PeerRole, PliReason, Qoe, Record, ReportBlock, Rtcp, SCHEMA, Side,
-    feedback_seen_at, receiving_peer, sending_peer,
+    NoteLevel, Observed, PeerRole, PliReason, Qoe, Record, RelayPackets, RelayRtp, ReportBlock,
+    Rtcp, SCHEMA, Side, feedback_seen_at, receiving_peer, sending_peer,
 };
 pub use sink::{
     BadLine, Clock, EventSink, Listener, LogDamage, MAX_LINE_BYTES, MAX_LISTED_BAD_LINES,

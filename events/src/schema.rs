@@ -487,6 +487,65 @@ pub struct ImpairDrops {
     pub outage: u64,
 }
 
+/// Once a second per RTP stream a TURN relay carried in one direction (`rtclab relay`): what the
+/// relay can read of SRTP traffic it did not create. SRTP encrypts only the payload (RFC 3711
+/// §3.1), so the header's SSRC, sequence number, timestamp, marker and payload type are plain.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RelayRtp {
+    /// `from_client` (the client sent it; seen before the uplink impairment) or `to_client`
+    /// (the client receives it; seen after the downlink impairment).
+    pub direction: String,
+    /// The stream's SSRC.
+    pub ssrc: u32,
+    /// RTP payload type (dynamic ones mean what the SDP, which the relay cannot read, says).
+    pub payload_type: u8,
+    /// RTP clock rate inferred from timestamps against arrival times (8, 16, 32, 48 or
+    /// 90 kHz); absent until a second of packets has been seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_hz: Option<u32>,
+    /// Packets in the last interval.
+    pub packets: u64,
+    /// Bytes (RTP header and payload) in the last interval.
+    pub bytes: u64,
+    /// Bit rate of the last interval.
+    pub bps: f64,
+    /// Packets missing in the last interval by sequence number (RFC 3550 §A.3: expected minus
+    /// first arrivals; negative when packets of an earlier interval arrived late).
+    pub lost: i64,
+    /// `lost` as a percentage of the expected packets of the interval.
+    pub loss_pct: f64,
+    /// Interarrival jitter (RFC 3550 §A.8) in ms, with the inferred clock rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
+    /// Packets in the interval whose sequence number had been seen before: retransmissions on
+    /// the same SSRC (a sender without RFC 4588 RTX) or duplicates.
+    #[serde(default)]
+    pub repeated: u64,
+    /// Packets since the stream began.
+    pub packets_total: u64,
+    /// Packets that never arrived since the stream began.
+    pub lost_total: i64,
+}
+
+/// Once a second per direction of a TURN allocation: the datagrams that are not RTP, by kind
+/// (RFC 7983 demultiplexing on the first byte). SRTCP encrypts RTCP bodies, so RTCP is counted,
+/// not read.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RelayPackets {
+    /// `from_client` or `to_client`, as in [`RelayRtp`].
+    pub direction: String,
+    /// RTCP packets (compound packets count once) in the last interval.
+    pub rtcp_packets: u64,
+    /// Their bytes.
+    pub rtcp_bytes: u64,
+    /// STUN (ICE connectivity checks and consent) in the last interval.
+    pub stun_packets: u64,
+    /// DTLS records (the handshake, alerts) in the last interval.
+    pub dtls_packets: u64,
+    /// Anything else.
+    pub other_packets: u64,
+}
+
 /// Once a second per impaired direction: totals since the start, the bottleneck queue now, and
 /// the last second's delivered rate and queue delay.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -717,6 +776,12 @@ pub enum Event {
     /// Once a second per impaired direction.
     #[serde(rename = "impair.stats")]
     ImpairStats(ImpairStats),
+    /// Once a second per RTP stream a TURN relay carried (`rtclab relay`).
+    #[serde(rename = "relay.rtp")]
+    RelayRtp(RelayRtp),
+    /// Once a second per direction of a relay allocation: RTCP, STUN and DTLS counts.
+    #[serde(rename = "relay.packets")]
+    RelayPackets(RelayPackets),
     /// The impairment of a direction changed: a schedule step, or the end of a period.
     #[serde(rename = "impair.change")]
     ImpairChange {
@@ -877,6 +942,8 @@ impl Event {
             Event::MediaStats(_) => "media.stats",
             Event::Qoe(_) => "qoe",
             Event::ImpairStats(_) => "impair.stats",
+            Event::RelayRtp(_) => "relay.rtp",
+            Event::RelayPackets(_) => "relay.packets",
             Event::ImpairChange { .. } => "impair.change",
             Event::BrowserStats { .. } => "browser.stats",
             Event::BrowserEvent { .. } => "browser.event",

@@ -20,6 +20,8 @@ pub mod ice_servers;
 pub mod lab_failures;
 pub mod live;
 pub mod paths;
+pub mod relay;
+pub mod rtp_watch;
 pub mod run;
 pub mod sweep;
 

@@ -112,6 +112,17 @@ impl Catalog {
         self.scenarios.iter().find(|e| e.name == name)
     }
 
+    /// The entry called `name`, or a refusal that lists the known names.
+    pub fn lookup(&self, name: &str) -> Result<&Entry, ControlError> {
+        self.find(name).ok_or_else(|| {
+            let names: Vec<&str> = self.scenarios.iter().map(|e| e.name.as_str()).collect();
+            invalid(format!(
+                "scenario: no scenario or preset called {name:?}; known: {}",
+                names.join(", ")
+            ))
+        })
+    }
+
     /// `GET /api/scenarios`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
@@ -417,49 +428,91 @@ impl LiveSession {
         catalog: &Catalog,
     ) -> Result<serde_json::Value, ControlError> {
         let (request, source) = Request::parse(body)?;
-        let refused = |e: rtclab_netem::ConfigError| invalid(e.to_string());
-        let rt = &self.runtime;
-        match request {
+        let started_t = self.sink.elapsed();
+        let played = carry_out(&self.runtime, &request, &source, catalog)?;
+        let mut playing = self.playing.lock().unwrap_or_else(|e| e.into_inner());
+        match (&request, played) {
+            (_, Some(entry)) => *playing = Some(Playing::new(entry, started_t)),
+            (Request::Reset, _) => *playing = None,
+            _ => {}
+        }
+        drop(playing);
+        Ok(self.state())
+    }
+}
+
+/// Carries out a checked request on one impaired runtime; returns the entry a `play` started.
+pub fn carry_out<'c>(
+    rt: &ImpairedRuntime,
+    request: &Request,
+    source: &str,
+    catalog: &'c Catalog,
+) -> Result<Option<&'c Entry>, ControlError> {
+    let refused = |e: rtclab_netem::ConfigError| invalid(e.to_string());
+    match request {
+        Request::Set { downlink, uplink } => {
+            for (link, config) in [(Link::Downlink, downlink), (Link::Uplink, uplink)] {
+                if let Some(config) = config {
+                    rt.apply(link, config, source).map_err(refused)?;
+                }
+            }
+        }
+        Request::Replace { downlink, uplink } => {
+            for (link, config) in [(Link::Downlink, downlink), (Link::Uplink, uplink)] {
+                if let Some(config) = config {
+                    rt.replace(link, config, source).map_err(refused)?;
+                }
+            }
+        }
+        Request::Outage { length, links } => {
+            for link in links {
+                rt.outage(*link, *length, source);
+            }
+        }
+        Request::Play { scenario } => {
+            let entry = catalog.lookup(scenario)?;
+            rt.play(&entry.impairment, &entry.label())
+                .map_err(refused)?;
+            return Ok(Some(entry));
+        }
+        Request::Reset => rt.reset(source),
+    }
+    Ok(None)
+}
+
+impl Request {
+    /// What a link created after this request should start from, given what it would have
+    /// started from before: `set`, `replace`, `play` and `reset` carry over, an outage does not
+    /// (it is a moment, not a setting).
+    pub fn update_base(
+        &self,
+        base: &mut Impairment,
+        catalog: &Catalog,
+    ) -> Result<(), ControlError> {
+        match self {
             Request::Set { downlink, uplink } => {
-                for (link, config) in [(Link::Downlink, downlink), (Link::Uplink, uplink)] {
+                for (schedule, config) in
+                    [(&mut base.downlink, downlink), (&mut base.uplink, uplink)]
+                {
                     if let Some(config) = config {
-                        rt.apply(link, &config, &source).map_err(refused)?;
+                        schedule.base.overlay(config);
                     }
                 }
             }
             Request::Replace { downlink, uplink } => {
-                for (link, config) in [(Link::Downlink, downlink), (Link::Uplink, uplink)] {
+                for (schedule, config) in
+                    [(&mut base.downlink, downlink), (&mut base.uplink, uplink)]
+                {
                     if let Some(config) = config {
-                        rt.replace(link, &config, &source).map_err(refused)?;
+                        schedule.base = config.clone();
                     }
                 }
             }
-            Request::Outage { length, links } => {
-                for link in links {
-                    rt.outage(link, length, &source);
-                }
-            }
-            Request::Play { scenario } => {
-                let entry = catalog.find(&scenario).ok_or_else(|| {
-                    let names: Vec<&str> =
-                        catalog.scenarios.iter().map(|e| e.name.as_str()).collect();
-                    invalid(format!(
-                        "scenario: no scenario or preset called {scenario:?}; known: {}",
-                        names.join(", ")
-                    ))
-                })?;
-                let started_t = self.sink.elapsed();
-                rt.play(&entry.impairment, &entry.label())
-                    .map_err(refused)?;
-                *self.playing.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Playing::new(entry, started_t));
-            }
-            Request::Reset => {
-                rt.reset(&source);
-                *self.playing.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            }
+            Request::Play { scenario } => *base = catalog.lookup(scenario)?.impairment.clone(),
+            Request::Reset => *base = Impairment::default(),
+            Request::Outage { .. } => {}
         }
-        Ok(self.state())
+        Ok(())
     }
 }
 
