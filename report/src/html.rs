@@ -271,6 +271,16 @@ fn render(report: &RunReport, summary: &Value, plots: &[crate::plots::Plot]) -> 
         }));
     }
 
+    if !report.relay_streams.is_empty() {
+        h.push_str("<h2>Streams seen at the relay</h2>\n");
+        let _ = writeln!(h, "<p>{}</p>", esc(crate::relay::EXPLAINED));
+        h.push_str(&html_table(
+            &crate::relay::HEADERS,
+            &crate::relay::rows(&report.relay_streams),
+            &|i| if i >= 3 { "n" } else { "" },
+        ));
+    }
+
     if let Some(m) = cfg.as_object().filter(|m| !m.is_empty()) {
         h.push_str("<h2>Configuration</h2>\n");
         let rows: Vec<Vec<String>> = m

@@ -19,6 +19,7 @@ mod path;
 mod plots;
 pub mod qoe_bench;
 pub mod qoe_qos;
+pub mod relay;
 pub mod sequence;
 pub mod summary;
 pub mod sweep_page;

@@ -253,6 +253,9 @@ pub struct RunReport {
     pub ice_selected_pairs: Vec<SelectedPairRow>,
     /// Impairment per direction; empty for a clean run.
     pub impairment: Vec<ImpairTotals>,
+    /// RTP streams a TURN relay carried (`rtclab relay` logs); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relay_streams: Vec<crate::relay::RelayStream>,
     /// How to read approximate figures, and warnings/errors the run logged.
     pub report_notes: Vec<String>,
     /// The ICE path per peer (candidates by type, the chosen pair and why, time to connect)
@@ -365,6 +368,7 @@ impl RunReport {
         let impair = impair::extract(records);
         let mut report = Self::compute(records, &impair);
         report.ice_path = crate::path::extract(records);
+        report.relay_streams = crate::relay::streams(records);
         report.startup_delay = crate::sequence::startup_delay(records);
         report.rr_jitter_p50_ms = crate::qoe_qos::rr_jitter_ms(records);
         report.session_flow = crate::sequence::session_flow(records);

@@ -629,6 +629,14 @@ pub fn print_tables(
         right_align(&mut t, 1);
         writeln!(w, "{t}")?;
     }
+    if !report.relay_streams.is_empty() {
+        writeln!(w, "\nStreams seen at the relay")?;
+        let mut t = table(&crate::relay::HEADERS);
+        t.add_rows(crate::relay::rows(&report.relay_streams));
+        right_align(&mut t, 3);
+        writeln!(w, "{t}")?;
+        writeln!(w, "  {}", crate::relay::EXPLAINED)?;
+    }
     if !report.report_notes.is_empty() {
         writeln!(w, "\nNotes")?;
         for n in &report.report_notes {
