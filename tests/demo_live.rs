@@ -136,6 +136,7 @@ async fn live_control_changes_one_rooms_link_at_once_and_logs_where_it_came_from
         turn: None,
         scenarios_dir: root().join("scenarios"),
         scenario: None,
+        allowed_origins: Vec::new(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();

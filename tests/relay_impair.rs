@@ -137,6 +137,7 @@ async fn the_relay_impairs_each_clients_link_and_reads_the_rtp_it_carries() {
         web_dir: root().join("web"),
         scenarios_dir: root().join("scenarios"),
         seed: 1,
+        allowed_origins: Vec::new(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -85,6 +85,11 @@ enum Command {
         /// random one per run].
         #[arg(long, env = "RTCLAB_TURN_SECRET", hide_env_values = true)]
         turn_secret: Option<String>,
+        /// Also let web pages from this origin (e.g. https://app.example:8443) open the
+        /// WebSocket and change the network; the server's own pages and loopback pages always
+        /// may, pages from elsewhere may not. Repeatable.
+        #[arg(long, value_name = "ORIGIN")]
+        allow_origin: Vec<String>,
     },
     /// Run the signaling server (and the web page) only.
     Serve {
@@ -100,6 +105,11 @@ enum Command {
         /// clients from one machine raises it).
         #[arg(long, default_value_t = rtclab_signaling::limits::MAX_CONNECTIONS_PER_IP)]
         max_connections_per_ip: usize,
+        /// Also let web pages from this origin (e.g. https://app.example:8443) open the
+        /// WebSocket and change the network; the server's own pages and loopback pages always
+        /// may, pages from elsewhere may not. Repeatable.
+        #[arg(long, value_name = "ORIGIN")]
+        allow_origin: Vec<String>,
     },
     /// An impairing TURN relay for any WebRTC app: every allocation's relayed traffic crosses
     /// the scenario's network (downlink = what that client receives, uplink = what it sends),
@@ -134,6 +144,11 @@ enum Command {
         /// random one per run].
         #[arg(long, env = "RTCLAB_TURN_SECRET", hide_env_values = true)]
         turn_secret: Option<String>,
+        /// Also let web pages from this origin (e.g. https://app.example:8443) open the
+        /// WebSocket and change the network; the server's own pages and loopback pages always
+        /// may, pages from elsewhere may not. Repeatable.
+        #[arg(long, value_name = "ORIGIN")]
+        allow_origin: Vec<String>,
     },
     /// Run one Rust peer against a signaling server.
     Peer {
@@ -447,7 +462,8 @@ async fn main() -> Result<()> {
             web,
             turn,
             max_connections_per_ip,
-        } => serve(&addr, web, turn, max_connections_per_ip).await,
+            allow_origin,
+        } => serve(&addr, web, turn, max_connections_per_ip, allow_origin).await,
         Command::Demo {
             addr,
             codec,
@@ -460,6 +476,7 @@ async fn main() -> Result<()> {
             no_turn,
             turn_secret,
             scenario,
+            allow_origin,
         } => {
             let scenario = match scenario {
                 Some(file) => {
@@ -514,6 +531,7 @@ async fn main() -> Result<()> {
                 }),
                 scenarios_dir: rtclab_runner::paths::default_scenarios_dir(),
                 scenario,
+                allowed_origins: allow_origin,
             };
             rtclab_runner::demo::run_demo(cfg, webrtc_runtime()?, ctrl_c(), |url| {
                 println!("rtclab demo: open {url}");
@@ -531,6 +549,7 @@ async fn main() -> Result<()> {
             impair,
             allow_peers,
             turn_secret,
+            allow_origin,
         } => {
             let (scenario, seed) = match scenario {
                 Some(file) => {
@@ -565,6 +584,7 @@ async fn main() -> Result<()> {
                 web_dir: rtclab_runner::demo::default_web_dir(),
                 scenarios_dir: rtclab_runner::paths::default_scenarios_dir(),
                 seed,
+                allowed_origins: allow_origin,
             };
             rtclab_runner::relay::run_relay(cfg, webrtc_runtime()?, ctrl_c(), |ready| {
                 println!("rtclab relay: TURN on udp {}", ready.turn);
@@ -859,6 +879,7 @@ async fn serve(
     web: PathBuf,
     turn: TurnArgs,
     max_connections_per_ip: usize,
+    allow_origin: Vec<String>,
 ) -> Result<()> {
     let addr: std::net::SocketAddr = addr
         .parse()
@@ -868,8 +889,9 @@ async fn serve(
         .with_context(|| format!("cannot listen on {addr}; is another rtclab already running there? try --addr 127.0.0.1:0"))?;
     let web = web.is_dir().then_some(web);
     println!("rtclab signaling server on http://{bound} (WebSocket: ws://{bound}/ws?room=NAME)");
-    let mut state =
-        rtclab_signaling::AppState::new(web).with_max_connections_per_ip(max_connections_per_ip);
+    let mut state = rtclab_signaling::AppState::new(web)
+        .with_max_connections_per_ip(max_connections_per_ip)
+        .with_allowed_origins(allow_origin);
     let secret = match (&turn.turn, turn.turn_secret) {
         (_, Some(s)) => Some(s),
         (Some(_), None) => Some(rtclab_runner::ice_servers::random_secret()),

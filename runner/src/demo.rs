@@ -45,6 +45,8 @@ pub struct DemoConfig {
     /// A scenario whose network (impairment and schedule) every session plays from its start
     /// (`rtclab demo --scenario FILE`); the rest of the file (codec, size, duration) is not used.
     pub scenario: Option<Entry>,
+    /// Origins allowed to use the server besides its own and loopback (`--allow-origin`).
+    pub allowed_origins: Vec<String>,
 }
 
 /// Seed of the impairment when no scenario names one: fixed, so two sessions given the same
@@ -365,7 +367,7 @@ pub async fn run_demo(
     });
     let web_dir = cfg.web_dir.is_dir().then(|| cfg.web_dir.clone());
     let (join_demo, event_demo, log_demo) = (demo.clone(), demo.clone(), demo.clone());
-    let mut state = AppState::new(web_dir);
+    let mut state = AppState::new(web_dir).with_allowed_origins(cfg.allowed_origins.clone());
     if let Some((server, issuer)) = &turn {
         println!(
             "rtclab demo: STUN/TURN server on udp {} (each page and sender gets its own TURN credentials on join; turn.* events in {})",

@@ -62,6 +62,8 @@ pub struct RelayConfig {
     pub scenarios_dir: PathBuf,
     /// Seed of the first allocation's impairment; allocation n uses `seed + n`.
     pub seed: u64,
+    /// Origins allowed to use the server besides its own and loopback (`--allow-origin`).
+    pub allowed_origins: Vec<String>,
 }
 
 /// What `rtclab relay` prints once it listens.
@@ -531,6 +533,7 @@ pub async fn run_relay(
     let web_dir = cfg.web_dir.is_dir().then(|| cfg.web_dir.clone());
     let state = Arc::new(
         AppState::new(web_dir)
+            .with_allowed_origins(cfg.allowed_origins.clone())
             .with_ice(issuer)
             .with_control(Arc::new(Control(relay.clone())))
             .with_event_hook(move |room, event| {

@@ -32,6 +32,9 @@ pub enum ControlError {
     /// The request cannot be carried out; the message says what is wrong and what to send.
     #[error("{0}")]
     Invalid(String),
+    /// A page from another origin tried to change the network ([`crate::origin`]).
+    #[error("{0}")]
+    Forbidden(String),
     /// The server has no live control (plain `rtclab serve`).
     #[error("this server has no live impairment control; it comes with `rtclab demo`")]
     Unavailable,
@@ -42,6 +45,7 @@ impl IntoResponse for ControlError {
         let status = match self {
             ControlError::NoSession(_) | ControlError::Unavailable => StatusCode::NOT_FOUND,
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::Forbidden(_) => StatusCode::FORBIDDEN,
         };
         (
             status,
@@ -95,8 +99,12 @@ pub(crate) async fn get_state(
 pub(crate) async fn post_change(
     State(state): State<Arc<AppState>>,
     Query(q): Query<RoomQuery>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ControlError> {
+    state
+        .check_origin(&headers)
+        .map_err(ControlError::Forbidden)?;
     let control = control(&state)?;
     // Parsed here rather than by axum's `Json` so that a bad body gets a JSON error that says
     // what to send, like every other refusal of this route.

@@ -22,6 +22,9 @@ pub enum AppError {
     /// No event log is known for the room.
     #[error("no event log for room {0:?}: start a session in that room first")]
     NoLog(String),
+    /// A page from another origin tried to open a WebSocket ([`crate::origin`]).
+    #[error("{0}")]
+    Origin(String),
 }
 
 impl IntoResponse for AppError {
@@ -31,6 +34,7 @@ impl IntoResponse for AppError {
             AppError::NotWebSocket(rejection) => rejection.status(),
             AppError::BadQuery(rejection) => rejection.status(),
             AppError::NoLog(_) => axum::http::StatusCode::NOT_FOUND,
+            AppError::Origin(_) => axum::http::StatusCode::FORBIDDEN,
         };
         tracing::debug!(%status, error = %self, "refused HTTP request");
         (status, self.to_string()).into_response()

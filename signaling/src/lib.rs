@@ -42,6 +42,8 @@ pub mod error;
 pub mod issuer;
 #[cfg(feature = "server")]
 pub mod limits;
+#[cfg(feature = "server")]
+pub mod origin;
 pub mod protocol;
 #[cfg(feature = "server")]
 pub mod rooms;

@@ -46,6 +46,8 @@ pub struct AppState {
     /// Live impairment control behind `/api/impair` and `/api/scenarios`; without it those
     /// routes answer 404 with a note.
     pub control: Option<Arc<dyn ImpairControl>>,
+    /// Origins allowed besides the server's own and loopback ([`crate::origin`]).
+    pub allowed_origins: Vec<String>,
     rooms: Mutex<Rooms<ws::Peer>>,
     /// Flipped to `true` on shutdown; every WebSocket session watches it.
     pub(crate) shutdown: watch::Sender<bool>,
@@ -65,6 +67,7 @@ impl AppState {
             log_lookup: None,
             ice: None,
             control: None,
+            allowed_origins: Vec::new(),
             rooms: Mutex::new(Rooms::new()),
             shutdown: watch::Sender::new(false),
             sessions: watch::Sender::new(0),
@@ -130,6 +133,26 @@ impl AppState {
     ) -> Self {
         self.log_lookup = Some(Arc::new(lookup));
         self
+    }
+
+    /// Also lets pages from these origins (`https://host:port`) use the WebSocket and the
+    /// live control (`--allow-origin`).
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Self {
+        self.allowed_origins = origins;
+        self
+    }
+
+    /// Whether a request with these `Origin` and `Host` headers may go on; the refusal
+    /// otherwise.
+    pub fn check_origin(&self, headers: &axum::http::HeaderMap) -> Result<(), String> {
+        let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let origin = get(axum::http::header::ORIGIN);
+        if crate::origin::allowed(origin, get(axum::http::header::HOST), &self.allowed_origins) {
+            Ok(())
+        } else {
+            tracing::debug!(?origin, "refused a page from another origin");
+            Err(crate::origin::refusal(origin.unwrap_or("?")))
+        }
     }
 
     /// Serves live impairment control (`/api/impair`, `/api/scenarios`) through `control`.

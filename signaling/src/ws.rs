@@ -93,7 +93,9 @@ pub(crate) async fn ws_handler(
     slot: Option<Extension<ConnectionSlot>>,
     query: Result<Query<WsParams>, QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, AppError> {
+    state.check_origin(&headers).map_err(AppError::Origin)?;
     let upgrade = upgrade?;
     let Query(params) = query?;
     let room = params.room.unwrap_or_default();

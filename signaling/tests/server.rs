@@ -651,3 +651,138 @@ async fn joined_carries_ice_servers_with_per_peer_turn_credentials() {
         "no TURN secret, no iceServers: {jc}"
     );
 }
+
+/// A control that records what it was asked and refuses one value, to test the routes alone.
+struct FakeControl(Mutex<Vec<(String, Value)>>);
+
+impl rtclab_signaling::ImpairControl for FakeControl {
+    fn catalog(&self) -> Value {
+        json!({ "scenarios": [] })
+    }
+    fn state(&self, room: &str) -> Result<Value, rtclab_signaling::ControlError> {
+        match room {
+            "live" => Ok(json!({ "t": 1.0 })),
+            other => Err(rtclab_signaling::ControlError::NoSession(other.to_owned())),
+        }
+    }
+    fn change(&self, room: &str, request: Value) -> Result<Value, rtclab_signaling::ControlError> {
+        self.state(room)?;
+        if request["bad"] == true {
+            return Err(rtclab_signaling::ControlError::Invalid("bad: no".into()));
+        }
+        self.0
+            .lock()
+            .expect("lock")
+            .push((room.to_owned(), request));
+        Ok(json!({ "ok": true }))
+    }
+}
+
+async fn call(state: &Arc<AppState>, request: Request<Body>) -> (u16, String) {
+    let response = timeout(WAIT, app(Arc::clone(state)).oneshot(request))
+        .await
+        .expect("HTTP request timed out")
+        .expect("the router is infallible");
+    let status = response.status().as_u16();
+    (status, body_text(response).await)
+}
+
+fn post(path: &str, origin: Option<&str>, body: &str) -> Request<Body> {
+    let mut b = Request::post(path).header("host", "127.0.0.1:8080");
+    if let Some(o) = origin {
+        b = b.header("origin", o);
+    }
+    b.body(Body::from(body.to_owned())).expect("valid request")
+}
+
+/// The live control routes hand requests to the control, answer its refusals as JSON with the
+/// right status, and refuse pages from other origins (a page on any site could otherwise POST a
+/// text/plain body to the lab without a CORS preflight).
+#[tokio::test]
+async fn impair_routes_reach_the_control_and_refuse_other_origins() {
+    let control = Arc::new(FakeControl(Mutex::new(Vec::new())));
+    let state = Arc::new(AppState::new(None).with_control(control.clone()));
+    let (status, body) = http_get(&state, "/api/scenarios").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"scenarios":[]}"#));
+    let (status, body) = http_get(&state, "/api/impair?room=live").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(&state, "/api/impair?room=none").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no session in room"), "{body}");
+
+    let ok = r#"{"action":"reset"}"#;
+    let (status, body) = call(&state, post("/api/impair?room=live", None, ok)).await;
+    assert_eq!(status, 200, "{body}");
+    let same = Some("http://127.0.0.1:8080");
+    let (status, _) = call(&state, post("/api/impair?room=live", same, ok)).await;
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        &state,
+        post("/api/impair?room=live", None, r#"{"bad":true}"#),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (400, r#"{"error":"bad: no"}"#));
+    let (status, body) = call(&state, post("/api/impair?room=live", None, "not json")).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("not JSON"), "{body}");
+    let (status, body) = call(
+        &state,
+        post("/api/impair?room=live", Some("https://evil.example"), ok),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("--allow-origin https://evil.example"),
+        "{body}"
+    );
+    assert_eq!(
+        control.0.lock().expect("lock").len(),
+        2,
+        "the refused ones never reached it"
+    );
+
+    // Named with --allow-origin, the same page may.
+    let allowing = Arc::new(
+        AppState::new(None)
+            .with_control(control.clone())
+            .with_allowed_origins(vec!["https://evil.example".into()]),
+    );
+    let (status, _) = call(
+        &allowing,
+        post("/api/impair?room=live", Some("https://evil.example"), ok),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Without a control (plain `rtclab serve`), the routes say where it comes from.
+    let (status, body) = http_get(&Arc::new(AppState::new(None)), "/api/scenarios").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("rtclab demo"), "{body}");
+}
+
+/// A WebSocket upgrade from a page on another site is refused before any room is joined.
+#[tokio::test]
+async fn websocket_from_another_origin_is_refused() {
+    let state = Arc::new(AppState::new(None));
+    let (listener, addr) = bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let server = tokio::spawn(serve(listener, Arc::clone(&state)));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{addr}/ws?room=r1"
+        ))
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().expect("header"));
+    let err = connect_async(request).await.expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("403"), "{text}");
+    assert_eq!(state.peer_count(), 0);
+    // The same client without a foreign Origin joins.
+    let (_ws, _) = connect_async(format!("ws://{addr}/ws?room=r1"))
+        .await
+        .expect("joins");
+    server.abort();
+}
