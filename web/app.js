@@ -6,7 +6,20 @@
 // with setCodecPreferences) and trickles candidates. Every session-log line is pushed to the page
 // as {type:"event"}; the page sends its getStats() once a second as a browser.stats event.
 
-import uPlot from '/node_modules/uplot/dist/uPlot.esm.js';
+import { bps, compactFields, field, num, settingsText, arrow } from './format.js';
+import { createMarks, marksPlugin } from './markers.js';
+import { createNetworkPanel } from './network.js';
+
+// uPlot comes from web/node_modules (npm). Without it the page still runs the session, and says
+// what to run instead of silently drawing nothing.
+const UPLOT_URL = '/node_modules/uplot/dist/uPlot.esm.js';
+let uPlot = null;
+let uPlotError = null;
+try {
+  uPlot = (await import(UPLOT_URL)).default;
+} catch (err) {
+  uPlotError = err;
+}
 
 const WINDOW_S = 60;          // chart window, one point per second
 const MIN_WINDOW_S = 15;      // narrowest chart window while a session is young
@@ -36,6 +49,24 @@ const app = {
   sender: { target: null, encoder: null, rtt: null, encoderInfo: null },  // latest Rust sender figures
   timing: { firstFrameMs: null, wsOpenMs: null, offerMs: null, answerMs: null, iceConnectedMs: null, connectedMs: null },
   eventsSeen: 0,
+  net: { downlink: null, uplink: null },          // latest impair.stats per direction, per second
+  impairLast: { downlink: null, uplink: null },   // the previous impair.stats line (for deltas)
+};
+
+/**
+ * The session clock: seconds since the session's log started (every log line's `t`). The charts'
+ * x and every mark on them use it. Estimated from the lines as they arrive: a line logged at `t`
+ * arrives a little later, so the smallest (arrival - t) seen is the best offset.
+ */
+const clock = {
+  offset: null,
+  observe(t, lagS = 0) {
+    if (typeof t !== 'number') return;
+    const o = performance.now() / 1000 - lagS - t;
+    if (this.offset == null || o < this.offset) this.offset = o;
+  },
+  now() { return this.offset == null ? null : performance.now() / 1000 - this.offset; },
+  reset() { this.offset = null; },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -104,9 +135,11 @@ function start() {
   app.stopping = false;
   app.pendingCandidates = [];
   app.prev = null;
+  clock.reset();
   resetCharts();
   resetFlow();
-  app.sender = { target: null, encoder: null, rtt: null, encoderInfo: null };
+  net.detach('waiting for the session…');
+  app.sender = { target: null, encoder: null, rtt: null, encoderInfo: null, rtx: null, mediaLast: null };
   $('video-empty').textContent = 'connecting…';
   $('start').disabled = true;
   $('stop').disabled = false;
@@ -178,6 +211,7 @@ function teardown() {
   $('self-view').srcObject = null;
   $('self-label').hidden = true;
   stopStatsLoop();
+  net.detach();
   $('start').disabled = false;
   $('stop').disabled = true;
   $('camera').disabled = true;
@@ -211,6 +245,8 @@ async function onSignal(msg) {
   switch (msg.type) {
     case 'joined':
       app.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
+      // The demo starts this room's session (and its impairment) when the page joins.
+      if (!SEND_MODE) net.attach(roomName());
       setState('signaling', msg.peers === 1 ? (SEND_MODE ? 'waiting for receiver' : 'waiting for sender') : 'peer present');
       if (SEND_MODE && msg.peers === 2) await offerCamera();
       break;
@@ -287,6 +323,7 @@ function createPc() {
     video.srcObject = e.streams[0] || new MediaStream([e.track]);
     video.play().catch(() => {});
     watchFirstFrame(video);
+    watchPaints(video);
   };
   const stateHandler = (which, getter, evName) => () => {
     if (app.pc !== pc) return;
@@ -591,67 +628,149 @@ function renderIce(s) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// charts
+// charts: one point a second, x = session seconds (the log's t), so the marks from the log
+// (network changes, resolution changes, keyframes) and the browser's points share one axis
 
 const charts = [];
 const series = {
   x: [],
-  target: [], encoder: [], received: [],
+  pageMs: [],                                  // performance.now() of each point (tests, timing)
+  target: [], encoder: [], received: [], capacity: [],
   decoded: [], dropped: [],
-  lost: [],
+  lost: [], nackSent: [], rtxRecv: [],
+  qDelay: [], dropRandom: [], dropBurst: [], dropNth: [], dropQueue: [], dropOutage: [], upDropped: [],
+  sentHeight: [], recvHeight: [],
   jitter: [], jbDelay: [],
   rtt: [], bweRtt: [], camRtt: [],
   nack: [], pli: [], fir: [], freezes: [],
 };
+const marks = createMarks();
+/**
+ * Freezes on the charts. A freeze is what the browser counts (getStats freezeCount, the W3C rule
+ * on decoded frames), once a second. Where requestVideoFrameCallback exists, every painted frame
+ * is timed too, so the band starts and ends where the picture stood still (a paint gap counted
+ * as a freeze by the browser; a gap it does not count, e.g. the page itself busy, is dropped);
+ * otherwise the band is placed from totalFreezesDuration, within a second. `stall`: the open
+ * band of a freeze going on now.
+ */
+const freezeWatch = { lastFrameX: null, stall: null, paintMs: null, meanMs: null, painting: false, pending: [] };
 
-const COLORS = { blue: '#1f6feb', orange: '#d97706', purple: '#8b5cf6', red: '#dc2626', green: '#16a34a', grey: '#6b7280', teal: '#0d9488' };
+const COLORS = {
+  blue: '#1f6feb', orange: '#d97706', purple: '#8b5cf6', red: '#dc2626', green: '#16a34a', grey: '#6b7280',
+  teal: '#0d9488', black: '#111827', pink: '#db2777', brown: '#92400e', olive: '#65a30d',
+};
 
 function line(label, stroke, extra = {}) {
   return { label, stroke, width: 2, spanGaps: false, points: { show: false }, ...extra };
 }
 
+/** A line that holds its value until the next point (a setting or a resolution, not a rate). */
+function step(label, stroke, extra = {}) {
+  return line(label, stroke, { paths: uPlot.paths.stepped({ align: 1 }), ...extra });
+}
+
 function xRange(u, min, max) {
-  if (min == null || max == null) {
-    const now = Date.now() / 1000;
-    return [now, now + MIN_WINDOW_S];
-  }
+  if (min == null || max == null) return [0, MIN_WINDOW_S];
   const width = Math.min(WINDOW_S, Math.max(MIN_WINDOW_S, max - min));
   const start = Math.max(min, max - width);
   return [start, start + width];
 }
 
-function makeChart(id, seriesDefs, keys, opts = {}) {
+/** A y axis as wide as its longest label ("3,000" needs more room than "20"). */
+function axisSize(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1) return axis._size;  // uPlot asks again while converging; keep the answer
+  const longest = (values || []).reduce((n, v) => Math.max(n, String(v).length), 1);
+  return Math.ceil(longest * 6.6) + 16;
+}
+
+const AXIS = { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, font: '11px system-ui, sans-serif' };
+
+/**
+ * One chart in the card `id`: `defs` = uPlot series, `keys` = their arrays in `series`.
+ * opts: minMax (the y scale shows at least 0..minMax), y2 = {label, minMax} puts the series with
+ * `scale: 'y2'` on a right-hand axis, marks = which marks (markers.js), bandText = label the bands.
+ */
+function makeChart(id, defs, keys, opts = {}) {
   const el = $(id);
   const box = document.createElement('div');
   box.className = 'plot';
   el.append(box);
-  const rect = () => ({ width: Math.max(200, box.clientWidth), height: Math.max(90, box.clientHeight) });
-  const { width, height } = rect();
+  if (!uPlot) return;
+  // Headroom above the highest point: the marks' labels sit at the top of the plot.
+  const yRange = (minMax) => (u, min, max) => [0, Math.max((max ?? 0) * 1.3, minMax ?? 1)];
+  const scales = { x: { time: false, range: xRange }, y: { range: yRange(opts.minMax) } };
+  const axes = [
+    // Whole seconds on x: steps of 1, 2, 5, 10... s, never 2.5 s shown as "3 s".
+    { ...AXIS, size: 26, incrs: [1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 1800, 3600], values: (u, vals) => vals.map((v) => `${num(v, 0)} s`) },
+    { ...AXIS, size: axisSize, space: 36 },
+  ];
+  if (opts.y2) {
+    scales.y2 = { range: yRange(opts.y2.minMax) };
+    axes.push({ ...AXIS, scale: 'y2', side: 1, size: (u, v, i, c) => axisSize(u, v, i, c) + 14, grid: { show: false }, label: opts.y2.label, labelSize: 14, labelFont: '10px system-ui, sans-serif' });
+  }
   const u = new uPlot({
-    width, height,
+    width: Math.max(200, box.clientWidth), height: Math.max(60, box.clientHeight),
     legend: { show: true, live: false },
     cursor: { drag: { x: false, y: false } },
-    // A young session fills a MIN_WINDOW_S-wide chart from the left (no sub-second ticks), the
-    // window then widens with the data up to WINDOW_S and scrolls.
-    scales: { x: { time: true, range: xRange }, y: { range: (u, min, max) => [0, Math.max(max * 1.1, opts.minMax ?? 1)] } },
-    axes: [
-      { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: 28, font: '11px system-ui, sans-serif' },
-      { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, size: 46, font: '11px system-ui, sans-serif' },
-    ],
-    series: [{}, ...seriesDefs],
+    // A young session fills a MIN_WINDOW_S-wide chart from the left, the window then widens with
+    // the data up to WINDOW_S and scrolls.
+    scales, axes,
+    series: [{}, ...defs],
+    plugins: [marksPlugin(marks, { kinds: opts.marks ?? ['impair', 'freeze', 'stall'], bandText: opts.bandText })],
   }, [series.x, ...keys.map((k) => series[k])], box);
-  new ResizeObserver(() => u.setSize(rect())).observe(box);
+  // The legend sits under the plot inside the card: the plot gets the card's height minus the
+  // legend's (which wraps on narrow cards), so nothing spills onto the card below.
+  const legend = u.root.querySelector('.u-legend');
+  const fit = () => {
+    const lh = legend ? legend.offsetHeight : 0;
+    const size = { width: Math.max(160, box.clientWidth), height: Math.max(60, box.clientHeight - lh) };
+    if (size.width !== u.width || size.height !== u.height) u.setSize(size);
+  };
+  // Refit when the card changes size, and when the legend wraps onto more or fewer lines.
+  const ro = new ResizeObserver(fit);
+  ro.observe(box);
+  if (legend) ro.observe(legend);
+  fit();
   charts.push({ u, keys });
 }
 
 function buildCharts() {
+  if (!uPlot) {
+    const why = uPlotError && uPlotError.message ? uPlotError.message : String(uPlotError);
+    const msg = $('charts-missing');
+    msg.textContent = `No charts: the charting library (uPlot) did not load from ${UPLOT_URL} (${why}). ` +
+      'Install the page\'s npm packages, then reload: `./lab demo` does it, or run `npm ci --prefix web` in the repository. ' +
+      'The session itself still runs.';
+    msg.hidden = false;
+    $('charts-key').hidden = true;
+    for (const id of ['chart-bitrate', 'chart-frames', 'chart-network', 'chart-loss', 'chart-resolution', 'chart-jitter', 'chart-rtt', 'chart-feedback']) $(id).hidden = true;
+    return;
+  }
+  const onResolution = ['impair', 'freeze', 'stall', 'adapt', 'key'];
   makeChart('chart-bitrate', [
-    line('target', COLORS.orange, { dash: [6, 4] }),
+    line('BWE target', COLORS.orange, { dash: [6, 4] }),
     line('encoder', COLORS.purple),
     line('received', COLORS.blue),
-  ], ['target', 'encoder', 'received'], { minMax: 100 });
-  makeChart('chart-frames', [line('decoded/s', COLORS.green), line('dropped/s', COLORS.red)], ['decoded', 'dropped'], { minMax: 5 });
-  makeChart('chart-loss', [line('lost/s', COLORS.red)], ['lost'], { minMax: 1 });
+    step('link capacity ↓', COLORS.black, { width: 1.5, dash: [2, 3] }),
+  ], ['target', 'encoder', 'received', 'capacity'], { minMax: 100, marks: onResolution });
+  makeChart('chart-frames', [line('decoded/s', COLORS.green), line('dropped/s', COLORS.red)], ['decoded', 'dropped'],
+    { minMax: 5, marks: ['impair', 'freeze', 'stall', 'camfreeze', 'adapt', 'key'], bandText: true });
+  makeChart('chart-network', [
+    line('queue delay p95, ms', COLORS.teal),
+    line('random', COLORS.red, { scale: 'y2' }),
+    line('burst', COLORS.pink, { scale: 'y2' }),
+    line('every nth', COLORS.olive, { scale: 'y2' }),
+    line('queue full', COLORS.orange, { scale: 'y2' }),
+    line('outage', COLORS.black, { scale: 'y2' }),
+    line('↑ feedback dropped', COLORS.grey, { scale: 'y2', dash: [4, 3] }),
+  ], ['qDelay', 'dropRandom', 'dropBurst', 'dropNth', 'dropQueue', 'dropOutage', 'upDropped'],
+  { minMax: 5, y2: { label: 'dropped/s', minMax: 2 } });
+  makeChart('chart-loss', [
+    line('lost/s', COLORS.red), line('NACKs sent/s', COLORS.orange), line('retransmitted/s', COLORS.blue, { dash: [5, 3] }),
+  ], ['lost', 'nackSent', 'rtxRecv'], { minMax: 1 });
+  makeChart('chart-resolution', [step('sent (encoder)', COLORS.purple), step('received', COLORS.blue, { dash: [5, 3] })],
+    ['sentHeight', 'recvHeight'], { minMax: 200, marks: onResolution });
   makeChart('chart-jitter', [line('jitter', COLORS.blue), line('jitter buffer', COLORS.grey)], ['jitter', 'jbDelay'], { minMax: 5 });
   makeChart('chart-rtt', [
     line('pair RTT', COLORS.teal), line('sender BWE RTT', COLORS.orange, { dash: [6, 4] }), line('camera RTT', COLORS.purple),
@@ -661,39 +780,136 @@ function buildCharts() {
   ], ['nack', 'pli', 'fir', 'freezes'], { minMax: 1 });
 }
 
-/** A new session starts with empty charts. */
-function resetCharts() {
-  for (const k of Object.keys(series)) series[k].length = 0;
+function redrawCharts() {
   for (const { u, keys } of charts) u.setData([series.x, ...keys.map((k) => series[k])]);
 }
 
-/** Latest Rust-sender value, or null when it is stale (no update for 5 s). */
+/** A new session starts with empty charts. */
+function resetCharts() {
+  for (const k of Object.keys(series)) series[k].length = 0;
+  marks.clear();
+  Object.assign(freezeWatch, { lastFrameX: null, stall: null, paintMs: null, meanMs: null, painting: false, pending: [] });
+  app.net = { downlink: null, uplink: null };
+  app.impairLast = { downlink: null, uplink: null };
+  redrawCharts();
+}
+
+/** Latest value from the log, or null when it is stale (no update for 5 s). */
 function fresh(entry) {
   return entry && performance.now() - entry.at < 5000 ? entry.value : null;
 }
 
+/** The session time of a performance.now() instant. */
+const sessionAt = (ms) => (clock.offset == null ? null : ms / 1000 - clock.offset);
+
+/** Every painted frame of the remote video: a long gap since the previous one is a freeze. */
+function watchPaints(video) {
+  if (!video.requestVideoFrameCallback || video.dataset.paintWatch) return;
+  video.dataset.paintWatch = '1';
+  const onPaint = (nowMs) => {
+    video.requestVideoFrameCallback(onPaint);
+    const w = freezeWatch;
+    // A hidden tab paints nothing: that is not a freeze of the stream.
+    if (document.hidden || !app.pc) { w.paintMs = null; return; }
+    w.painting = true;
+    if (w.paintMs != null) {
+      const gap = nowMs - w.paintMs;
+      const mean = w.meanMs ?? 33;
+      // W3C webrtc-stats freezeCount: longer than max(3 × mean frame interval, mean + 150 ms).
+      if (gap > Math.max(3 * mean, mean + 150) && sessionAt(w.paintMs) != null) {
+        // A candidate until getStats' freezeCount confirms it (trackFreezes).
+        w.pending.push({ from: sessionAt(w.paintMs), to: sessionAt(nowMs), text: `freeze ${num(gap / 1000, 1)} s`, seenMs: nowMs });
+      } else if (gap < 500) {
+        w.meanMs = w.meanMs == null ? gap : w.meanMs * 0.9 + gap * 0.1;
+      }
+    }
+    w.paintMs = nowMs;
+  };
+  video.requestVideoFrameCallback(onPaint);
+}
+
+/** Ends the "no frames" band of a freeze going on (a freeze band replaces it). */
+function closeStall() {
+  const st = freezeWatch.stall;
+  if (!st) return;
+  const i = marks.marks.bands.indexOf(st);
+  if (i >= 0) marks.marks.bands.splice(i, 1);
+  freezeWatch.stall = null;
+}
+
+/** Once a second: the freezes getStats counted since the last point, and the one going on now. */
+function trackFreezes(x, v, prev) {
+  if (!v) return;
+  const w = freezeWatch;
+  const now = performance.now();
+  const counted = prev && v.freezeCount > (prev.freezeCount ?? 0) ? v.freezeCount - (prev.freezeCount ?? 0) : 0;
+  if (counted > 0) {
+    closeStall();
+    const timed = w.pending.splice(-counted);
+    if (timed.length) {
+      for (const f of timed) marks.band(f.from, f.to, 'freeze', f.text);
+    } else {
+      // No paint times: the freeze ended since the last point and lasted the duration's growth.
+      const d = Math.max(0.1, (v.totalFreezesDuration ?? 0) - (prev.totalFreezesDuration ?? 0));
+      marks.band(x - d, x, 'freeze', `freeze ${num(d, 1)} s`);
+    }
+  }
+  w.pending = w.pending.filter((f) => now - f.seenMs < 3000);
+  if (!prev || prev.framesDecoded == null || v.framesDecoded > prev.framesDecoded) {
+    if (v.framesDecoded > 0) w.lastFrameX = x;
+  }
+  // The picture standing still now: since the last painted (or decoded) frame.
+  const since = w.painting && w.paintMs != null ? sessionAt(w.paintMs) : w.lastFrameX;
+  if (since != null && x - since > 0.5) {
+    if (!w.stall) w.stall = marks.band(since, x, 'stall', '');
+    w.stall.to = x;
+    w.stall.text = `no frames ${num(x - since, 0)} s`;
+  } else {
+    closeStall();
+  }
+}
+
 function chartTick(s) {
+  const x = clock.now();
   const v = s['inbound-rtp'];
+  const now = performance.now();
+  const prev = app.prev;
+  app.prev = { at: now, v };
+  if (x == null) return;  // no log line yet: no session time to plot at
   const pairs = s['candidate-pair'];
   const selId = s.transport && s.transport.selectedCandidatePairId;
   const sel = pairs.find((p) => p.id === selId);
-  const now = performance.now();
-  const prev = app.prev;
   const dt = prev ? (now - prev.at) / 1000 : 0;
   const rate = (key, scale = 1) => {
     if (!v || !prev || !prev.v || dt <= 0 || v[key] == null || prev.v[key] == null) return null;
     return Math.max(0, (v[key] - prev.v[key]) / dt) * scale;
   };
-  const kbps = (x) => (x == null ? null : x / 1000);
+  const kbps = (val) => (val == null ? null : val / 1000);
   const push = (k, val) => series[k].push(val == null || Number.isNaN(val) ? null : val);
+  const down = fresh(app.net.downlink);
+  const up = fresh(app.net.uplink);
 
-  series.x.push(Date.now() / 1000);
+  series.x.push(x);
+  series.pageMs.push(now);
   push('target', kbps(fresh(app.sender.target)));
   push('encoder', kbps(fresh(app.sender.encoder)));
   push('received', rate('bytesReceived', 8 / 1000));
+  push('capacity', down && down.capacity != null ? down.capacity / 1000 : null);
   push('decoded', rate('framesDecoded'));
   push('dropped', rate('framesDropped'));
   push('lost', rate('packetsLost'));
+  push('nackSent', rate('nackCount'));
+  push('rtxRecv', rate('retransmittedPacketsReceived') ?? fresh(app.sender.rtx));
+  push('qDelay', down ? down.queueP95 : null);
+  push('dropRandom', down ? down.drops.random : null);
+  push('dropBurst', down ? down.drops.burst : null);
+  push('dropNth', down ? down.drops.nth : null);
+  push('dropQueue', down ? down.drops.queue_overflow : null);
+  push('dropOutage', down ? down.drops.outage : null);
+  push('upDropped', up ? up.total : null);
+  const enc = app.sender.encoderInfo && fresh({ value: app.sender.encoderInfo, at: app.sender.encoder?.at ?? 0 });
+  push('sentHeight', enc ? enc.height : null);
+  push('recvHeight', v && v.frameHeight ? v.frameHeight : null);
   push('jitter', v && v.jitter != null ? v.jitter * 1000 : null);
   push('jbDelay', v && v.jitterBufferEmittedCount > 0 ? (v.jitterBufferDelay / v.jitterBufferEmittedCount) * 1000 : null);
   push('rtt', sel && sel.currentRoundTripTime != null ? sel.currentRoundTripTime * 1000 : null);
@@ -704,11 +920,57 @@ function chartTick(s) {
   push('pli', v ? v.pliCount ?? null : null);
   push('fir', v ? v.firCount ?? null : null);
   push('freezes', v ? v.freezeCount ?? null : null);
+  trackFreezes(x, v, prev && prev.v);
   for (const k of Object.keys(series)) {
     if (series[k].length > WINDOW_S) series[k].splice(0, series[k].length - WINDOW_S);
   }
-  app.prev = { at: now, v };
-  for (const { u, keys } of charts) u.setData([series.x, ...keys.map((k) => series[k])]);
+  marks.trim(series.x[0] - 1);
+  redrawCharts();
+}
+
+/** impair.stats: totals since the start; the charts want the last second's drops, per cause. */
+function onImpairStats(ev) {
+  const dir = ev.direction;
+  if (dir !== 'downlink' && dir !== 'uplink') return;
+  const last = app.impairLast[dir];
+  app.impairLast[dir] = ev;
+  const drops = {};
+  let total = null;
+  if (last && ev.t > last.t) {
+    const dt = ev.t - last.t;
+    total = 0;
+    for (const [cause, n] of Object.entries(ev.dropped_packets || {})) {
+      drops[cause] = Math.max(0, n - ((last.dropped_packets || {})[cause] ?? 0)) / dt;
+      total += drops[cause];
+    }
+  }
+  app.net[dir] = {
+    at: performance.now(),
+    value: { capacity: ev.capacity_bps ?? null, queueP95: ev.queue_delay_p95_ms ?? null, drops, total },
+  };
+}
+
+/** The marks a log line puts on the charts. */
+function markFromLog(ev) {
+  if (typeof ev.t !== 'number') return;
+  switch (ev.kind) {
+    case 'impair.change':
+      marks.line(ev.t, 'impair', `${arrow(ev.direction)} ${settingsText(ev.settings)}`);
+      redrawCharts();  // at once: the click's effect should not wait for the next point
+      break;
+    case 'encoder.adapt':
+      if (ev.peer === 'sender') marks.line(ev.t, 'adapt', `${ev.to_width}×${ev.to_height}`);
+      break;
+    case 'encoder.keyframe':
+      if (ev.peer === 'sender') marks.line(ev.t, 'key', ev.reason, 0);
+      break;
+    case 'video.freeze':
+      // The Rust receiver's freezes: the camera this page sends (t is when it ended).
+      marks.band(ev.t - ev.duration_ms / 1000, ev.t, 'camfreeze', `camera freeze ${num(ev.duration_ms / 1000, 1)} s`);
+      break;
+    default:
+      break;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -768,7 +1030,10 @@ function onFlowEvent(ev) {
 function onLogEvent(ev) {
   if (!ev || typeof ev !== 'object') return;
   app.eventsSeen++;
+  clock.observe(ev.t);
   onFlowEvent(ev);
+  markFromLog(ev);
+  net.onLogEvent(ev);
   // Charts use the Rust peers' figures; the page's own echoes (peer "browser") are only listed.
   if (ev.peer === 'sender') {
     const at = performance.now();
@@ -778,7 +1043,17 @@ function onLogEvent(ev) {
     } else if (ev.kind === 'encoder.rate') {
       app.sender.encoder = { value: ev.actual_bps, at };
       app.sender.encoderInfo = ev;
+    } else if (ev.kind === 'media.stats' && ev.direction === 'send') {
+      // Its `retransmitted` is a total: the packets it resent per second, for the loss chart
+      // when the browser does not count them (no RTX stream: resends reuse the media SSRC).
+      const last = app.sender.mediaLast;
+      app.sender.mediaLast = ev;
+      if (last && ev.t > last.t && ev.retransmitted != null) {
+        app.sender.rtx = { value: Math.max(0, ev.retransmitted - (last.retransmitted ?? 0)) / (ev.t - last.t), at };
+      }
     }
+  } else if (ev.kind === 'impair.stats') {
+    onImpairStats(ev);
   }
   log.all.push(ev);
   if (log.all.length > LOG_KEEP) log.all.splice(0, log.all.length - LOG_KEEP);
@@ -794,34 +1069,48 @@ function matches(ev) {
   return true;
 }
 
+/** One line of the log view: a few words per kind, numbers rounded (the download stays raw). */
 function summary(ev) {
   const { t, peer, kind, ...rest } = ev;
+  const f = (key) => field(key, rest[key])[1];
   switch (kind) {
     case 'browser.stats': {
       const s = rest.stats || {};
       const v = s['inbound-rtp'];
-      return v ? `framesDecoded=${v.framesDecoded} bytesReceived=${v.bytesReceived} packetsLost=${v.packetsLost} pairs=${(s['candidate-pair'] || []).length}` : 'no inbound-rtp yet';
+      return v ? `framesDecoded ${v.framesDecoded} · received ${fmtBytes(v.bytesReceived)} · packetsLost ${v.packetsLost} · NACKs ${v.nackCount ?? '–'} · freezes ${v.freezeCount ?? '–'} · pairs ${(s['candidate-pair'] || []).length}` : 'no inbound-rtp yet';
     }
     case 'rtcp': {
       const { direction, type, ...r } = rest;
-      return `${direction} ${type} ${compact(r)}`;
+      return `${direction} ${type} ${compactFields(r)}`;
     }
     case 'bwe.estimate':
-      return `target ${(rest.target_bps / 1000).toFixed(0)} kbps` +
-        (rest.delay_based_bps != null ? ` · delay ${(rest.delay_based_bps / 1000).toFixed(0)}` : '') +
-        (rest.loss_based_bps != null ? ` · loss ${(rest.loss_based_bps / 1000).toFixed(0)}` : '') +
-        (rest.loss_ratio != null ? ` · loss ratio ${rest.loss_ratio.toFixed(3)}` : '') +
-        (rest.rtt_ms != null ? ` · rtt ${rest.rtt_ms} ms` : '');
+      return `target ${bps(rest.target_bps)}` +
+        (rest.delay_based_bps != null ? ` · delay-based ${bps(rest.delay_based_bps)}` : '') +
+        (rest.loss_based_bps != null ? ` · loss-based ${bps(rest.loss_based_bps)}` : '') +
+        (rest.loss_ratio != null ? ` · loss ratio ${num(rest.loss_ratio, 3)}` : '') +
+        (rest.rtt_ms != null ? ` · rtt ${num(rest.rtt_ms, 1)} ms` : '');
     case 'encoder.rate':
-      return `${rest.codec} ${rest.width}×${rest.height} ${rest.fps} fps · actual ${(rest.actual_bps / 1000).toFixed(0)} kbps / target ${(rest.target_bps / 1000).toFixed(0)} kbps · ${rest.keyframes} key`;
+      return `${rest.codec} ${rest.width}×${rest.height} ${num(rest.fps, 1)} fps · actual ${bps(rest.actual_bps)} / target ${bps(rest.target_bps)} · ${rest.keyframes} key` +
+        (rest.dropped ? ` · ${rest.dropped} skipped` : '');
+    case 'encoder.adapt':
+      return `resolution ${rest.from_width}×${rest.from_height} → ${rest.to_width}×${rest.to_height} (${rest.reason}, target ${bps(rest.target_bps)})`;
+    case 'encoder.keyframe':
+      return `keyframe #${rest.frame_index} (${rest.reason})` + (rest.after_request_ms != null ? ` ${f('after_request_ms')} after the request` : '');
+    case 'video.freeze':
+      return `no new frame for ${f('duration_ms')}`;
+    case 'impair.change':
+      return `${arrow(rest.direction)} ${rest.direction === 'uplink' ? 'feedback path' : 'media path'}: ${settingsText(rest.settings)}` +
+        (rest.until_s != null ? ` until ${num(rest.until_s, 1)} s` : '') + (rest.source ? ` (${rest.source})` : '');
+    case 'impair.stats': {
+      const d = rest.dropped_packets || {};
+      const dropped = Object.entries(d).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+      return `${arrow(rest.direction)} ${rest.capacity_bps != null ? `cap ${bps(rest.capacity_bps)} · ` : ''}out ${bps(rest.out_bps)}` +
+        (rest.queue_delay_p50_ms != null ? ` · queue delay p50 ${num(rest.queue_delay_p50_ms, 1)} ms p95 ${num(rest.queue_delay_p95_ms, 1)} ms` : '') +
+        ` · ${rest.packets_in} in, dropped: ${dropped}`;
+    }
     default:
-      return compact(rest);
+      return compactFields(rest);
   }
-}
-
-function compact(obj) {
-  const s = JSON.stringify(obj);
-  return s.length > 240 ? s.slice(0, 240) + '…' : s;
 }
 
 function row(ev) {
@@ -900,6 +1189,9 @@ function setAllKinds(on) {
 // ---------------------------------------------------------------------------------------------
 // wiring
 
+/** The network panel (network.js): live impairment of this room's session. */
+const net = createNetworkPanel({ room: roomName, clock });
+
 function init() {
   const room = params.get('room') || 'demo';
   $('room').value = room;
@@ -945,6 +1237,18 @@ window.rtclab = {
   get sender() { return { ...app.sender }; },
   chartsPoints() { return series.x.length; },
   chartsSeries() { return JSON.parse(JSON.stringify(series)); },
+  /** The marks on the charts: lines [{t, kind, text}] and bands [{from, to, kind, text}]. */
+  chartsMarks() { return JSON.parse(JSON.stringify(marks.marks)); },
+  /** Session seconds now (the log's t), as the page estimates it. */
+  sessionNow() { return clock.now(); },
+  /**
+   * The network panel: state (last GET/POST /api/impair answer), scenarios, changes
+   * (impair.change lines as they arrived, with performance.now()), actions (each control click:
+   * action, clickMs, doneMs, ok, error), enabled; apply(), reset(), outage(), play(name), refresh().
+   */
+  net,
+  /** Whether the charting library loaded (false: web/node_modules is missing). */
+  get chartsLoaded() { return !!uPlot; },
   start, stop, retry, sendCamera,
 };
 

@@ -193,3 +193,27 @@ export async function inbound(page) {
     return null;
   });
 }
+
+/**
+ * The whole video inbound-rtp of `page` (packetsLost, nackCount, freezeCount, framesDecoded,
+ * frameHeight, ...), straight from pc.getStats(); null before there is one.
+ */
+export async function inboundStats(page) {
+  return page.evaluate(async () => {
+    const pc = window.rtclab && window.rtclab.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    for (const s of stats.values()) {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') return { ...s };
+    }
+    return null;
+  });
+}
+
+/** GET /api/impair?room=NAME: the impairment in force in a demo session (throws on HTTP errors). */
+export async function impairState(base, room) {
+  const res = await fetch(`${base}/api/impair?room=${encodeURIComponent(room)}`, { signal: AbortSignal.timeout(5000) });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(`GET /api/impair: HTTP ${res.status} ${JSON.stringify(body)}`);
+  return body;
+}
