@@ -456,6 +456,12 @@ impl Peer {
         // Once the peer connection is up, media no longer needs signaling: losing the server
         // then starts a background reconnect instead of ending the session.
         let mut established = false;
+        // The two signs that the other peer is gone rather than its signaling: it left the
+        // room, and ICE stopped hearing it (pc `disconnected`). Either alone is not enough: a
+        // signaling server can restart under a live call, and ICE can stall for a moment. Both
+        // together end the session at once instead of ~25 s later at ICE `failed`.
+        let mut left_signaling = false;
+        let mut ice_lost = false;
         let mut signal_up = true;
         let mut reconnect: Option<Pin<Box<dyn Future<Output = Option<SignalClient>> + Send>>> =
             None;
@@ -553,7 +559,12 @@ impl Peer {
                         // The other peer's socket closed without a bye: during a session that is
                         // what a signaling server going down looks like, so media goes on; a
                         // peer that is really gone ends the session through ICE (pc failed).
+                        ServerMessage::PeerLeft if established && ice_lost => {
+                            self.note("the other peer left signaling and ICE had already lost it: it is gone");
+                            return Ok(PeerExit::PeerLeft);
+                        }
                         ServerMessage::PeerLeft if established => {
+                            left_signaling = true;
                             self.note("the other peer left signaling; media continues");
                         }
                         ServerMessage::Bye | ServerMessage::PeerLeft => {
@@ -590,9 +601,15 @@ impl Peer {
                         match state {
                             RTCPeerConnectionState::Connected => {
                                 connect_deadline = None;
+                                ice_lost = false;
                                 self.start_media().await?;
                                 established = true;
                             }
+                            RTCPeerConnectionState::Disconnected if left_signaling => {
+                                self.note("ICE lost the other peer after it left signaling: it is gone");
+                                return Ok(PeerExit::PeerLeft);
+                            }
+                            RTCPeerConnectionState::Disconnected => ice_lost = true,
                             RTCPeerConnectionState::Failed => {
                                 return Err(PeerError::Failed(
                                     "the peer connection failed (ICE or DTLS); see ice.* and dtls.state in the log".into(),
