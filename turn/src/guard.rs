@@ -45,6 +45,28 @@ pub(crate) struct Shared {
     /// Client-to-server transport label for events.
     pub(crate) transport: &'static str,
     pub(crate) state: Mutex<State>,
+    /// The server's own addresses, which no allocation may relay to.
+    pub(crate) own: OwnAddresses,
+}
+
+/// The server's listener and its live relay sockets. Relaying to one of them would loop
+/// traffic through the server itself (data sent to its own listener is parsed as a client's;
+/// to another allocation's relay port it is relayed again), so a peer address equal to one of
+/// them is refused even where its IP is allowed (loopback in lab mode).
+#[derive(Default)]
+pub(crate) struct OwnAddresses {
+    pub(crate) listener: Option<SocketAddr>,
+    pub(crate) relays: Option<crate::relay::RelayRegistry>,
+}
+
+impl OwnAddresses {
+    fn contains(&self, a: &SocketAddr) -> bool {
+        self.listener == Some(*a)
+            || self
+                .relays
+                .as_ref()
+                .is_some_and(|r| r.lock().unwrap_or_else(|p| p.into_inner()).contains_key(a))
+    }
 }
 
 /// What the guard remembers between a request and its response.
@@ -213,16 +235,26 @@ impl Shared {
             Verdict::Pass
         };
 
+        let refused_peer = peers.iter().find_map(|p| {
+            if !self.policy.allowed_peers.allows(p.ip()) {
+                Some((p, format!("peer {} is not on the allow-list", p.ip())))
+            } else if self.own.contains(p) {
+                Some((
+                    p,
+                    format!("peer {p} is the server's own address (a relay loop)"),
+                ))
+            } else {
+                None
+            }
+        });
         if bad_credentials.is_none()
-            && let Some(bad) = peers
-                .iter()
-                .find(|p| !self.policy.allowed_peers.allows(p.ip()))
+            && let Some((bad, reason)) = refused_peer
         {
             self.emit(Event::TurnRefused {
                 client: from.to_string(),
                 method: method_name(method).to_owned(),
                 code: if m.typ.class == CLASS_REQUEST { 403 } else { 0 },
-                reason: format!("peer {} is not on the allow-list", bad.ip()),
+                reason,
                 username: username.clone(),
                 peer_addr: Some(bad.to_string()),
             });
@@ -573,6 +605,10 @@ mod tests {
             sink: None,
             transport: "udp",
             state: Mutex::new(State::default()),
+            own: OwnAddresses {
+                listener: Some("127.0.0.1:3478".parse().unwrap()),
+                relays: None,
+            },
         }
     }
 
@@ -690,6 +726,35 @@ mod tests {
         ));
         assert!(matches!(
             s.inspect_in(&message(METHOD_SEND, CLASS_INDICATION, "127.0.0.1:9"), from),
+            Verdict::Pass
+        ));
+    }
+
+    #[test]
+    fn relaying_to_the_servers_own_address_is_refused_though_its_ip_is_allowed() {
+        let s = shared();
+        let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        // The listener (127.0.0.1:3478 in `shared()`): a Send indication is dropped...
+        assert!(matches!(
+            s.inspect_in(
+                &message(METHOD_SEND, CLASS_INDICATION, "127.0.0.1:3478"),
+                from
+            ),
+            Verdict::Drop
+        ));
+        // ... and a ChannelBind answered 403; another port of the same IP still passes.
+        match s.inspect_in(
+            &message(METHOD_CHANNEL_BIND, CLASS_REQUEST, "127.0.0.1:3478"),
+            from,
+        ) {
+            Verdict::Reply(r) => assert_eq!(error_code(&r), 403),
+            _ => panic!("a ChannelBind to the listener was not refused"),
+        }
+        assert!(matches!(
+            s.inspect_in(
+                &message(METHOD_CHANNEL_BIND, CLASS_REQUEST, "127.0.0.1:3479"),
+                from
+            ),
             Verdict::Pass
         ));
     }

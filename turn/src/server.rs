@@ -3,7 +3,7 @@
 use crate::auth::{RestAuthHandler, SystemWallClock, WallClock};
 use crate::credentials::{self, RestCredentials};
 use crate::error::TurnError;
-use crate::guard::{GuardedConn, Shared, State};
+use crate::guard::{GuardedConn, OwnAddresses, Shared, State};
 use crate::policy::Policy;
 use crate::relay::{CountingRelayGenerator, RelayHook, RelayRegistry};
 use rtclab_events::{Event, EventSink};
@@ -110,6 +110,7 @@ impl TurnServer {
             addr: config.udp_addr,
             source,
         })?;
+        let registry: RelayRegistry = Arc::new(Mutex::new(HashMap::new()));
         let shared = Arc::new(Shared {
             secret: config.secret.clone(),
             realm: config.realm.clone(),
@@ -118,8 +119,11 @@ impl TurnServer {
             sink,
             transport: "udp",
             state: Mutex::new(State::default()),
+            own: OwnAddresses {
+                listener: Some(udp_addr),
+                relays: Some(registry.clone()),
+            },
         });
-        let registry: RelayRegistry = Arc::new(Mutex::new(HashMap::new()));
         let (close_tx, close_rx) = mpsc::channel(64);
         let server = Server::new(ServerConfig {
             conn_configs: vec![ConnConfig {
