@@ -42,8 +42,12 @@ impl Frozen {
     }
 }
 
-/// "the picture froze N times, X in all (longest Y)", or that it did not.
-pub(super) fn freeze_clause(fr: &Frozen) -> Option<String> {
+/// "the picture froze N times, X in all (longest Y)", or that it did not; nothing when the log
+/// has no receiver to tell (a relay's log, a sender's own).
+pub(super) fn freeze_clause(f: &Facts, fr: &Frozen) -> Option<String> {
+    if !f.has_receiver {
+        return None;
+    }
     Some(match (fr.count, fr.until, fr.longest_ms) {
         (0, _, _) => "the picture did not freeze".to_owned(),
         (1, Some(until), _) => format!(

@@ -146,7 +146,7 @@ pub(super) fn outage(
     text.push(')');
     // The viewer's side first, then the repair, then what the controller and encoder did.
     let mut clauses = Vec::new();
-    clauses.extend(freeze_clause(&own.frozen));
+    clauses.extend(freeze_clause(f, &own.frozen));
     clauses.extend(own.contact.iter().map(|c| contact_clause(c)));
     clauses.extend(repair_clause(f, t0, e.until, Some(dropped)));
     clauses.extend(pli_clause(f, t0, e.until));
@@ -214,7 +214,8 @@ pub(super) fn capacity_drop(f: &Facts, e: &Episode, d: &CapacityDrop, own: &Owni
         (None, n) if n > 0 => clauses.push(format!("{} dropped at the full queue", were(n))),
         _ => {}
     }
-    clauses.push(match d.reaction_s {
+    // A log without a controller (a relay's, a receiver's) cannot say what the target did.
+    clauses.extend((!f.estimates.is_empty()).then(|| match d.reaction_s {
         Some(r) if r <= 0.0 => "the target was already below the new capacity".to_owned(),
         Some(r) => format!(
             "the target fell below the new capacity in {:.2} s{}",
@@ -222,9 +223,9 @@ pub(super) fn capacity_drop(f: &Facts, e: &Episode, d: &CapacityDrop, own: &Owni
             paren(reaction_cause(f, t0, t0 + r))
         ),
         None => "the target never got below the new capacity".to_owned(),
-    });
+    }));
     clauses.extend(adapt_clause(own.adapts));
-    clauses.extend(freeze_clause(&own.frozen));
+    clauses.extend(freeze_clause(f, &own.frozen));
     clauses.extend(pli_clause(f, t0, e.until));
     clauses.extend(own.contact.iter().map(|c| contact_clause(c)));
     sentence(t0, Topic::CapacityDrop, text, clauses)
@@ -249,7 +250,7 @@ pub(super) fn capacity_rise(f: &Facts, e: &Episode, r: &CapacityRise, own: &Owni
     clauses.extend(Recovery::of_rise(r).map(|rec| rec.clause("the rise")));
     clauses.extend(adapt_clause(own.adapts));
     if own.frozen.count > 0 {
-        clauses.extend(freeze_clause(&own.frozen));
+        clauses.extend(freeze_clause(f, &own.frozen));
     }
     clauses.extend(pli_clause(f, t0, e.until));
     clauses.extend(own.contact.iter().map(|c| contact_clause(c)));
@@ -291,8 +292,8 @@ pub(super) fn loss(f: &Facts, e: &Episode, l: &LossPeriod, own: &Owning) -> Sent
         .unwrap_or_default();
     let text = if !l.measured {
         format!(
-            "{when} {until} the receiver found packets missing, with no impairment logged (the \
-             network's own loss)"
+            "{when} {until} the receiver found packets missing, with no impairment in this log \
+             (the network's own loss, or an impairment logged elsewhere, such as by a relay)"
         )
     } else if packets_in > 0 {
         format!(
@@ -312,7 +313,7 @@ pub(super) fn loss(f: &Facts, e: &Episode, l: &LossPeriod, own: &Owning) -> Sent
     let mut clauses = Vec::new();
     clauses.extend(repair_clause(f, l.from, l.to + REPAIR_TAIL_S, dropped));
     clauses.extend(pli_clause(f, l.from, e.until));
-    clauses.extend(freeze_clause(&own.frozen));
+    clauses.extend(freeze_clause(f, &own.frozen));
     clauses.extend(adapt_clause(own.adapts));
     clauses.extend(own.contact.iter().map(|c| contact_clause(c)));
     sentence(l.from, Topic::Loss, text, clauses)
@@ -360,7 +361,7 @@ pub(super) fn change(f: &Facts, e: &Episode, c: &ChangeLine, own: &Owning) -> Se
         }
     }
     if own.frozen.count > 0 {
-        clauses.extend(freeze_clause(&own.frozen));
+        clauses.extend(freeze_clause(f, &own.frozen));
     }
     clauses.extend(adapt_clause(own.adapts));
     clauses.extend(own.contact.iter().map(|c| contact_clause(c)));

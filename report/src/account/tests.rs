@@ -711,7 +711,8 @@ fn loss_without_impairment_statistics_is_told_from_the_receiver() {
     assert_eq!(
         text_of(&account, Topic::Loss),
         "From 3.2 s to the end (10.0 s) the receiver found packets missing, with no \
-         impairment logged (the network's own loss). The receiver sent 2 NACKs naming \
+         impairment in this log (the network's own loss, or an impairment logged elsewhere, \
+         such as by a relay). The receiver sent 2 NACKs naming \
          missing packets twice (it asks again until a repair arrives); the sender \
          retransmitted 2; 1 stayed lost. The picture did not freeze."
     );
@@ -737,4 +738,32 @@ fn the_terminal_summary_opens_with_the_account() {
     // Wrapped to the terminal, continued with an indent.
     assert!(out.lines().all(|l| l.chars().count() <= 100), "{out}");
     assert!(out.contains("\n    "), "{out}");
+}
+
+/// A relay allocation's log (`rtclab relay`): impairment lines and a capacity drop, but no
+/// controller and no receiver of its own. The account tells the link and says nothing about a
+/// target or a picture it cannot know.
+#[test]
+fn a_log_without_controller_or_receiver_claims_neither() {
+    let mut v = Vec::new();
+    let mut log = StatsLog::new("downlink");
+    for i in 1..=20 {
+        let cap = if i > 10 { 5e5 } else { 3e6 };
+        let overflow = if (11..=12).contains(&i) { 20 } else { 0 };
+        v.push(log.second(
+            f64::from(i),
+            Some(cap),
+            100,
+            100_000,
+            0,
+            overflow,
+            Some((3.0, 9.0, 14.0)),
+        ));
+    }
+    v.push(change("downlink", 10.0, None, json!({"rate_kbps": 500.0})));
+    v.sort_by(|a, b| a.t.total_cmp(&b.t));
+    let text = to_text(&account_of(v));
+    assert!(text.contains("capacity"), "{text}");
+    assert!(!text.contains("target"), "{text}");
+    assert!(!text.contains("freeze"), "{text}");
 }
