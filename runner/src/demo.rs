@@ -246,9 +246,7 @@ impl DemoControl {
             .get(room)
             .ok_or_else(|| ControlError::NoSession(room.to_owned()))?;
         if session.sink.ended() {
-            return Err(ControlError::Invalid(format!(
-                "the session in room {room:?} has ended; press Start on the page for a new one"
-            )));
+            return Err(ControlError::Ended(room.to_owned()));
         }
         Ok(session.live.clone())
     }

@@ -29,6 +29,9 @@ pub enum ControlError {
     /// No session runs (or ran) in the room.
     #[error("no session in room {0:?}: open the demo page with ?room={0} and press Start first")]
     NoSession(String),
+    /// The room's session has ended (410 Gone: it existed, and its log is still there).
+    #[error("the session in room {0:?} has ended; press Start on the page for a new one")]
+    Ended(String),
     /// The request cannot be carried out; the message says what is wrong and what to send.
     #[error("{0}")]
     Invalid(String),
@@ -44,6 +47,7 @@ impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
         let status = match self {
             ControlError::NoSession(_) | ControlError::Unavailable => StatusCode::NOT_FOUND,
+            ControlError::Ended(_) => StatusCode::GONE,
             ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
             ControlError::Forbidden(_) => StatusCode::FORBIDDEN,
         };
