@@ -56,16 +56,15 @@ export function uniqueRoom(prefix) {
 }
 
 /**
- * Starts `rtclab demo --addr 127.0.0.1:0 --out <tmp> --room <room> [--codec c]` and waits for its
- * "rtclab demo: open http://..." line. Returns { url, base, out, proc, output(), stop() }.
+ * Starts `rtclab ARGS...` (killed when this process exits) and waits until `ready(output)`
+ * returns a value, failing with what it printed if it exits first. Returns { value, proc,
+ * output(), stop() }; `stop()` sends SIGTERM (rtclab ends its sessions and writes session.end),
+ * SIGKILL after 5 s.
  */
-export async function startDemo({ room, codec, timeoutMs = 10_000 } = {}) {
+export async function startRtclab(args, { what, ready, timeoutMs = 10_000 }) {
   if (!fs.existsSync(RTCLAB_BIN)) {
     throw new Error(`${RTCLAB_BIN} does not exist: build it (cargo build -p rtclab) or set RTCLAB_BIN`);
   }
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rtclab-browser-'));
-  const args = ['demo', '--addr', '127.0.0.1:0', '--out', out, '--room', room];
-  if (codec) args.push('--codec', codec);
   const proc = spawn(RTCLAB_BIN, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);
   let text = '';
@@ -74,18 +73,13 @@ export async function startDemo({ room, codec, timeoutMs = 10_000 } = {}) {
   const exited = new Promise((r) => proc.once('exit', (code, sig) => r({ code, sig })));
   let exitInfo = null;
   exited.then((e) => { exitInfo = e; live.delete(proc); });
-
-  const url = await waitFor('the "rtclab demo: open http://..." line', () => {
-    if (exitInfo) throw new Error(`rtclab demo exited early (${JSON.stringify(exitInfo)}): ${text}`);
-    const m = /rtclab demo: open (http:\/\/\S+)/.exec(text);
-    return m && m[1];
+  const value = await waitFor(what, () => {
+    if (exitInfo) throw new Error(`rtclab ${args[0]} exited early (${JSON.stringify(exitInfo)}): ${text}`);
+    return ready(text);
   }, timeoutMs, 50).catch((e) => { proc.kill('SIGKILL'); throw e; });
-  const base = new URL(url).origin;
-
   return {
-    url, base, out, proc, room,
+    value, proc,
     output: () => text,
-    /** SIGTERM (the demo ends its sessions and writes session.end), SIGKILL after 5 s. */
     async stop() {
       if (exitInfo) return exitInfo;
       proc.kill('SIGTERM');
@@ -95,6 +89,23 @@ export async function startDemo({ room, codec, timeoutMs = 10_000 } = {}) {
       return e;
     },
   };
+}
+
+/**
+ * Starts `rtclab demo --addr 127.0.0.1:0 --out <tmp> --room <room> [--codec c]` and waits for its
+ * "rtclab demo: open http://..." line. Returns { url, base, out, proc, output(), stop() }.
+ */
+export async function startDemo({ room, codec, timeoutMs = 10_000 } = {}) {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rtclab-browser-'));
+  const args = ['demo', '--addr', '127.0.0.1:0', '--out', out, '--room', room];
+  if (codec) args.push('--codec', codec);
+  const demo = await startRtclab(args, {
+    what: 'the "rtclab demo: open http://..." line',
+    ready: (text) => { const m = /rtclab demo: open (http:\/\/\S+)/.exec(text); return m && m[1]; },
+    timeoutMs,
+  });
+  const url = demo.value;
+  return { url, base: new URL(url).origin, out, room, proc: demo.proc, output: demo.output, stop: demo.stop };
 }
 
 /** GET /api/log?room=NAME, parsed. */

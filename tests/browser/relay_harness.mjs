@@ -3,12 +3,11 @@
 // read each page's getStats() through window.call, the relay's per-allocation logs, and drive its
 // control API. Bounded waits and the process handling come from harness.mjs.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { REPO, RTCLAB_BIN, CHROMIUM, CHROMIUM_ARGS, parseLines, screenshot, sleep, waitFor } from './harness.mjs';
+import { REPO, CHROMIUM, CHROMIUM_ARGS, parseLines, screenshot, sleep, startRtclab, waitFor } from './harness.mjs';
 
 export { REPO, screenshot, sleep, waitFor };
 
@@ -26,50 +25,30 @@ process.on('exit', () => {
  * { page, base, turn, iceServers, control, out, proc, output(), stop() }.
  */
 export async function startRelay({ scenario, args = [], timeoutMs = 15_000 } = {}) {
-  if (!fs.existsSync(RTCLAB_BIN)) {
-    throw new Error(`${RTCLAB_BIN} does not exist: build it (cargo build -p rtclab) or set RTCLAB_BIN`);
-  }
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'rtclab-relay-'));
   const argv = ['relay', '--addr', '127.0.0.1:0', '--turn', '127.0.0.1:0', '--out', out, ...args];
   if (scenario) argv.push('--scenario', path.join(REPO, scenario));
-  const proc = spawn(RTCLAB_BIN, argv, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(proc);
-  let text = '';
-  proc.stdout.on('data', (d) => { text += d; });
-  proc.stderr.on('data', (d) => { text += d; });
-  let exitInfo = null;
-  const exited = new Promise((r) => proc.once('exit', (code, sig) => {
-    exitInfo = { code, sig };
-    live.delete(proc);
-    r(exitInfo);
-  }));
-
-  const lines = await waitFor('the four "rtclab relay: ..." lines (page, TURN, iceServers, control)', () => {
-    if (exitInfo) throw new Error(`rtclab relay exited early (${JSON.stringify(exitInfo)}): ${text}`);
-    const page = /rtclab relay: page (http:\/\/\S+)/.exec(text);
-    const turn = /rtclab relay: TURN on (\S+) (\S+)/.exec(text);
-    const ice = /rtclab relay: iceServers (\[.*\])/.exec(text);  // then "(give them to your app ...)"
-    const control = /rtclab relay: control (http:\/\/\S+)/.exec(text);
-    return page && turn && ice && control && { page: page[1], turn: `${turn[1]} ${turn[2]}`, ice: ice[1], control: control[1] };
-  }, timeoutMs, 50).catch((e) => { proc.kill('SIGKILL'); throw e; });
-
+  const relay = await startRtclab(argv, {
+    what: 'the four "rtclab relay: ..." lines (page, TURN, iceServers, control)',
+    ready: (text) => {
+      const page = /rtclab relay: page (http:\/\/\S+)/.exec(text);
+      const turn = /rtclab relay: TURN on (\S+) (\S+)/.exec(text);
+      const ice = /rtclab relay: iceServers (\[.*\])/.exec(text);  // then "(give them to your app ...)"
+      const control = /rtclab relay: control (http:\/\/\S+)/.exec(text);
+      return page && turn && ice && control && { page: page[1], turn: `${turn[1]} ${turn[2]}`, ice: ice[1], control: control[1] };
+    },
+    timeoutMs,
+  });
+  const lines = relay.value;
   return {
     page: lines.page,
     base: new URL(lines.page).origin,
     turn: lines.turn,
     iceServers: JSON.parse(lines.ice),
     control: lines.control,
-    out, proc,
-    output: () => text,
-    /** SIGTERM (the relay closes its logs), SIGKILL after 5 s. */
-    async stop() {
-      if (exitInfo) return exitInfo;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      const e = await exited;
-      clearTimeout(t);
-      return e;
-    },
+    out, proc: relay.proc,
+    output: relay.output,
+    stop: relay.stop,
   };
 }
 
