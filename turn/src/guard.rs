@@ -45,27 +45,22 @@ pub(crate) struct Shared {
     /// Client-to-server transport label for events.
     pub(crate) transport: &'static str,
     pub(crate) state: Mutex<State>,
-    /// The server's own addresses, which no allocation may relay to.
+    /// The server's own listener, which no allocation may relay to.
     pub(crate) own: OwnAddresses,
 }
 
-/// The server's listener and its live relay sockets. Relaying to one of them would loop
-/// traffic through the server itself (data sent to its own listener is parsed as a client's;
-/// to another allocation's relay port it is relayed again), so a peer address equal to one of
-/// them is refused even where its IP is allowed (loopback in lab mode).
+/// The server's listening address. Relaying to it would loop traffic through the server itself
+/// (what an allocation sends there is parsed as a client's request), so a peer address equal to
+/// it is refused even where its IP is allowed (loopback in lab mode). Another allocation's relay
+/// address is a legitimate peer: two relay-only clients of one server talk relay to relay.
 #[derive(Default)]
 pub(crate) struct OwnAddresses {
     pub(crate) listener: Option<SocketAddr>,
-    pub(crate) relays: Option<crate::relay::RelayRegistry>,
 }
 
 impl OwnAddresses {
     fn contains(&self, a: &SocketAddr) -> bool {
         self.listener == Some(*a)
-            || self
-                .relays
-                .as_ref()
-                .is_some_and(|r| r.lock().unwrap_or_else(|p| p.into_inner()).contains_key(a))
     }
 }
 
@@ -607,7 +602,6 @@ mod tests {
             state: Mutex::new(State::default()),
             own: OwnAddresses {
                 listener: Some("127.0.0.1:3478".parse().unwrap()),
-                relays: None,
             },
         }
     }

@@ -121,7 +121,6 @@ impl TurnServer {
             state: Mutex::new(State::default()),
             own: OwnAddresses {
                 listener: Some(udp_addr),
-                relays: Some(registry.clone()),
             },
         });
         let (close_tx, close_rx) = mpsc::channel(64);
