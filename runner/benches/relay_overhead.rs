@@ -82,7 +82,12 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 /// A `turn` client allocation on `server`; returns (relay conn, peer socket, peer address).
 async fn allocate(
     server: SocketAddr,
-) -> (Arc<dyn Conn + Send + Sync>, Arc<dyn Conn + Send + Sync>, SocketAddr, Client) {
+) -> (
+    Arc<dyn Conn + Send + Sync>,
+    Arc<dyn Conn + Send + Sync>,
+    SocketAddr,
+    Client,
+) {
     let c = rtclab_turn::credentials::issue(
         SECRET,
         "bench",
@@ -119,7 +124,12 @@ async fn allocate(
     (relay, peer, peer_addr, client)
 }
 
-async fn measure(name: &str, from: Arc<dyn Conn + Send + Sync>, peer: Arc<dyn Conn + Send + Sync>, to: SocketAddr) {
+async fn measure(
+    name: &str,
+    from: Arc<dyn Conn + Send + Sync>,
+    peer: Arc<dyn Conn + Send + Sync>,
+    to: SocketAddr,
+) {
     let base = Instant::now();
     let rx = tokio::spawn(receive(peer.clone(), base));
     send(&*from, to, base, LATENCY_PACKETS, LATENCY_PPS).await;
