@@ -51,7 +51,13 @@ async function session(t, name, body, { rooms = 1 } = {}) {
       pages.push(p);
     }
     const names = pages.map((_, i) => (i === 0 ? room : `${room}-${i + 1}`));
-    for (let i = 0; i < pages.length; i++) await openRoom(pages[i], demo, names[i]);
+    // A page opened behind another is a background tab, whose timers Chromium throttles on a
+    // CPU budget: under load its once-a-second stats loop (and so its charts) can stall for many
+    // seconds. Each page is brought to the front while it opens.
+    for (let i = 0; i < pages.length; i++) {
+      await pages[i].bringToFront();
+      await openRoom(pages[i], demo, names[i]);
+    }
     await body({ demo, page: pages[0], pages, room, rooms: names });
   } catch (e) {
     for (const [i, p] of pages.entries()) await screenshot(p, `${name}${i ? `-${i + 1}` : ''}-failed`).catch(() => {});
