@@ -438,6 +438,52 @@ async fn ctrl_c() {
     }
 }
 
+/// Ends the process after a panic in any thread or task that happened while a session's event
+/// log was open: the log is closed first with `session.end` naming the panic, then the process
+/// exits with 101, the code of an uncaught panic.
+///
+/// Without this, tokio catches a panicking task's panic and the run goes on with a piece
+/// missing (no more stats, or no more video), and the log never says why. A panic with no log
+/// open (a signaling server's connection task, say) keeps its old behaviour: that task ends and
+/// the server goes on.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let message = info.payload_as_str().unwrap_or("a panic without a message");
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let closed = rtclab_events::end_open_logs(&format!("panic: {message}{at}"));
+        if closed > 0 {
+            eprintln!(
+                "rtclab: a task panicked (a bug in rtclab; please report it with the log): \
+                 {closed} event log(s) closed with session.end naming the panic; exiting"
+            );
+            std::process::exit(101);
+        }
+    }));
+}
+
+/// Fault injection for the log-integrity tests (`cli/tests/log_survives.rs`):
+/// `RTCLAB_FAULT=panic-on-usr1` makes a task panic when the process gets SIGUSR1, so a test can
+/// cause a panic at a moment it chooses (once media flows). Unset, nothing listens for SIGUSR1.
+const FAULT_ENV: &str = "RTCLAB_FAULT";
+
+fn inject_panic_on_usr1() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            tokio::spawn(async move {
+                usr1.recv().await;
+                panic!("fault injected by {FAULT_ENV}=panic-on-usr1");
+            });
+        }
+        Err(e) => eprintln!("rtclab: {FAULT_ENV}: cannot listen for SIGUSR1: {e}"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -455,6 +501,10 @@ async fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    install_panic_hook();
+    if std::env::var_os(FAULT_ENV).is_some_and(|v| v == "panic-on-usr1") {
+        inject_panic_on_usr1();
+    }
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
         Command::Serve {

@@ -15,5 +15,5 @@ pub use schema::{
 };
 pub use sink::{
     BadLine, Clock, EventSink, Listener, LogDamage, MAX_LINE_BYTES, MAX_LISTED_BAD_LINES,
-    ReadError, SinkError, SystemClock, read_log, read_log_lenient,
+    ReadError, SinkError, SystemClock, end_open_logs, read_log, read_log_lenient,
 };

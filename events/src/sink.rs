@@ -9,7 +9,7 @@ use crate::schema::{Event, PeerRole, Record, SCHEMA};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Where "now" comes from. The media path passes the webrtc-rs runtime's clock so a run can move
@@ -114,6 +114,38 @@ struct Inner {
     listener: Mutex<Option<Listener>>,
 }
 
+/// Every log of this process, so that [`end_open_logs`] can close them from a panic hook. Held
+/// weakly: a log that is dropped closes itself ([`Drop`] writes `session.end`).
+static OPEN: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+
+/// Writes `session.end` with `reason` (and no summary) to every log of this process that has not
+/// ended yet, and syncs each to disk. Returns how many it closed.
+///
+/// This is for a panic hook at the binary's edge (`rtclab` installs one): a panic in any task,
+/// including one that holds no [`EventSink`], still leaves each open log ending in `session.end`
+/// that names the panic, even though the process then exits without running destructors. A log
+/// whose lock is held at that moment (the panic came from inside a write) is skipped rather than
+/// waited for, so the hook never deadlocks; its `Drop` or the reader's "no session.end" note
+/// covers it.
+pub fn end_open_logs(reason: &str) -> usize {
+    let logs: Vec<Arc<Inner>> = {
+        let open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        open.iter().filter_map(Weak::upgrade).collect()
+    };
+    let mut closed = 0;
+    for inner in logs {
+        let mut state = match inner.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => continue,
+        };
+        if inner.write_end(&mut state, reason) {
+            closed += 1;
+        }
+    }
+    closed
+}
+
 /// A cloneable handle to one session's log; every component emits through one of these.
 #[derive(Clone)]
 pub struct EventSink {
@@ -161,6 +193,11 @@ impl EventSink {
                 listener: Mutex::new(None),
             }),
         };
+        {
+            let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+            open.retain(|w| w.strong_count() > 0);
+            open.push(Arc::downgrade(&sink.inner));
+        }
         sink.emit(
             PeerRole::Lab,
             Event::SessionStart {
@@ -320,13 +357,12 @@ impl EventSink {
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The last handle is going away without `end`: a panic or an early return. Still close
-        // the log properly so its last line is `session.end`.
-        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+impl Inner {
+    /// Writes a `session.end` line with `reason` and no summary, syncs the file and marks the
+    /// log ended, unless it already is. Returns whether it wrote the line.
+    fn write_end(&self, state: &mut State, reason: &str) -> bool {
         if state.ended {
-            return;
+            return false;
         }
         let t = round_ms(
             self.clock
@@ -338,7 +374,7 @@ impl Drop for Inner {
             t,
             peer: PeerRole::Lab,
             event: Event::SessionEnd {
-                reason: "dropped".to_owned(),
+                reason: reason.to_owned(),
                 summary: serde_json::Value::Null,
             },
         };
@@ -348,6 +384,24 @@ impl Drop for Inner {
             let _ = file.sync_all();
         }
         state.ended = true;
+        true
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is going away without `end`: a panic or an early return. Still close
+        // the log properly so its last line is `session.end`.
+        let mut state = std::mem::replace(
+            self.state.get_mut().unwrap_or_else(|p| p.into_inner()),
+            State {
+                file: None,
+                ended: true,
+                lines: 0,
+                first_error: None,
+            },
+        );
+        self.write_end(&mut state, "dropped");
     }
 }
 
