@@ -183,6 +183,38 @@ pub struct PeerConfig {
     pub resolution_scaling: bool,
     /// Receiver: the jitter buffer holds frames at least this long (a larger buffer).
     pub min_playout_delay: Duration,
+    /// ICE's timers: how long without a packet from the selected pair before `disconnected`,
+    /// and how long after that before `failed`, which ends the session. `None` keeps
+    /// webrtc-rs's defaults (5 s and 25 s; docs/notes/webrtc-rs-0.21.md).
+    pub ice_timers: IceTimers,
+}
+
+/// ICE's timers (`[ice] disconnected_s`, `failed_s` in a scenario); `None` keeps webrtc-rs's
+/// default. RFC 8445 §14 leaves them to the implementation; RFC 7675 §5.1 (consent freshness)
+/// says a path is lost after 30 s without an answer, which the defaults add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct IceTimers {
+    /// Without a packet for this long, ICE says `disconnected`.
+    pub disconnected: Option<Duration>,
+    /// This long after `disconnected`, ICE says `failed`.
+    pub failed: Option<Duration>,
+}
+
+/// webrtc-rs 0.21's `disconnected` timer (rtc-ice `agent_config.rs`), for the log and messages.
+pub const DEFAULT_ICE_DISCONNECTED: Duration = Duration::from_secs(5);
+/// webrtc-rs 0.21's `failed` timer, counted after `disconnected` (rtc-ice `agent_config.rs`).
+pub const DEFAULT_ICE_FAILED: Duration = Duration::from_secs(25);
+
+impl IceTimers {
+    /// The `disconnected` timer in effect.
+    pub fn disconnected(&self) -> Duration {
+        self.disconnected.unwrap_or(DEFAULT_ICE_DISCONNECTED)
+    }
+
+    /// The `failed` timer in effect (after `disconnected`).
+    pub fn failed(&self) -> Duration {
+        self.failed.unwrap_or(DEFAULT_ICE_FAILED)
+    }
 }
 
 impl PeerConfig {
@@ -209,6 +241,7 @@ impl PeerConfig {
             fec: false,
             resolution_scaling: true,
             min_playout_delay: Duration::ZERO,
+            ice_timers: IceTimers::default(),
         }
     }
 
@@ -232,6 +265,8 @@ impl PeerConfig {
             "fec": self.fec,
             "resolution_scaling": self.resolution_scaling,
             "min_playout_delay_ms": self.min_playout_delay.as_secs_f64() * 1000.0,
+            "ice_disconnected_s": self.ice_timers.disconnected().as_secs_f64(),
+            "ice_failed_s": self.ice_timers.failed().as_secs_f64(),
         })
     }
 }

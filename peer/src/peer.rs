@@ -241,6 +241,8 @@ async fn build(
         .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
         // Late retransmissions must not be rejected as replays (see repair.rs).
         .with_srtp_replay_protection_window(interceptors::repair::SRTP_REPLAY_WINDOW)
+        // `None` keeps webrtc-rs's own timer (and its keepalive interval).
+        .with_ice_timeouts(cfg.ice_timers.disconnected, cfg.ice_timers.failed, None)
         .build();
     let handler = Arc::new(Handler {
         role,
@@ -610,6 +612,19 @@ impl Peer {
                                 return Ok(PeerExit::PeerLeft);
                             }
                             RTCPeerConnectionState::Disconnected => ice_lost = true,
+                            RTCPeerConnectionState::Failed if ice_lost => {
+                                // Consent freshness (RFC 7675 §5.1): ICE heard nothing for
+                                // both timers in a row. rtclab attempts no ICE restart.
+                                let t = self.cfg.ice_timers;
+                                return Err(PeerError::Failed(format!(
+                                    "ICE failed: no packet from the other peer for {:.1} s ({:.1} s to `disconnected`, \
+                                     {:.1} s more to `failed`); an outage longer than ICE's timers ends the session \
+                                     (rtclab does not attempt an ICE restart; [ice] failed_s sets the timer)",
+                                    (t.disconnected() + t.failed()).as_secs_f64(),
+                                    t.disconnected().as_secs_f64(),
+                                    t.failed().as_secs_f64(),
+                                )));
+                            }
                             RTCPeerConnectionState::Failed => {
                                 return Err(PeerError::Failed(
                                     "the peer connection failed (ICE or DTLS); see ice.* and dtls.state in the log".into(),

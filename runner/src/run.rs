@@ -116,6 +116,10 @@ fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
     cfg.fec = req.fec || s.fec;
     cfg.resolution_scaling = req.resolution_scaling;
     cfg.min_playout_delay = req.min_playout_delay;
+    cfg.ice_timers = rtclab_peer::config::IceTimers {
+        disconnected: s.ice.disconnected_s.map(Duration::from_secs_f64),
+        failed: s.ice.failed_s.map(Duration::from_secs_f64),
+    };
     cfg.ice_policy = match s.ice.policy {
         rtclab_scenarios::IcePolicyName::All => rtclab_peer::config::IcePolicy::All,
         rtclab_scenarios::IcePolicyName::Relay => rtclab_peer::config::IcePolicy::Relay,

@@ -85,8 +85,9 @@ pub enum TurnTransport {
     Tcp,
 }
 
-/// The `[ice]` table: which path the peers may take and which servers the run starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The `[ice]` table: which path the peers may take, which servers the run starts, and the Rust
+/// peers' ICE timers.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct IceSpec {
     /// Rust peers' policy, and the browser's when a browser receives.
     pub policy: IcePolicyName,
@@ -97,7 +98,17 @@ pub struct IceSpec {
     pub stun: bool,
     /// Transport of the TURN URL handed to a browser peer (Rust peers always use UDP).
     pub transport: TurnTransport,
+    /// Seconds without a packet on the selected pair before the Rust peers' ICE says
+    /// `disconnected` (`ice.disconnected_s`; webrtc-rs's default is 5 s).
+    pub disconnected_s: Option<f64>,
+    /// Seconds after `disconnected` before ICE gives up and says `failed`, which ends the
+    /// session (`ice.failed_s`; webrtc-rs's default is 25 s).
+    pub failed_s: Option<f64>,
 }
+
+/// Longest ICE timer a scenario may set, in seconds: a session in the lab is at most an hour,
+/// and a timer of minutes only hides an outage.
+pub const MAX_ICE_TIMER_S: f64 = 300.0;
 
 /// The raw `[ice]` table.
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +122,10 @@ struct RawIce {
     stun: bool,
     #[serde(default)]
     transport: Option<Spanned<TurnTransport>>,
+    #[serde(default)]
+    disconnected_s: Option<Spanned<f64>>,
+    #[serde(default)]
+    failed_s: Option<Spanned<f64>>,
 }
 
 /// Bitrate limits handed to the congestion controller, in kbps.
@@ -418,6 +433,8 @@ impl Scenario {
                         .transport
                         .as_ref()
                         .map_or_else(Default::default, |v| *v.get_ref()),
+                    disconnected_s: r.disconnected_s.as_ref().map(|v| *v.get_ref()),
+                    failed_s: r.failed_s.as_ref().map(|v| *v.get_ref()),
                 };
                 let header = locate(text, "ice");
                 let line_or_header = |sp: std::ops::Range<usize>| {
@@ -427,6 +444,24 @@ impl Scenario {
                         line_of(text, sp.start)
                     }
                 };
+                for (field, value) in [
+                    ("ice.disconnected_s", &r.disconnected_s),
+                    ("ice.failed_s", &r.failed_s),
+                ] {
+                    if let Some(v) = value
+                        && !(*v.get_ref() >= 0.5 && *v.get_ref() <= MAX_ICE_TIMER_S)
+                    {
+                        return Err(ScenarioError::Invalid {
+                            path: path.to_owned(),
+                            line: line_of(text, v.span().start),
+                            field: field.into(),
+                            reason: format!(
+                                "{:?} is out of range; give seconds from 0.5 to {MAX_ICE_TIMER_S}",
+                                v.get_ref()
+                            ),
+                        });
+                    }
+                }
                 if ice.policy == IcePolicyName::Relay && ice.turn == TurnKind::None {
                     return Err(ScenarioError::Invalid {
                         path: path.to_owned(),
@@ -985,8 +1020,33 @@ loss_pct = 5.0
                 turn: TurnKind::Embedded,
                 stun: true,
                 transport: TurnTransport::Udp,
+                disconnected_s: None,
+                failed_s: None,
             }
         );
+        let s = parse(&format!(
+            "{GOOD}\n[ice]\ndisconnected_s = 2\nfailed_s = 3.5\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (s.ice.disconnected_s, s.ice.failed_s),
+            (Some(2.0), Some(3.5))
+        );
+    }
+
+    #[test]
+    fn ice_timers_out_of_range_name_their_line() {
+        // GOOD has 12 lines after its leading newline; [ice] is line 14.
+        for (body, field, line) in [
+            ("disconnected_s = 0\n", "ice.disconnected_s", 15),
+            ("disconnected_s = 2\nfailed_s = 1e9\n", "ice.failed_s", 16),
+            ("failed_s = -1\n", "ice.failed_s", 15),
+        ] {
+            let err = parse(&format!("{GOOD}\n[ice]\n{body}")).unwrap_err();
+            assert!(err.to_string().contains(field), "{err}");
+            assert!(err.to_string().contains("out of range"), "{err}");
+            assert_eq!(err.line(), line, "{err}");
+        }
     }
 
     #[test]
