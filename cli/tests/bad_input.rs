@@ -421,3 +421,128 @@ fn scenarios_outside_the_checkout_are_found_and_a_missing_folder_is_named() {
         "stderr: {stderr}"
     );
 }
+
+/// Issue 17 #5: a flag rtclab does not have is named, with the usage line, exit code 2 (clap's
+/// usage error), before anything starts.
+#[test]
+fn an_unknown_flag_is_named_with_the_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = rtclab_bounded(&["run", &shipped("clean.toml"), "--bogus"], dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unexpected argument '--bogus'") && stderr.contains("Usage: rtclab run"),
+        "{stderr}"
+    );
+}
+
+/// A minimal 16-bit mono WAV file of `samples` silent samples: a real media file with no video.
+fn wav(samples: usize) -> Vec<u8> {
+    let data = (samples * 2) as u32;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&16000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data.to_le_bytes());
+    w.resize(w.len() + samples * 2, 0);
+    w
+}
+
+/// Issue 17 #5: a source that is not video, as text or as a real audio-only file, is named for
+/// what it is, with what to do, and the run exits 1 with its log closed.
+#[test]
+fn a_source_that_is_not_video_is_named_for_what_it_is() {
+    for (file, body, expected) in [
+        (
+            "notes.txt",
+            b"hello, not a video\n".to_vec(),
+            "it must be a media file FFmpeg can read (check it with `ffprobe`)",
+        ),
+        (
+            "tone.wav",
+            wav(8000),
+            "has no usable video stream: the file has no video stream; pass a file with a video track",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file), body).unwrap();
+        let scenario = format!(
+            "name = \"notvideo\"\ndescription = \"x\"\nduration_s = 5\nsource = \"{file}\"\n"
+        );
+        std::fs::write(dir.path().join("s.toml"), scenario).unwrap();
+        let out = dir.path().join("out");
+        let (code, stderr) = rtclab_bounded(
+            &["run", "s.toml", "--out", out.to_str().unwrap()],
+            dir.path(),
+        );
+        assert_eq!(code, Some(1), "{file}: {stderr}");
+        assert!(
+            stderr.contains(file) && stderr.contains(expected),
+            "{file}: {stderr}"
+        );
+        // The log that was opened is closed, its last line saying why.
+        let log = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["kind"], "session.end", "{file}");
+        assert!(
+            last["reason"].as_str().unwrap().contains(file),
+            "{file}: {}",
+            last["reason"]
+        );
+    }
+}
+
+/// Issue 17 #5: a port in use is named, with the way out (`--addr`), exit 1.
+#[test]
+fn a_port_in_use_is_named_with_the_way_out() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = rtclab_bounded(
+        &["serve", "--addr", &addr, "--web", "/nonexistent"],
+        dir.path(),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}"))
+            && stderr.contains("Address already in use")
+            && stderr.contains("--addr 127.0.0.1:0"),
+        "{stderr}"
+    );
+}
+
+/// Issue 17 #5: a scenario that needs coturn on a machine without it says how to get it, exit 1,
+/// and leaves no process behind (none was started).
+#[test]
+fn coturn_missing_says_how_to_get_it() {
+    let (dir, file) = scenario_file(
+        "coturn.toml",
+        "name = \"ct\"\ndescription = \"x\"\nduration_s = 3\n[ice]\nturn = \"coturn\"\n",
+    );
+    let out = dir.path().join("out");
+    // An empty PATH: no turnserver to find.
+    let output = Command::new(env!("CARGO_BIN_EXE_rtclab"))
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("coturn's turnserver is not installed")
+            && stderr.contains("apt-get install coturn"),
+        "{stderr}"
+    );
+}
