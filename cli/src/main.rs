@@ -140,6 +140,10 @@ enum Command {
         /// host must be named as one address.
         #[arg(long, value_delimiter = ',', value_name = "CIDR")]
         allow_peers: Vec<String>,
+        /// Cap each allocation at KBPS kbit/s in each direction (coturn's max-bps, in bytes/s,
+        /// is KBPS × 125); datagrams above it are dropped and logged [default: no cap].
+        #[arg(long, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(1..))]
+        max_allocation_kbps: Option<u32>,
         /// Shared secret of the TURN REST credentials (also RTCLAB_TURN_SECRET) [default: a
         /// random one per run].
         #[arg(long, env = "RTCLAB_TURN_SECRET", hide_env_values = true)]
@@ -598,6 +602,7 @@ async fn main() -> Result<()> {
             out,
             impair,
             allow_peers,
+            max_allocation_kbps: cap,
             turn_secret,
             allow_origin,
         } => {
@@ -635,6 +640,7 @@ async fn main() -> Result<()> {
                 scenarios_dir: rtclab_runner::paths::default_scenarios_dir(),
                 seed,
                 allowed_origins: allow_origin,
+                max_relay_kbps: cap,
             };
             rtclab_runner::relay::run_relay(cfg, webrtc_runtime()?, ctrl_c(), |ready| {
                 println!("rtclab relay: TURN on udp {}", ready.turn);

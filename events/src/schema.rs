@@ -886,7 +886,9 @@ pub enum Event {
     TurnRefused {
         /// Client transport address.
         client: String,
-        /// STUN method: allocate, refresh, create_permission, channel_bind, send.
+        /// STUN method: allocate, refresh, create_permission, channel_bind, send; or `data` for a
+        /// datagram from a peer to the client dropped by the allocation's bandwidth cap (`send`
+        /// then means the other way).
         method: String,
         /// STUN error code sent back (0 when an indication was dropped without a response).
         code: u16,

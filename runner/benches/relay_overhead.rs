@@ -205,6 +205,7 @@ async fn main() {
         scenarios_dir: PathBuf::from("/nonexistent"),
         seed: 1,
         allowed_origins: Vec::new(),
+        max_relay_kbps: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -64,6 +64,9 @@ pub struct RelayConfig {
     pub seed: u64,
     /// Origins allowed to use the server besides its own and loopback (`--allow-origin`).
     pub allowed_origins: Vec<String>,
+    /// Cap on every allocation, kbit/s in each direction (`--max-allocation-kbps`,
+    /// [`rtclab_turn::Policy::max_relay_kbps`]); `None`: no cap.
+    pub max_relay_kbps: Option<u32>,
 }
 
 /// What `rtclab relay` prints once it listens.
@@ -518,6 +521,8 @@ pub async fn run_relay(
     turn_cfg.udp_addr = cfg.turn_addr;
     turn_cfg.relay_ip = cfg.turn_addr.ip();
     turn_cfg.policy.allowed_peers = cfg.allowed_peers.clone();
+    turn_cfg.policy.max_relay_kbps = cfg.max_relay_kbps;
+    turn_cfg.monotonic = Arc::new(RuntimeClock(runtime.clone()));
     turn_cfg.relay_hook = Some(Arc::new(Hook(relay.clone())));
     let turn = TurnServer::start(turn_cfg, Some(server_sink.clone()))
         .await

@@ -60,7 +60,11 @@ pub(crate) struct OwnAddresses {
 
 impl OwnAddresses {
     fn contains(&self, a: &SocketAddr) -> bool {
-        self.listener == Some(*a)
+        // A listener on 0.0.0.0 or :: is reached on its port at every local address; loopback
+        // is the one sure to be local.
+        self.listener.is_some_and(|l| {
+            l == *a || (l.ip().is_unspecified() && l.port() == a.port() && a.ip().is_loopback())
+        })
     }
 }
 
@@ -75,6 +79,8 @@ pub(crate) struct State {
     answered_order: VecDeque<TransactionId>,
     /// Live allocations: client address → username.
     pub(crate) allocations: HashMap<SocketAddr, String>,
+    /// Live allocations: relayed address → client address (to name the client of a relay).
+    pub(crate) relays: HashMap<SocketAddr, SocketAddr>,
 }
 
 struct Pending {
@@ -230,9 +236,10 @@ impl Shared {
             Verdict::Pass
         };
 
+        // Denied ranges first, then the allow-list (policy.rs), then the server's own address.
         let refused_peer = peers.iter().find_map(|p| {
-            if !self.policy.allowed_peers.allows(p.ip()) {
-                Some((p, format!("peer {} is not on the allow-list", p.ip())))
+            if let Err(refusal) = self.policy.allowed_peers.check(p.ip()) {
+                Some((p, refusal.to_string()))
             } else if self.own.contains(p) {
                 Some((
                     p,
@@ -440,7 +447,11 @@ impl Shared {
                 let _ = relay.get_from(&m);
                 let _ = life.get_from(&m);
                 let username = p.username.unwrap_or_default();
-                self.lock().allocations.insert(to, username.clone());
+                {
+                    let mut st = self.lock();
+                    st.allocations.insert(to, username.clone());
+                    st.relays.insert(SocketAddr::new(relay.ip, relay.port), to);
+                }
                 self.emit(Event::TurnAllocationCreated {
                     client,
                     username,
@@ -580,6 +591,78 @@ impl Conn for GuardedConn {
     }
 }
 
+/// The guard without sockets, for the fuzz target `turn_guard` in `fuzz/`: datagrams from
+/// clients go through [`FuzzGuard::from_client`] (what `recv_from` does), the server's through
+/// [`FuzzGuard::to_client`] (what `send_to` does). Not part of the crate's API.
+#[doc(hidden)]
+pub struct FuzzGuard(Shared);
+
+/// What the guard did with a client's datagram (see [`FuzzGuard::from_client`]).
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum FuzzVerdict {
+    /// Handed to the server as it came.
+    Pass,
+    /// Handed to the server as these bytes instead.
+    Rewrite(Vec<u8>),
+    /// Answered by the guard with these bytes, and dropped.
+    Reply(Vec<u8>),
+    /// Dropped without an answer.
+    Drop,
+}
+
+impl FuzzGuard {
+    /// A guard as the embedded server sets it up in lab mode: REST credentials under `secret`,
+    /// loopback peers only, one allocation per user, the listener at `listener`.
+    pub fn new(secret: &str, clock: Arc<dyn WallClock>, listener: SocketAddr) -> Self {
+        FuzzGuard(Shared {
+            secret: secret.to_owned(),
+            realm: "rtclab".to_owned(),
+            clock,
+            policy: Policy {
+                max_allocations_per_user: 1,
+                ..Policy::default()
+            },
+            sink: None,
+            transport: "udp",
+            state: Mutex::new(State::default()),
+            own: OwnAddresses {
+                listener: Some(listener),
+            },
+        })
+    }
+
+    /// A datagram from the client at `from`.
+    pub fn from_client(&self, buf: &[u8], from: SocketAddr) -> FuzzVerdict {
+        match self.0.inspect_in(buf, from) {
+            Verdict::Pass => FuzzVerdict::Pass,
+            Verdict::Rewrite(bytes) => FuzzVerdict::Rewrite(bytes),
+            Verdict::Reply(bytes) => FuzzVerdict::Reply(bytes),
+            Verdict::Drop => FuzzVerdict::Drop,
+        }
+    }
+
+    /// A datagram the server sends to the client at `to`.
+    pub fn to_client(&self, buf: &[u8], to: SocketAddr) {
+        self.0.inspect_out(buf, to);
+    }
+
+    /// Sizes of the guard's tables: pending requests, answered transactions, allocations and
+    /// relay addresses (the first two must stay bounded whatever clients send).
+    pub fn table_sizes(&self) -> [usize; 4] {
+        let st = self.0.lock();
+        [
+            st.pending.len().max(st.order.len()),
+            st.answered.len().max(st.answered_order.len()),
+            st.allocations.len(),
+            st.relays.len(),
+        ]
+    }
+
+    /// How many requests may be pending, and how many answered transactions are remembered.
+    pub const MAX_PENDING: usize = MAX_PENDING;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,6 +679,7 @@ mod tests {
             policy: Policy {
                 allowed_peers: AllowedPeers::Loopback,
                 max_allocations_per_user: 1,
+                max_relay_kbps: None,
             },
             sink: None,
             transport: "udp",

@@ -1,9 +1,12 @@
 //! Relay sockets: one UDP socket per allocation on the relay IP, wrapped to count what is
 //! relayed (the `turn` crate counts bytes only behind its `metrics` feature, one way, and
 //! reports them only when an allocation closes), and optionally handed to a [`RelayHook`]
-//! first (`rtclab relay` impairs and observes each allocation's traffic there).
+//! first (`rtclab relay` impairs and observes each allocation's traffic there). The same
+//! wrapper enforces the per-allocation bandwidth cap ([`crate::bandwidth`]).
 
+use crate::bandwidth::TokenBucket;
 use async_trait::async_trait;
+use rtclab_events::Clock;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +26,14 @@ pub struct RelayCounters {
     pub from_peer_bytes: AtomicU64,
     /// Packets received from peers.
     pub from_peer_packets: AtomicU64,
+    /// Bytes the client sent to peers that the bandwidth cap dropped.
+    pub to_peer_dropped_bytes: AtomicU64,
+    /// Packets the client sent to peers that the bandwidth cap dropped.
+    pub to_peer_dropped_packets: AtomicU64,
+    /// Bytes from peers that the bandwidth cap dropped.
+    pub from_peer_dropped_bytes: AtomicU64,
+    /// Packets from peers that the bandwidth cap dropped.
+    pub from_peer_dropped_packets: AtomicU64,
 }
 
 impl RelayCounters {
@@ -35,9 +46,21 @@ impl RelayCounters {
             self.from_peer_packets.load(Ordering::Relaxed),
         ]
     }
+
+    /// What the bandwidth cap dropped: (to_peer_bytes, to_peer_packets, from_peer_bytes,
+    /// from_peer_packets) now.
+    pub fn dropped(&self) -> [u64; 4] {
+        [
+            self.to_peer_dropped_bytes.load(Ordering::Relaxed),
+            self.to_peer_dropped_packets.load(Ordering::Relaxed),
+            self.from_peer_dropped_bytes.load(Ordering::Relaxed),
+            self.from_peer_dropped_packets.load(Ordering::Relaxed),
+        ]
+    }
 }
 
-/// Counters of every live relay socket, by relayed address.
+/// Counters of every live relay socket, by relayed address. The `to_peer_*`/`from_peer_*`
+/// counters count what passed the bandwidth cap; the `*_dropped_*` ones what it dropped.
 pub type RelayRegistry = Arc<Mutex<HashMap<SocketAddr, Arc<RelayCounters>>>>;
 
 /// Turns each new relay socket into the connection the `turn` server relays through.
@@ -64,6 +87,10 @@ pub struct CountingRelayGenerator {
     pub registry: RelayRegistry,
     /// Wraps each socket before it is counted (none: a plain tokio socket).
     pub hook: Option<Arc<dyn RelayHook>>,
+    /// Per-allocation cap, kbit/s in each direction ([`crate::Policy::max_relay_kbps`]).
+    pub max_kbps: Option<u32>,
+    /// Monotonic time for the cap's token buckets.
+    pub clock: Arc<dyn Clock>,
 }
 
 #[async_trait]
@@ -111,16 +138,41 @@ impl RelayAddressGenerator for CountingRelayGenerator {
             Arc::new(CountingConn {
                 inner: conn,
                 counters,
+                cap: self.max_kbps.map(|kbps| Cap {
+                    clock: self.clock.clone(),
+                    to_peer: Mutex::new(TokenBucket::from_kbps(kbps)),
+                    from_peer: Mutex::new(TokenBucket::from_kbps(kbps)),
+                }),
             }),
             addr,
         ))
     }
 }
 
-/// A relay connection that counts what passes through it.
+/// A relay connection that counts what passes through it, and drops what exceeds the cap.
 struct CountingConn {
     inner: Arc<dyn Conn + Send + Sync>,
     counters: Arc<RelayCounters>,
+    cap: Option<Cap>,
+}
+
+/// One token bucket per direction, as coturn treats "input and output network streams
+/// separately" (`max-bps`): a flood one way cannot starve the other (a receiver's feedback,
+/// the other side of the call), and an asymmetric call is judged on each direction alone.
+struct Cap {
+    clock: Arc<dyn Clock>,
+    to_peer: Mutex<TokenBucket>,
+    from_peer: Mutex<TokenBucket>,
+}
+
+impl Cap {
+    fn admit(&self, bucket: &Mutex<TokenBucket>, bytes: usize) -> bool {
+        let now = self.clock.now();
+        bucket
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(now, bytes)
+    }
 }
 
 #[async_trait]
@@ -130,24 +182,40 @@ impl Conn for CountingConn {
     }
 
     async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        let n = self.inner.recv(buf).await?;
-        self.count_in(n);
-        Ok(n)
+        loop {
+            let n = self.inner.recv(buf).await?;
+            if self.admit_in(n) {
+                return Ok(n);
+            }
+        }
     }
 
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
-        let (n, from) = self.inner.recv_from(buf).await?;
-        self.count_in(n);
-        Ok((n, from))
+        // A datagram over the cap is dropped here, before the `turn` server relays it to the
+        // client; the next one is waited for.
+        loop {
+            let (n, from) = self.inner.recv_from(buf).await?;
+            if self.admit_in(n) {
+                return Ok((n, from));
+            }
+        }
     }
 
     async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        if !self.admit_out(buf.len()) {
+            return Ok(buf.len());
+        }
         let n = self.inner.send(buf).await?;
         self.count_out(n);
         Ok(n)
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        // Over the cap: dropped as a full link would drop it, reported as sent (an error would
+        // make the `turn` server log a failure for what is policy).
+        if !self.admit_out(buf.len()) {
+            return Ok(buf.len());
+        }
         let n = self.inner.send_to(buf, target).await?;
         self.count_out(n);
         Ok(n)
@@ -171,6 +239,35 @@ impl Conn for CountingConn {
 }
 
 impl CountingConn {
+    /// Whether a datagram of `n` bytes from a peer is within the cap; counted either way.
+    fn admit_in(&self, n: usize) -> bool {
+        let c = &self.counters;
+        if let Some(cap) = &self.cap
+            && !cap.admit(&cap.from_peer, n)
+        {
+            c.from_peer_dropped_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
+            c.from_peer_dropped_packets.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.count_in(n);
+        true
+    }
+
+    /// Whether a datagram of `n` bytes to a peer is within the cap; counted as dropped if not.
+    fn admit_out(&self, n: usize) -> bool {
+        let c = &self.counters;
+        if let Some(cap) = &self.cap
+            && !cap.admit(&cap.to_peer, n)
+        {
+            c.to_peer_dropped_bytes
+                .fetch_add(n as u64, Ordering::Relaxed);
+            c.to_peer_dropped_packets.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     fn count_in(&self, n: usize) {
         self.counters
             .from_peer_bytes

@@ -5,8 +5,8 @@ use crate::credentials::{self, RestCredentials};
 use crate::error::TurnError;
 use crate::guard::{GuardedConn, OwnAddresses, Shared, State};
 use crate::policy::Policy;
-use crate::relay::{CountingRelayGenerator, RelayHook, RelayRegistry};
-use rtclab_events::{Event, EventSink};
+use crate::relay::{CountingRelayGenerator, RelayCounters, RelayHook, RelayRegistry};
+use rtclab_events::{Clock, Event, EventSink, SystemClock};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -35,10 +35,12 @@ pub struct TurnConfig {
     pub realm: String,
     /// Shared secret of the TURN REST credentials.
     pub secret: String,
-    /// Allow-list and quota.
+    /// Allow-list, quota and bandwidth cap.
     pub policy: Policy,
     /// Calendar clock the credential expiry is checked against.
     pub clock: Arc<dyn WallClock>,
+    /// Monotonic clock the bandwidth cap's token buckets read (`rtclab relay`: the runtime's).
+    pub monotonic: Arc<dyn Clock>,
     /// Wraps every allocation's relay socket (`rtclab relay`: impairment and observation).
     pub relay_hook: Option<Arc<dyn RelayHook>>,
 }
@@ -65,6 +67,7 @@ impl TurnConfig {
             secret: secret.into(),
             policy: Policy::default(),
             clock: Arc::new(SystemWallClock),
+            monotonic: Arc::new(SystemClock),
             relay_hook: None,
         }
     }
@@ -134,6 +137,8 @@ impl TurnServer {
                     ip: config.relay_ip,
                     registry: registry.clone(),
                     hook: config.relay_hook.clone(),
+                    max_kbps: config.policy.max_relay_kbps,
+                    clock: config.monotonic.clone(),
                 }),
             }],
             realm: config.realm.clone(),
@@ -142,7 +147,7 @@ impl TurnServer {
             alloc_close_notify: Some(close_tx),
         })
         .await?;
-        let last: Arc<Mutex<HashMap<SocketAddr, [u64; 4]>>> = Arc::default();
+        let last: Arc<Mutex<HashMap<SocketAddr, Last>>> = Arc::default();
         let tasks = vec![
             tokio::spawn(watch_closes(
                 close_rx,
@@ -210,25 +215,65 @@ impl Drop for TurnServer {
     }
 }
 
-/// Writes the cumulative counters of `relay` if they moved since the last line.
-fn emit_bytes(
-    shared: &Shared,
-    relay: SocketAddr,
-    now: [u64; 4],
-    last: &Mutex<HashMap<SocketAddr, [u64; 4]>>,
-) {
+/// What was last written for one allocation: its byte counters (`turn.bytes`) and its
+/// bandwidth-cap drops (`turn.refused`).
+#[derive(Default)]
+struct Last {
+    bytes: [u64; 4],
+    dropped: [u64; 4],
+}
+
+type LastLines = Mutex<HashMap<SocketAddr, Last>>;
+
+/// Writes the cumulative counters of `relay` if they moved since the last line, and what the
+/// bandwidth cap dropped since then (one `turn.refused` per direction, at most once a tick, so
+/// a flood cannot flood the log).
+fn emit_bytes(shared: &Shared, relay: SocketAddr, counters: &RelayCounters, last: &LastLines) {
+    let (now, dropped) = (counters.snapshot(), counters.dropped());
     let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-    if last.get(&relay) == Some(&now) || now == [0; 4] {
+    let seen = last.entry(relay).or_default();
+    if seen.bytes != now && now != [0; 4] {
+        seen.bytes = now;
+        shared.emit(Event::TurnBytes {
+            relay: relay.to_string(),
+            to_peer_bytes: now[0],
+            to_peer_packets: now[1],
+            from_peer_bytes: now[2],
+            from_peer_packets: now[3],
+        });
+    }
+    if seen.dropped == dropped {
         return;
     }
-    last.insert(relay, now);
-    shared.emit(Event::TurnBytes {
-        relay: relay.to_string(),
-        to_peer_bytes: now[0],
-        to_peer_packets: now[1],
-        from_peer_bytes: now[2],
-        from_peer_packets: now[3],
-    });
+    let before = std::mem::replace(&mut seen.dropped, dropped);
+    drop(last);
+    let (client, username) = {
+        let st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        let client = st.relays.get(&relay).copied();
+        let username = client.and_then(|c| st.allocations.get(&c).cloned());
+        (client, username)
+    };
+    let kbps = shared.policy.max_relay_kbps.unwrap_or_default();
+    // "send": what the client sent (Send indications, ChannelData); "data": what the server
+    // would have relayed to the client (Data indications, ChannelData).
+    for (i, method, way) in [(0, "send", "to peers"), (2, "data", "from peers")] {
+        let (bytes, packets) = (dropped[i] - before[i], dropped[i + 1] - before[i + 1]);
+        if packets == 0 {
+            continue;
+        }
+        shared.emit(Event::TurnRefused {
+            client: client.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
+            method: method.to_owned(),
+            code: 0,
+            reason: format!(
+                "over the bandwidth cap of {kbps} kbit/s: {packets} datagrams ({bytes} bytes) \
+                 {way} of relay {relay} dropped ({} in all)",
+                dropped[i + 1]
+            ),
+            username: username.clone(),
+            peer_addr: None,
+        });
+    }
 }
 
 /// `turn.allocation_closed` for every allocation the server ends, with its last byte counts.
@@ -236,7 +281,7 @@ async fn watch_closes(
     mut rx: mpsc::Receiver<AllocationInfo>,
     shared: Arc<Shared>,
     registry: RelayRegistry,
-    last: Arc<Mutex<HashMap<SocketAddr, [u64; 4]>>>,
+    last: Arc<LastLines>,
 ) {
     while let Some(info) = rx.recv().await {
         let counters = registry
@@ -244,17 +289,16 @@ async fn watch_closes(
             .unwrap_or_else(|p| p.into_inner())
             .remove(&info.relay_addr);
         if let Some(c) = counters {
-            emit_bytes(&shared, info.relay_addr, c.snapshot(), &last);
+            emit_bytes(&shared, info.relay_addr, &c, &last);
         }
         last.lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&info.relay_addr);
-        shared
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .allocations
-            .remove(&info.five_tuple.src_addr);
+        {
+            let mut st = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.allocations.remove(&info.five_tuple.src_addr);
+            st.relays.remove(&info.relay_addr);
+        }
         shared.emit(Event::TurnAllocationClosed {
             client: info.five_tuple.src_addr.to_string(),
             username: info.username,
@@ -263,24 +307,21 @@ async fn watch_closes(
     }
 }
 
-/// `turn.bytes` once a second for each allocation whose counters moved.
-async fn tick_bytes(
-    shared: Arc<Shared>,
-    registry: RelayRegistry,
-    last: Arc<Mutex<HashMap<SocketAddr, [u64; 4]>>>,
-) {
+/// `turn.bytes` once a second for each allocation whose counters moved (and `turn.refused` for
+/// what its bandwidth cap dropped).
+async fn tick_bytes(shared: Arc<Shared>, registry: RelayRegistry, last: Arc<LastLines>) {
     let mut every = tokio::time::interval(BYTES_INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         every.tick().await;
-        let snapshot: Vec<(SocketAddr, [u64; 4])> = registry
+        let live: Vec<(SocketAddr, Arc<RelayCounters>)> = registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|(a, c)| (*a, c.snapshot()))
+            .map(|(a, c)| (*a, c.clone()))
             .collect();
-        for (relay, now) in snapshot {
-            emit_bytes(&shared, relay, now, &last);
+        for (relay, counters) in live {
+            emit_bytes(&shared, relay, &counters, &last);
         }
     }
 }

@@ -73,7 +73,7 @@ pub async fn try_allocate(
     server: SocketAddr,
     username: &str,
     password: &str,
-) -> (Client, Result<impl Conn, String>) {
+) -> (Client, Result<impl Conn + use<>, String>) {
     let c = client(server, username, password).await;
     let r = tokio::time::timeout(Duration::from_secs(10), c.allocate()).await;
     let r = match r {
@@ -145,4 +145,173 @@ pub async fn still_serves(lab: &Lab) {
     round_trip(&relay).await;
     relay.close().await.ok();
     c.close().await.ok();
+}
+
+/// A TURN client written with the `stun` crate, for requests the `turn` crate's client never
+/// sends on its own (a ChannelBind or Send indication to a peer it has no permission for):
+/// one allocation on its own socket, every request signed with the long-term credentials.
+pub struct RawClient {
+    pub socket: UdpSocket,
+    pub server: SocketAddr,
+    pub relay: SocketAddr,
+    username: String,
+    password: String,
+    realm: String,
+    nonce: String,
+}
+
+/// A peer address attribute for `peer`.
+pub fn peer_attr(peer: SocketAddr) -> turn::proto::peeraddr::PeerAddress {
+    turn::proto::peeraddr::PeerAddress {
+        ip: peer.ip(),
+        port: peer.port(),
+    }
+}
+
+impl RawClient {
+    /// Allocates on `server` with these credentials (401 challenge, then the signed request).
+    pub async fn allocate(server: SocketAddr, username: &str, password: &str) -> RawClient {
+        use stun::message::{CLASS_REQUEST, METHOD_ALLOCATE, Message, MessageType, Setter};
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("raw socket");
+        let transport = || turn::proto::reqtrans::RequestedTransport {
+            protocol: turn::proto::PROTO_UDP,
+        };
+        let mut first = Message::new();
+        first
+            .build(&[
+                Box::new(stun::agent::TransactionId::new()),
+                Box::new(MessageType::new(METHOD_ALLOCATE, CLASS_REQUEST)),
+                Box::new(transport()) as Box<dyn Setter>,
+            ])
+            .expect("allocate");
+        let challenge = exchange(&socket, server, &first).await;
+        let text = |attr| {
+            stun::textattrs::TextAttribute::get_from_as(&challenge, attr)
+                .expect("401 carries REALM and NONCE")
+                .text
+        };
+        let mut c = RawClient {
+            socket,
+            server,
+            relay: server,
+            username: username.to_owned(),
+            password: password.to_owned(),
+            realm: text(stun::attributes::ATTR_REALM),
+            nonce: text(stun::attributes::ATTR_NONCE),
+        };
+        let ok = c
+            .request(METHOD_ALLOCATE, vec![Box::new(transport())])
+            .await;
+        assert_eq!(
+            ok.typ.class,
+            stun::message::CLASS_SUCCESS_RESPONSE,
+            "signed allocate granted"
+        );
+        let mut relayed = turn::proto::relayaddr::RelayedAddress::default();
+        stun::message::Getter::get_from(&mut relayed, &ok).expect("XOR-RELAYED-ADDRESS");
+        c.relay = SocketAddr::new(relayed.ip, relayed.port);
+        c
+    }
+
+    /// Sends a signed request of `method` with `attrs` and returns the response.
+    pub async fn request(
+        &self,
+        method: stun::message::Method,
+        attrs: Vec<Box<dyn stun::message::Setter>>,
+    ) -> stun::message::Message {
+        use stun::attributes::{ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
+        use stun::message::{CLASS_REQUEST, Message, MessageType, Setter};
+        use stun::textattrs::TextAttribute;
+        let mut setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(stun::agent::TransactionId::new()),
+            Box::new(MessageType::new(method, CLASS_REQUEST)),
+        ];
+        setters.extend(attrs);
+        setters.push(Box::new(TextAttribute::new(
+            ATTR_USERNAME,
+            self.username.clone(),
+        )));
+        setters.push(Box::new(TextAttribute::new(ATTR_REALM, self.realm.clone())));
+        setters.push(Box::new(TextAttribute::new(ATTR_NONCE, self.nonce.clone())));
+        setters.push(Box::new(
+            stun::integrity::MessageIntegrity::new_long_term_integrity(
+                self.username.clone(),
+                self.realm.clone(),
+                self.password.clone(),
+            ),
+        ));
+        setters.push(Box::new(stun::fingerprint::FINGERPRINT));
+        let mut m = Message::new();
+        m.build(&setters).expect("request");
+        exchange(&self.socket, self.server, &m).await
+    }
+
+    /// Sends a Send indication carrying `data` to `peer` (indications get no answer).
+    pub async fn send_indication(&self, peer: SocketAddr, data: &[u8]) {
+        use stun::message::{CLASS_INDICATION, METHOD_SEND, Message, MessageType};
+        let mut m = Message::new();
+        m.build(&[
+            Box::new(stun::agent::TransactionId::new()),
+            Box::new(MessageType::new(METHOD_SEND, CLASS_INDICATION)),
+            Box::new(peer_attr(peer)),
+            Box::new(turn::proto::data::Data(data.to_vec())),
+            Box::new(stun::fingerprint::FINGERPRINT),
+        ])
+        .expect("send indication");
+        self.socket
+            .send_to(&m.raw, self.server)
+            .await
+            .expect("send indication sent");
+    }
+}
+
+/// Sends `m` and waits up to 5 s for the response with its transaction ID (skipping anything
+/// else, e.g. Data indications).
+async fn exchange(
+    socket: &UdpSocket,
+    server: SocketAddr,
+    m: &stun::message::Message,
+) -> stun::message::Message {
+    socket.send_to(&m.raw, server).await.expect("request sent");
+    let mut buf = vec![0u8; 2048];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (n, _) = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf))
+            .await
+            .expect("a response in 5 s")
+            .expect("recv");
+        let mut r = stun::message::Message {
+            raw: buf[..n].to_vec(),
+            ..Default::default()
+        };
+        if r.decode().is_ok() && r.transaction_id == m.transaction_id {
+            return r;
+        }
+    }
+}
+
+/// The error code of a response (0 for a success).
+pub fn error_code(r: &stun::message::Message) -> u16 {
+    let mut ec = stun::error_code::ErrorCodeAttribute::default();
+    match stun::message::Getter::get_from(&mut ec, r) {
+        Ok(()) => ec.code.0,
+        Err(_) => 0,
+    }
+}
+
+/// The `turn.refused` events of the log with their peer address.
+pub fn refusals_with_peer(lab: &Lab) -> Vec<(String, u16, String, Option<String>)> {
+    events(lab)
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::TurnRefused {
+                method,
+                code,
+                reason,
+                peer_addr,
+                ..
+            } => Some((method, code, reason, peer_addr)),
+            _ => None,
+        })
+        .collect()
 }
