@@ -13,46 +13,16 @@ use rtclab_media::Resolution;
 use rtclab_peer::clock::RuntimeClock;
 use rtclab_peer::{PeerConfig, Role, run_peer};
 use rtclab_runner::demo::{DemoConfig, run_demo};
-use rtclab_tests::{media_lock, out_dir, root};
+use rtclab_tests::{http, media_lock, out_dir, root};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use webrtc::runtime::Runtime;
 
 /// A loopback session is up well within this; 15 s only matters on a starved machine.
 const SESSION_BOUND: Duration = Duration::from_secs(15);
-
-/// One HTTP/1.1 request on loopback; returns the status and the body as JSON.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text.split_once("\r\n\r\n").expect("HTTP response");
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    // Small JSON bodies come with Content-Length; tolerate chunked ones anyway.
-    let json = serde_json::from_str(rest.trim())
-        .or_else(|_| {
-            let start = rest.find('{').unwrap_or(0);
-            let end = rest.rfind('}').map_or(rest.len(), |e| e + 1);
-            serde_json::from_str(&rest[start..end])
-        })
-        .unwrap_or(serde_json::Value::Null);
-    (status, json)
-}
 
 async fn post(addr: SocketAddr, room: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     http(

@@ -16,12 +16,11 @@ use rtclab_peer::clock::RuntimeClock;
 use rtclab_peer::{IcePolicy, PeerConfig, Role, run_peer};
 use rtclab_runner::live::{Entry, Kind};
 use rtclab_runner::relay::{RelayConfig, run_relay};
-use rtclab_tests::{media_lock, out_dir, root, scenario};
+use rtclab_tests::{http, media_lock, out_dir, root, scenario};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use webrtc::runtime::Runtime;
 
@@ -35,21 +34,8 @@ const BEFORE: Duration = Duration::from_secs(14);
 const AFTER: Duration = Duration::from_secs(4);
 
 async fn post(addr: SocketAddr, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "POST /api/impair?room=relay HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.expect("read");
-    let status = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, raw)
+    let (status, json) = http(addr, "POST", "/api/impair?room=relay", body).await;
+    (status, json.to_string())
 }
 
 /// An Allocate with no credentials (RFC 8656 §7.1: REQUESTED-TRANSPORT UDP); returns the
@@ -153,6 +139,7 @@ async fn the_relay_impairs_each_clients_link_and_reads_the_rtp_it_carries() {
         scenarios_dir: root().join("scenarios"),
         seed: 1,
         allowed_origins: Vec::new(),
+        max_relay_kbps: None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();

@@ -103,3 +103,38 @@ pub async fn run_short(
         records,
     }
 }
+
+/// One HTTP/1.1 request on loopback; returns the status and the body as JSON.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, rest) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    // Small JSON bodies come with Content-Length; tolerate chunked ones anyway.
+    let json = serde_json::from_str(rest.trim())
+        .or_else(|_| {
+            let start = rest.find('{').unwrap_or(0);
+            let end = rest.rfind('}').map_or(rest.len(), |e| e + 1);
+            serde_json::from_str(&rest[start..end])
+        })
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
