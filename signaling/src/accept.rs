@@ -11,6 +11,10 @@
 //!   open after [`SHUTDOWN_DEADLINE`] is dropped (`axum::serve` waits forever for a connection in
 //!   the middle of a request head).
 //!
+//! It also raises the process's open-files limit to the hard limit when it starts
+//! ([`raise_open_files_limit`]): every client is a file descriptor, and the usual soft limit of
+//! 1,024 stopped `rtclab serve` at about 1,012 clients (issue 17, measured by `benches/load.rs`).
+//!
 //! Only HTTP/1.1 is served: browsers use HTTP/2 only over TLS, WebSockets (RFC 6455) upgrade from
 //! HTTP/1.1, and hyper's HTTP/1 builder has the header timeout.
 
@@ -34,7 +38,7 @@ use tokio::time::{Instant, timeout_at};
 use tower::ServiceExt as _;
 
 use crate::AppState;
-use crate::limits::{ConnectionCounts, ConnectionSlot, SHUTDOWN_DEADLINE};
+use crate::limits::{ConnectionCounts, ConnectionSlot, SHUTDOWN_DEADLINE, raise_open_files_limit};
 use crate::server::app;
 
 /// Serves [`app`] on `listener` until the process ends, with the limits of `state` (header read
@@ -76,6 +80,14 @@ pub(crate) async fn run(
     state: Arc<AppState>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    // Each connection is a file descriptor: without this, the usual soft limit of 1,024 stops
+    // the server at about 1,012 clients (see `raise_open_files_limit`).
+    match raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(err) => {
+            tracing::warn!(%err, "cannot raise the open files limit; the server may refuse connections past it")
+        }
+    }
     let router = app(Arc::clone(&state));
     let counts = ConnectionCounts::default();
     // Tells connection tasks to shut down gracefully.

@@ -7,9 +7,12 @@
 //! - `server` (default): the signaling server (`AppState`, `app`, `bind`, `serve`,
 //!   `serve_with_shutdown`), the room registry (`rooms`), the STUN/TURN credential issuer
 //!   (`IceIssuer`), the limits against careless or hostile clients (`limits`: message rate,
-//!   pings and idle timeout, header read timeout, connections per address, shutdown deadline)
-//!   and the HTTP errors (`error`). Pulls in axum, tower-http, tokio, tracing and
-//!   rtclab-turn.
+//!   pings and idle timeout, header read timeout, connections per address, shutdown deadline,
+//!   the open-files limit) and the HTTP errors (`error`). Pulls in axum, tower-http, tokio,
+//!   tracing, rustix and rtclab-turn.
+//! - `load` (default): the load driver (`load`): many WebSocket clients in two-peer rooms,
+//!   measuring relayed round trips and the server's memory, for `benches/load.rs` and
+//!   `tests/load.rs`. Pulls in tokio-tungstenite and futures.
 // Links only where the items exist, so that docs built without the feature have no broken links.
 #![cfg_attr(
     feature = "server",
@@ -42,6 +45,8 @@ pub mod error;
 pub mod issuer;
 #[cfg(feature = "server")]
 pub mod limits;
+#[cfg(feature = "load")]
+pub mod load;
 #[cfg(feature = "server")]
 pub mod origin;
 pub mod protocol;

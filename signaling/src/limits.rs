@@ -1,6 +1,8 @@
 //! The server's limits against careless or hostile clients (issue 18, findings 3–5): how fast one
 //! connection may send, how long a WebSocket may stay silent, how long an HTTP request head may
 //! take, how many connections one client address may hold, and how long shutdown waits.
+//! Also the process's open-files limit, which caps how many clients the server can hold at all
+//! ([`raise_open_files_limit`], issue 17).
 //!
 //! The constants are the defaults; [`crate::AppState`] has a `with_…` method for each, so that
 //! tests can use short values and a load test from one address can raise the per-address cap.
@@ -65,6 +67,38 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
 
 // A burst of maximal messages is bounded memory: 200 × 64 KiB = 12.5 MiB per sender at worst.
 const _: () = assert!((MESSAGE_BURST as usize) * MAX_MESSAGE_BYTES <= 16 * 1024 * 1024);
+
+/// Raises this process's soft limit on open files (`RLIMIT_NOFILE`) to its hard limit and
+/// returns the soft limit now in force.
+///
+/// Every WebSocket client is a socket, that is a file descriptor. The usual soft limit is 1,024
+/// (a default kept for old programs that use `select()`, which cannot watch higher descriptors;
+/// tokio uses epoll), while the hard limit is commonly 4,096 to 1,048,576. Measured with
+/// `benches/load.rs`: `rtclab serve` holds about 1,012 clients under a 1,024 limit, and the
+/// 1,013th connection fails with "Too many open files" (EMFILE), so the server's accept loop
+/// raises the limit when it starts, as the Go runtime does for every Go program. Any process may
+/// raise its soft limit up to the hard one; only the hard limit needs privileges. Child processes
+/// started afterwards inherit the raised limit.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // No hard limit (`None`, RLIM_INFINITY) does not happen for open files on Linux (the kernel
+    // caps them at fs.nr_open); leave such a limit as it is rather than guess a number.
+    let (Some(soft), Some(hard)) = (limit.current, limit.maximum) else {
+        return Ok(limit.current.unwrap_or(u64::MAX));
+    };
+    if soft >= hard {
+        return Ok(soft);
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        },
+    )?;
+    Ok(hard)
+}
 
 /// The server's limits; [`crate::AppState`] holds one, set through its `with_…` methods.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -253,6 +287,16 @@ mod tests {
         assert!(!bucket.try_take(start - Duration::from_secs(5)));
         assert!(!bucket.try_take(start + Duration::from_millis(500)));
         assert!(bucket.try_take(start + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn open_files_limit_is_raised_to_the_hard_limit() {
+        let raised = raise_open_files_limit().expect("raise RLIMIT_NOFILE");
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        assert_eq!(limit.current, Some(raised));
+        assert_eq!(limit.current, limit.maximum);
+        // Again: nothing left to raise, same answer.
+        assert_eq!(raise_open_files_limit().expect("raise again"), raised);
     }
 
     #[test]

@@ -40,6 +40,11 @@ use crate::rooms::PeerId;
 /// promises an `error` (`too-large`) and an intact room. So we enforce `MAX_MESSAGE_BYTES`
 /// ourselves and keep axum's limit only as a memory guard against absurd frames.
 const TRANSPORT_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Read buffer per WebSocket connection. tungstenite's default, 128 KiB, was most of the ~142 KiB
+/// the server held per client in the 1,000-client load bench (docs/results/signaling-load.md).
+/// Signaling messages are a few KiB; a larger message still arrives, in more reads.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Messages that may wait for one peer's socket; signaling needs an offer/answer and a few dozen
 /// candidates, so this only fills up when the client stops reading.
 pub(crate) const QUEUE_LEN: usize = 256;
@@ -102,6 +107,7 @@ pub(crate) async fn ws_handler(
     Ok(upgrade
         .max_message_size(TRANSPORT_LIMIT_BYTES)
         .max_frame_size(TRANSPORT_LIMIT_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_failed_upgrade(|err| tracing::debug!(%err, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| async move {
             let _slot = slot;
