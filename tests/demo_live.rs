@@ -275,6 +275,18 @@ async fn live_control_changes_one_rooms_link_at_once_and_logs_where_it_came_from
 
     let a = read_log(&session_log(&out, "live-a")).expect("room A log");
     let b = read_log(&session_log(&out, "live-b")).expect("room B log");
+    // Each room's link has its own seed (logged, to replay it), so the same settings in two
+    // rooms do not drop the same packets.
+    let seed = |records: &[Record]| match &records[0].event {
+        Event::SessionStart { config, .. } => config["seed"].as_u64(),
+        _ => None,
+    };
+    assert!(
+        seed(&a).is_some() && seed(&a) != seed(&b),
+        "seeds {:?} and {:?}",
+        seed(&a),
+        seed(&b)
+    );
     let ca = changes(&a);
     // The change line: source named, written within 100 ms of the change (the reporting task
     // is woken by the change, not left to its 1 s tick; 100 ms is the bound).

@@ -113,6 +113,9 @@ struct Demo {
     /// What the page may play (`GET /api/scenarios`).
     catalog: Catalog,
     shutdown: watch::Receiver<bool>,
+    /// Sessions started so far: session n's impairment uses seed `base + n`, so two rooms with
+    /// the same settings do not drop the same packets (as `rtclab relay`'s allocations).
+    sessions: std::sync::atomic::AtomicU64,
 }
 
 fn unix_time() -> u64 {
@@ -130,9 +133,15 @@ impl Demo {
             .out
             .join(format!("{room}-{}", unix_time()))
             .join("events.jsonl");
+        let n = self
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = self.cfg.scenario_seed().wrapping_add(n);
         let mut config = self.cfg.sender.describe();
         config["mode"] = "demo".into();
         config["room"] = room.into();
+        // The impairment's seed, to replay this room's link with `rtclab run --seed`.
+        config["seed"] = seed.into();
         let sink = match EventSink::create(
             &log,
             Arc::new(RuntimeClock(self.runtime.clone())),
@@ -159,7 +168,7 @@ impl Demo {
         let played = self.cfg.scenario.as_ref();
         let impairment = played.map(|e| e.impairment.clone()).unwrap_or_default();
         let mut builder = ImpairedRuntime::builder(self.runtime.clone(), impairment)
-            .seed(self.cfg.scenario_seed())
+            .seed(seed)
             .sink(sink.clone())
             .start(sink.start());
         if let Some(entry) = played {
@@ -362,6 +371,7 @@ pub async fn run_demo(
         rooms: Mutex::new(HashMap::new()),
         state: Mutex::new(Weak::new()),
         shutdown: stop_rx,
+        sessions: std::sync::atomic::AtomicU64::new(0),
     });
     let web_dir = cfg.web_dir.is_dir().then(|| cfg.web_dir.clone());
     let (join_demo, event_demo, log_demo) = (demo.clone(), demo.clone(), demo.clone());
