@@ -615,11 +615,26 @@ fn session_start_schema(bytes: &[u8]) -> Option<String> {
 /// event ([`ReadError::NoEvents`]). The file is read line by line, each line capped at
 /// [`MAX_LINE_BYTES`], so only the records are held in memory.
 pub fn read_log_lenient(path: &Path) -> Result<(Vec<Record>, LogDamage), ReadError> {
+    let file = File::open(path).map_err(|source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    read_log_lenient_from(BufReader::new(file), path)
+}
+
+/// [`read_log_lenient`] on a log that is already open; `path` only names it in errors.
+///
+/// Public so that the fuzz target in `fuzz/` can feed it bytes without a file; everything else
+/// reads logs with [`read_log_lenient`].
+#[doc(hidden)]
+pub fn read_log_lenient_from(
+    mut reader: impl BufRead,
+    path: &Path,
+) -> Result<(Vec<Record>, LogDamage), ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_owned(),
         source,
     };
-    let mut reader = BufReader::new(File::open(path).map_err(io)?);
     let mut records = Vec::new();
     let mut damage = LogDamage::default();
     let mut buf = Vec::new();

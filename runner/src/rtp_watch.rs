@@ -23,6 +23,17 @@ const CLOCK_SPAN_S: f64 = 1.0;
 /// 1200-byte packets, longer than any retransmission is still useful.
 const SEEN_WINDOW: u64 = 1024;
 
+/// Most SSRCs watched at once in one direction. A session's allocation carries a handful
+/// (video, audio, their RTX and FEC streams); RTP from further SSRCs is counted as other
+/// packets. Without a limit, a client that sends RTP with a new random SSRC in every packet
+/// would make the relay keep state and write a `relay.rtp` line every interval for each one
+/// (found while writing the `rtp` fuzz target, issue 17).
+pub const MAX_STREAMS: usize = 32;
+
+/// Intervals without a packet after which a stream is forgotten, so that a stream that ended
+/// frees its place among the [`MAX_STREAMS`] (its counts start again if it comes back).
+pub const IDLE_INTERVALS: u32 = 10;
+
 /// How a datagram's first byte classifies it (RFC 7983 §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -103,6 +114,8 @@ struct Stream {
     /// RFC 3550 §A.8: the last transit time, in timestamp units, and the jitter estimate.
     last_transit: Option<f64>,
     jitter: f64,
+    /// Intervals in a row without a packet (see [`IDLE_INTERVALS`]).
+    idle_intervals: u32,
 }
 
 impl Stream {
@@ -253,14 +266,16 @@ impl RtpWatch {
     pub fn on_datagram(&mut self, at_s: f64, data: &[u8]) {
         match classify(data) {
             Kind::Rtp => match rtp_header(data) {
-                Some(h) => {
+                Some(h)
+                    if self.streams.len() < MAX_STREAMS || self.streams.contains_key(&h.ssrc) =>
+                {
                     self.active.insert(h.ssrc);
                     self.streams
                         .entry(h.ssrc)
                         .or_default()
                         .on_packet(at_s, &h, data.len());
                 }
-                None => self.counts.other_packets += 1,
+                _ => self.counts.other_packets += 1,
             },
             Kind::Rtcp => {
                 self.counts.rtcp_packets += 1;
@@ -276,11 +291,19 @@ impl RtpWatch {
     /// passed); starts the next interval.
     pub fn take_interval(&mut self, interval_s: f64) -> Vec<Event> {
         let mut out = Vec::new();
-        for ssrc in std::mem::take(&mut self.active) {
-            if let Some(s) = self.streams.get_mut(&ssrc) {
-                out.push(Event::RelayRtp(s.take(ssrc, self.direction, interval_s)));
+        let active = std::mem::take(&mut self.active);
+        for ssrc in &active {
+            if let Some(s) = self.streams.get_mut(ssrc) {
+                s.idle_intervals = 0;
+                out.push(Event::RelayRtp(s.take(*ssrc, self.direction, interval_s)));
             }
         }
+        self.streams.retain(|ssrc, s| {
+            if !active.contains(ssrc) {
+                s.idle_intervals += 1;
+            }
+            s.idle_intervals < IDLE_INTERVALS
+        });
         let c = &self.counts;
         if c.rtcp_packets + c.stun_packets + c.dtls_packets + c.other_packets > 0 {
             out.push(Event::RelayPackets(c.clone()));
@@ -399,6 +422,34 @@ mod tests {
             a.on_datagram(f64::from(i) * 0.02, &rtp(i as u16, i * 960, 6, 80));
         }
         assert_eq!(lines(&mut a, 1.6)[0].clock_hz, Some(48_000));
+    }
+
+    /// Issue 17 (fuzzing): RTP with a new SSRC in every packet is watched for at most
+    /// MAX_STREAMS SSRCs, the rest counted as other packets; silent streams are forgotten.
+    #[test]
+    fn ssrcs_beyond_the_limit_are_counted_not_watched() {
+        let mut w = RtpWatch::new("from_client");
+        for ssrc in 0u32..10_000 {
+            w.on_datagram(0.0, &rtp(1, 0, ssrc, 20));
+        }
+        let events = w.take_interval(1.0);
+        let watched = events
+            .iter()
+            .filter(|e| matches!(e, Event::RelayRtp(_)))
+            .count();
+        assert_eq!(watched, MAX_STREAMS);
+        let Some(Event::RelayPackets(c)) = events.last() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(c.other_packets, 10_000 - MAX_STREAMS as u64);
+        // A stream that keeps sending stays; the silent ones are forgotten, which makes room.
+        for _ in 0..IDLE_INTERVALS {
+            w.on_datagram(0.0, &rtp(2, 0, 0, 20));
+            w.take_interval(1.0);
+        }
+        assert_eq!(w.streams.len(), 1);
+        w.on_datagram(0.0, &rtp(1, 0, 99_999, 20));
+        assert_eq!(lines(&mut w, 1.0).len(), 1);
     }
 
     #[test]

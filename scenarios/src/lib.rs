@@ -638,9 +638,16 @@ pub const SWEEP_ALIASES: &[(&str, &str)] = &[
     ("codec", "codec"),
 ];
 
+/// Most names in a `--set` key (`downlink.burst.p_pct` has three). Each name is a table the key
+/// nests in, and the variant's text writes every table's full dotted name in its header, so a
+/// key of thousands of dots made a text (and memory) that grew with the square of the key's
+/// length: 1.4 GB for a key of 8,000 characters (found by the `scenario` fuzz target, issue 17).
+pub const MAX_SET_KEY_NAMES: usize = 4;
+
 /// Returns the scenario text with `key` (dotted, e.g. `downlink.loss_pct`, or an alias from
 /// [`SWEEP_ALIASES`]) set to `value` (TOML syntax; bare words become strings) and `name`
-/// suffixed with the variant, for `rtclab sweep`.
+/// suffixed with the variant, for `rtclab sweep`. The key is at most [`MAX_SET_KEY_NAMES`]
+/// names of letters, digits, `_` and `-`.
 pub fn with_override(
     text: &str,
     path: &Path,
@@ -656,6 +663,20 @@ pub fn with_override(
         .iter()
         .find(|(alias, _)| *alias == key)
         .map_or(key, |(_, full)| full);
+    let good_name = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if key.split('.').count() > MAX_SET_KEY_NAMES || !key.split('.').all(good_name) {
+        // At most 60 characters of the key: it may be anything.
+        let shown: String = key.chars().take(60).collect();
+        let more = if shown.len() < key.len() { "..." } else { "" };
+        return Err(syntax(format!(
+            "--set {shown}{more}: not a scenario key; give at most {MAX_SET_KEY_NAMES} names of \
+             letters, digits, '_' or '-' joined by dots, such as downlink.loss_pct"
+        )));
+    }
     let mut doc: toml::Table = toml::from_str(text).map_err(|e| syntax(e.message().to_owned()))?;
     let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
         .ok()
@@ -912,6 +933,27 @@ max_kbps = 2500
             d.starts_with("Sweep variant: downlink.loss_pct = 20 "),
             "{d}"
         );
+    }
+
+    /// Issue 17 (fuzzing): a key of thousands of dots is refused at once, with a message, rather
+    /// than nesting a table per dot.
+    #[test]
+    fn an_override_key_is_a_few_names() {
+        let deep = format!("{}x", "a.".repeat(4000));
+        for key in [
+            deep.as_str(),
+            "downlink..loss_pct",
+            "a.b.c.d.e",
+            "down link",
+            "",
+        ] {
+            let err = with_override(GOOD, Path::new("x.toml"), key, "1").unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains("not a scenario key"), "{msg}");
+            assert!(msg.len() < 300, "{msg}");
+        }
+        let text = with_override(GOOD, Path::new("x.toml"), "downlink.burst.p_pct", "5").unwrap();
+        assert!(text.contains("p_pct = 5"), "{text}");
     }
 
     const IMPAIRED: &str = r#"
