@@ -489,7 +489,41 @@ fn inject_panic_on_usr1() {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    match cli().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", error_report(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and the causes that add something: a cause whose words are already in a message
+/// above it is left out. rtclab's errors name their cause in their own message ("cannot open
+/// video file X: Invalid data found ..."), and the full chain printed the same sentence two or
+/// three times.
+fn error_report(e: &anyhow::Error) -> String {
+    let mut seen = vec![e.to_string()];
+    let mut out = format!("Error: {e}");
+    let mut header = false;
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !seen.iter().any(|s| s.contains(&text)) {
+            if !header {
+                out.push_str("\n\nCaused by:");
+                header = true;
+            }
+            out.push_str("\n    ");
+            out.push_str(&text);
+        }
+        seen.push(text);
+    }
+    out
+}
+
+/// Parses the command line and runs the command.
+async fn cli() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RTCLAB_LOG")

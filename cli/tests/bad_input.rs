@@ -487,6 +487,8 @@ fn a_source_that_is_not_video_is_named_for_what_it_is() {
             stderr.contains(file) && stderr.contains(expected),
             "{file}: {stderr}"
         );
+        // Said once: a cause whose words are already in the message above is not repeated.
+        assert_eq!(stderr.matches(expected).count(), 1, "{file}: {stderr}");
         // The log that was opened is closed, its last line saying why.
         let log = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
         let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
