@@ -77,6 +77,9 @@ def signaling():
         "0s" + json.dumps({"type": "event", "event": {"t": 1.5, "kind": "note", "level": "info"}}),
     ]
     write("signaling", "server", "\n".join(server) + "\n")
+    # Finding 3 (docs/results/fuzz.md): a number the default float parser rounded wrongly.
+    write("signaling", "float", '0s{"type": "event", "event": {"t": '
+          '6666666660000000002985325346928896675.52, "kind": "note"}}\n')
     names = ["0j", "1ja b", "2j" + "x" * 65, "3j\u00e9", "4j" + "y" * 64, "4t{\"type\":\"bye\"}"]
     write("signaling", "names", "\n".join(names) + "\n")
 

@@ -361,3 +361,22 @@ mod tests {
         assert!(parse(nulls).is_ok());
     }
 }
+
+#[cfg(test)]
+mod float_tests {
+    use super::*;
+
+    /// Found by the `signaling` fuzz target in CI: an event's number with a long mantissa did not
+    /// survive a round trip. serde_json's default float parser is fast but not always correctly
+    /// rounded; `float_roundtrip` (on in the workspace) makes text → f64 → text → f64 exact, so
+    /// the event log and the page see the same `t` the peer wrote.
+    #[test]
+    fn event_numbers_survive_a_round_trip() {
+        let text = r#"{"type": "event", "event": {"t": 6666666660000000002985325346928896675.52, "kind": "note"}}"#;
+        let msg: ServerMessage = serde_json::from_str(text).expect("parses");
+        let again: ServerMessage =
+            serde_json::from_str(&serde_json::to_string(&msg).expect("serialises"))
+                .expect("parses back");
+        assert_eq!(again, msg);
+    }
+}
