@@ -14,6 +14,7 @@ mod html;
 pub mod ice;
 mod impair;
 mod markers;
+pub mod merge;
 mod metrics;
 mod path;
 mod plots;

@@ -61,8 +61,9 @@ const COLUMNS: &[(&str, &str)] = &[
     ),
 ];
 
-/// One table row from a variant's `summary.json` (merged with the report's figures).
-fn row(name: &str, v: &Value) -> Vec<String> {
+/// One table row from a variant's `summary.json` (merged with the report's figures); the name
+/// links to `report` (the variant's `report.html`, relative to the page).
+fn row(name: &str, report: &str, v: &Value) -> Vec<String> {
     let kbps = |x: f64| format!("{:.0} kbps", x / 1000.0);
     let media_s = num(v, "media_duration_s").filter(|d| *d > 0.0);
     let fps = media_s.and_then(|d| Some(num(v, "frames_decoded")? / d));
@@ -82,7 +83,7 @@ fn row(name: &str, v: &Value) -> Vec<String> {
         _ => "–".to_owned(),
     };
     vec![
-        format!("<a href=\"{0}/report.html\">{0}</a>", esc(name)),
+        format!("<a href=\"{}\">{}</a>", esc(report), esc(name)),
         opt(downlink_loss_pct(v), |x| format!("{x:.1} %")),
         opt(num(v, "mean_target_bps"), kbps),
         opt(num(v, "mean_recv_bps"), kbps),
@@ -101,9 +102,32 @@ fn row(name: &str, v: &Value) -> Vec<String> {
     ]
 }
 
+/// What `sweep.html` shows.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepPage<'a> {
+    /// The page's heading.
+    pub title: &'a str,
+    /// (variant name, merged `summary.json`; the median over seeds with `--repeat`), in sweep
+    /// order.
+    pub rows: &'a [(String, Value)],
+    /// For each row, its `report.html` relative to the page (with `--repeat`, the first seed's).
+    pub reports: &'a [String],
+    /// The variants' bitrates overlaid, if the plot could be drawn.
+    pub overlay_svg: Option<&'a str>,
+    /// The spread over seeds (`merge::spread_table`), with `--repeat`.
+    pub spread: Option<&'a str>,
+}
+
 /// The page: title, the overlaid plot (if it could be drawn), the table and what each column
-/// means. `rows` are (variant name, merged `summary.json`), in sweep order.
-pub fn sweep_html(title: &str, rows: &[(String, Value)], overlay_svg: Option<&str>) -> String {
+/// means, and with several seeds per variant the spread between them.
+pub fn sweep_html(page: &SweepPage<'_>) -> String {
+    let SweepPage {
+        title,
+        rows,
+        reports,
+        overlay_svg,
+        spread,
+    } = *page;
     let mut h = String::new();
     let _ = write!(
         h,
@@ -128,15 +152,30 @@ pub fn sweep_html(title: &str, rows: &[(String, Value)], overlay_svg: Option<&st
         let _ = write!(h, "<th>{}</th>", esc(name));
     }
     h.push_str("</tr>\n");
-    for (name, v) in rows {
+    for (i, (name, v)) in rows.iter().enumerate() {
+        let report = reports
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("{name}/report.html"));
         h.push_str("<tr>");
-        for c in row(name, v) {
+        for c in row(name, &report, v) {
             // The first cell is already a link built from escaped text.
             let _ = write!(h, "<td>{c}</td>");
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</table>\n<h2>The columns</h2>\n<dl>\n");
+    h.push_str("</table>\n");
+    if let Some(spread) = spread {
+        let _ = writeln!(
+            h,
+            "<h2>How much the seeds disagree</h2>\n<p>Each variant ran once per seed; the table \
+             above shows the median of each figure. Below, the lowest and highest value over the \
+             seeds: a wide range means one run of that variant says little on its own.</p>\n\
+             <pre>{}</pre>",
+            esc(spread)
+        );
+    }
+    h.push_str("<h2>The columns</h2>\n<dl>\n");
     for (name, what) in COLUMNS {
         let _ = writeln!(h, "<dt>{}</dt><dd>{}</dd>", esc(name), esc(what));
     }
@@ -160,14 +199,17 @@ mod tests {
             "g2g_p50_ms": 180.0, "g2g_p95_ms": 420.0, "psnr_mean_db": 36.2, "ssim_mean": 0.951,
             "lowest_height": 360,
         });
-        let page = sweep_html(
-            "loss-5: downlink.loss_pct",
-            &[
-                ("loss-5.loss_pct-20".into(), v),
-                ("loss-5.loss_pct-1".into(), json!({})),
-            ],
-            Some("<svg></svg>"),
-        );
+        let rows = [
+            ("loss-5.loss_pct-20".into(), v),
+            ("loss-5.loss_pct-1".into(), json!({})),
+        ];
+        let page = sweep_html(&SweepPage {
+            title: "loss-5: downlink.loss_pct",
+            rows: &rows,
+            reports: &["loss-5.loss_pct-20/report.html".into()],
+            overlay_svg: Some("<svg></svg>"),
+            spread: None,
+        });
         for want in [
             "<a href=\"loss-5.loss_pct-20/report.html\">",
             "<td>20.0 %</td>",
@@ -184,5 +226,8 @@ mod tests {
         }
         // A variant with nothing measured shows dashes, not zeros.
         assert!(page.contains("<td>–</td>"));
+        // A row without a given report path links to its name's folder.
+        assert!(page.contains("<a href=\"loss-5.loss_pct-1/report.html\">"));
+        assert!(!page.contains("seeds disagree"));
     }
 }

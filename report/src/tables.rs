@@ -671,7 +671,7 @@ fn write_account(
 }
 
 /// A figure of one sweep row: flat key first, then under `report`, then a fallback computation.
-fn sweep_value(v: &Value, keys: &[&str]) -> Option<f64> {
+pub(crate) fn sweep_value(v: &Value, keys: &[&str]) -> Option<f64> {
     keys.iter().find_map(|k| {
         v.get(*k)
             .or_else(|| v.get("report").and_then(|r| r.get(*k)))
@@ -690,6 +690,15 @@ fn reaction_cell(v: &Value) -> String {
     }
 }
 
+/// Frames decoded, % of frames sent: the summary's figure, or from its two counts.
+pub(crate) fn decoded_pct(v: &Value) -> Option<f64> {
+    sweep_value(v, &["frames_decoded_pct"]).or_else(|| {
+        let sent = sweep_value(v, &["frames_sent"])?;
+        let dec = sweep_value(v, &["frames_decoded"])?;
+        (sent > 0.0).then(|| 100.0 * dec / sent)
+    })
+}
+
 /// Comparison table of a sweep: one row per variant (`summary.json` merged with the report's
 /// figures), one column per headline figure.
 pub fn sweep_table(rows: &[(String, Value)]) -> String {
@@ -704,11 +713,7 @@ pub fn sweep_table(rows: &[(String, Value)]) -> String {
         "reaction",
     ]);
     for (name, v) in rows {
-        let decoded = sweep_value(v, &["frames_decoded_pct"]).or_else(|| {
-            let sent = sweep_value(v, &["frames_sent"])?;
-            let dec = sweep_value(v, &["frames_decoded"])?;
-            (sent > 0.0).then(|| 100.0 * dec / sent)
-        });
+        let decoded = decoded_pct(v);
         let reaction = reaction_cell(v);
         t.add_row(vec![
             name.clone(),
