@@ -39,6 +39,18 @@ enum Command {
         /// Override each variant's duration, in seconds.
         #[arg(long, value_parser = parse_duration)]
         duration: Option<f64>,
+        /// Runs at once. Runs share this machine's cores in real time, so keep it at or below
+        /// half the cores (each run encodes and decodes).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Run only shard I of N of the sweep's runs (I from 0), or auto/N: I from
+        /// RTCLAB_SHARD_INDEX, JOB_COMPLETION_INDEX (Kubernetes) or SLURM_ARRAY_TASK_ID (Slurm).
+        /// Join the shards' folders with `rtclab report merge`.
+        #[arg(long)]
+        shard: Option<rtclab_runner::ShardSpec>,
+        /// Runs per variant, each with the next seed; the table shows the median and the spread.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+        repeat: u16,
     },
     /// Benchmarks that compare senders on the same emulated link.
     #[command(subcommand)]
@@ -198,10 +210,30 @@ enum Command {
         /// was built in].
         dir: Option<PathBuf>,
     },
-    /// Summarise a run folder (or an events.jsonl) from its event log.
+    /// Summarise a run folder (or an events.jsonl) from its event log; `report merge` joins
+    /// the shards of a sweep.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Report {
         /// Run folder or log file.
-        path: PathBuf,
+        #[arg(required = true)]
+        path: Option<PathBuf>,
+        #[command(subcommand)]
+        merge: Option<ReportCommand>,
+    },
+}
+
+/// `rtclab report ...` beyond one run.
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Join the folders of a sharded sweep (`rtclab sweep --shard`) into one table: sweep.txt,
+    /// sweep.json and sweep.html, rows in sweep order whatever shard ran them.
+    Merge {
+        /// The shards' folders (each a sweep's --out), or single runs' folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the joined table [default: the first folder].
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -744,6 +776,9 @@ async fn cli() -> Result<()> {
             set,
             out,
             duration,
+            jobs,
+            shard,
+            repeat,
         } => {
             let Some((key, values)) = set.split_once('=') else {
                 bail!("--set {set:?}: expected KEY=V1,V2,... such as loss=0,1,5");
@@ -756,18 +791,62 @@ async fn cli() -> Result<()> {
             let out = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("sweep-{stem}-{}", unix_time()))
             });
+            let shard = match shard {
+                Some(spec) => spec.resolve(|name| std::env::var(name).ok())?,
+                None => rtclab_runner::Shard::ALL,
+            };
+            let mut req = rtclab_runner::SweepRequest::new(file, key.to_owned(), values, out);
+            req.duration_s = duration;
+            req.jobs = usize::from(jobs);
+            req.shard = shard;
+            req.repeat = usize::from(repeat);
             eprintln!(
-                "rtclab: sweeping {key} over {} values into {}",
-                values.len(),
-                out.display()
+                "rtclab: sweeping {key} over {} values{}{} into {}",
+                req.values.len(),
+                if repeat > 1 {
+                    format!(", {repeat} seeds each")
+                } else {
+                    String::new()
+                },
+                if shard == rtclab_runner::Shard::ALL {
+                    String::new()
+                } else {
+                    format!(", shard {shard}")
+                },
+                req.out.display()
             );
-            let (_, table) =
-                rtclab_runner::run_sweep(&file, key, &values, &out, duration, ctrl_c()).await?;
+            let (rows, table) = rtclab_runner::run_sweep(&req, ctrl_c()).await?;
+            if rows.is_empty() {
+                println!(
+                    "shard {shard}: nothing to run (the sweep has {} runs); nothing written",
+                    req.values.len() * req.repeat
+                );
+                return Ok(());
+            }
             println!("{table}");
-            println!("\nsweep: {}", out.join("sweep.txt").display());
+            println!("\nsweep: {}", req.out.join("sweep.txt").display());
             Ok(())
         }
-        Command::Report { path } => report(&path),
+        Command::Report {
+            merge: Some(ReportCommand::Merge { dirs, out }),
+            ..
+        } => {
+            let out = out.unwrap_or_else(|| dirs[0].clone());
+            let (rows, table) = rtclab_runner::merge_sweep(&dirs, &out)?;
+            println!("{table}");
+            let runs: usize = rows.iter().map(|r| r.runs.len()).sum();
+            println!(
+                "\nmerged {runs} runs of {} variants from {} folders: {}",
+                rows.len(),
+                dirs.len(),
+                out.join("sweep.html").display()
+            );
+            Ok(())
+        }
+        Command::Report { path, .. } => match path {
+            Some(path) => report(&path),
+            None => bail!("rtclab report: give a run folder, or `merge DIR...`"),
+        },
         Command::Bench(BenchCommand::Qoe {
             delays,
             losses,

@@ -548,3 +548,37 @@ fn coturn_missing_says_how_to_get_it() {
         "{stderr}"
     );
 }
+
+/// `rtclab sweep --shard` and `rtclab report merge` (issue 15 #5): a shard that does not exist,
+/// `auto` with no scheduler variable, and folders that hold no sweep are refused before any run,
+/// each saying what to give instead.
+#[test]
+fn bad_shards_and_merges_say_what_to_give() {
+    let clean = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/clean.toml");
+    let (ok, stderr) = rtclab(&["sweep", clean, "--set", "loss=0,1", "--shard", "2/2"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--shard 2/2: the index counts from 0 and must be below the count"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rtclab"))
+        .args(["sweep", clean, "--set", "loss=0,1", "--shard", "auto/2"])
+        .env_remove("RTCLAB_SHARD_INDEX")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .expect("run rtclab");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("JOB_COMPLETION_INDEX") && stderr.contains("--shard I/2"),
+        "{stderr}"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let (ok, stderr) = rtclab(&["report", "merge", empty.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("no sweep runs in it"), "{stderr}");
+    let (ok, stderr) = rtclab(&["report", "merge", "/no/such/folder"]);
+    assert!(!ok);
+    assert!(stderr.contains("not a folder"), "{stderr}");
+}

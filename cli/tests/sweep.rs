@@ -37,3 +37,155 @@ fn a_two_variant_sweep_writes_its_page_and_honest_variant_reports() {
     }
     assert!(page.contains("<svg"), "no overlaid plot");
 }
+
+fn rtclab(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rtclab"))
+        .args(args)
+        .output()
+        .expect("run rtclab")
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The cells of each row of a `sweep.txt` table (box-drawing borders), header first.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .filter_map(|l| l.strip_prefix('│'))
+        .map(|l| {
+            l.split(['│', '┆'])
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect()
+}
+
+/// The variant names of a `sweep.txt`, in row order.
+fn row_names(table: &str) -> Vec<String> {
+    rows(table)
+        .into_iter()
+        .filter_map(|r| r.into_iter().next())
+        .filter(|c| c.starts_with("clean."))
+        .collect()
+}
+
+/// Second of the day of a run's `session.start` `started_at` (RFC 3339, whole seconds).
+fn started_second(run: &std::path::Path) -> i64 {
+    let log = read(&run.join("events.jsonl"));
+    let first: serde_json::Value =
+        serde_json::from_str(log.lines().next().expect("a first line")).expect("JSON");
+    let at = first["started_at"].as_str().expect("started_at");
+    let time = at.split('T').nth(1).expect("a time").trim_end_matches('Z');
+    let parts: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().expect("number"))
+        .collect();
+    parts[0] * 3600 + parts[1] * 60 + parts[2]
+}
+
+/// Issue 15 #5: a sweep run with `--jobs 2`, and the same sweep as two shards joined by
+/// `rtclab report merge`, give one table with the same rows in the same order; merging a
+/// sweep's own folder gives its table byte for byte. (In real time two runs of one variant
+/// differ in their figures, so across the two ways only the rows are compared.)
+#[test]
+fn jobs_and_shards_give_the_same_table() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = |name: &str| root.path().join(name);
+    let path = |name: &str| dir(name).to_string_lossy().into_owned();
+    // clean.toml at 360p: two debug-build sessions at once keep up on two cores.
+    let clean = read(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/clean.toml"
+    )));
+    let small = clean
+        .replace("width = 1280", "width = 640")
+        .replace("height = 720", "height = 360");
+    assert_ne!(
+        small, clean,
+        "clean.toml is no longer 720p: update this test"
+    );
+    std::fs::write(dir("clean.toml"), small).unwrap();
+    let scenario = &path("clean.toml");
+    let sweep = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "sweep",
+            scenario,
+            "--set",
+            "loss=0,2,4",
+            "--duration",
+            "4",
+            "--out",
+            out,
+        ];
+        args.extend(extra);
+        let o = rtclab(&args);
+        assert!(
+            o.status.success(),
+            "rtclab {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let variants = ["clean.loss-pct-0", "clean.loss-pct-2", "clean.loss-pct-4"];
+
+    sweep(&["--jobs", "2"], &path("all"));
+    let table = read(&dir("all").join("sweep.txt"));
+    assert_eq!(row_names(&table), variants, "{table}");
+    // Two jobs: the first two runs started together. One after the other, the second would
+    // start at least the 4 s of the first one's media later; together, within a second or two.
+    let gap = (started_second(&dir("all").join(variants[1]))
+        - started_second(&dir("all").join(variants[0])))
+    .rem_euclid(86_400);
+    assert!(
+        gap <= 2,
+        "the second run started {gap} s after the first: not in parallel"
+    );
+
+    sweep(&["--shard", "0/2"], &path("s0"));
+    sweep(&["--shard", "1/2"], &path("s1"));
+    // Round robin: shard 0 has runs 0 and 2, shard 1 has run 1.
+    assert!(dir("s0").join(variants[0]).join("variant.json").is_file());
+    assert!(dir("s0").join(variants[2]).join("variant.json").is_file());
+    assert!(!dir("s0").join(variants[1]).exists());
+    assert!(dir("s1").join(variants[1]).join("summary.json").is_file());
+
+    let o = rtclab(&[
+        "report",
+        "merge",
+        &path("s0"),
+        &path("s1"),
+        "--out",
+        &path("m"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged = read(&dir("m").join("sweep.txt"));
+    assert_eq!(row_names(&merged), variants, "{merged}");
+    assert_eq!(rows(&merged)[0], rows(&table)[0], "the same columns");
+    assert_eq!(rows(&table)[0][0], "variant");
+    let page = read(&dir("m").join("sweep.html"));
+    assert!(
+        page.contains(&format!("<a href=\"../s1/{}/report.html\">", variants[1])),
+        "the merged page links each row to its shard's report"
+    );
+    assert!(dir("s1").join(variants[1]).join("report.html").is_file());
+
+    // The sweep's own folder, merged again: the same runs give the same table.
+    let o = rtclab(&["report", "merge", &path("all"), "--out", &path("again")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read(&dir("again").join("sweep.txt")), table);
+
+    // A shard given twice is refused, with what to do.
+    let o = rtclab(&[
+        "report",
+        "merge",
+        &path("s0"),
+        &path("s0"),
+        "--out",
+        &path("x"),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("give each shard's folder once"), "{err}");
+}

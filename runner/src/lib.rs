@@ -23,8 +23,10 @@ pub mod paths;
 pub mod relay;
 pub mod rtp_watch;
 pub mod run;
+pub mod shard;
 pub mod sweep;
 
 pub use error::RunError;
 pub use run::{RunOutcome, RunRequest, run_scenario};
-pub use sweep::run_sweep;
+pub use shard::{Shard, ShardSpec};
+pub use sweep::{SweepRequest, merge_sweep, run_sweep};
