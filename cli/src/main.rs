@@ -39,8 +39,8 @@ enum Command {
         /// Override each variant's duration, in seconds.
         #[arg(long, value_parser = parse_duration)]
         duration: Option<f64>,
-        /// Runs at once. Runs share this machine's cores in real time, so keep it at or below
-        /// half the cores (each run encodes and decodes).
+        /// Runs at once. Runs share this machine's cores in real time: `./lab bench` measures
+        /// how many sessions it holds before frames are lost (docs/sweeps.md).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
         /// Run only shard I of N of the sweep's runs (I from 0), or auto/N: I from
