@@ -24,6 +24,7 @@ pub mod runtime;
 mod schedule;
 mod seed;
 mod shared;
+pub mod sim;
 mod socket;
 
 pub use accounting::{
@@ -36,4 +37,5 @@ pub use config::{
 pub use model::{Change, DEFAULT_LABEL, Delivery, Impairer, LiveModel, Packet, Verdict};
 pub use runtime::{ImpairedRuntime, ImpairedRuntimeBuilder, ImpairmentStats};
 pub use shared::Side;
+pub use sim::{SimError, SimRuntime, SimStats};
 pub use socket::ImpairedSocket;
