@@ -577,7 +577,7 @@ fn bad_shards_and_merges_say_what_to_give() {
     let empty = tempfile::tempdir().unwrap();
     let (ok, stderr) = rtclab(&["report", "merge", empty.path().to_str().unwrap()]);
     assert!(!ok);
-    assert!(stderr.contains("no sweep runs in it"), "{stderr}");
+    assert!(stderr.contains("no finished sweep runs in it"), "{stderr}");
     let (ok, stderr) = rtclab(&["report", "merge", "/no/such/folder"]);
     assert!(!ok);
     assert!(stderr.contains("not a folder"), "{stderr}");

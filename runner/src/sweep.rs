@@ -191,7 +191,7 @@ pub fn merge_sweep(dirs: &[PathBuf], out: &Path) -> Result<(Vec<MergedVariant>, 
         let found = find_runs(dir)?;
         if found.is_empty() {
             return Err(RunError::Failed(format!(
-                "{}: no sweep runs in it (a run's folder holds {VARIANT_FILE} and summary.json)",
+                "{}: no finished sweep runs in it (a run's folder holds {VARIANT_FILE} and summary.json)",
                 dir.display()
             )));
         }
@@ -221,7 +221,20 @@ fn find_runs(dir: &Path) -> Result<Vec<SweepRun>, RunError> {
         .filter(|p| p.join(VARIANT_FILE).is_file())
         .collect();
     dirs.sort();
-    dirs.iter().map(|d| read_run(d)).collect()
+    let mut runs = Vec::new();
+    for d in dirs {
+        // A run that never finished (killed, or failed before its summary) is left out of the
+        // table, and said so: the rest of a long sweep is still worth its table.
+        if !d.join("summary.json").is_file() {
+            eprintln!(
+                "rtclab: skipping {}: no summary.json (the run did not finish); run that variant again",
+                d.display()
+            );
+            continue;
+        }
+        runs.push(read_run(&d)?);
+    }
+    Ok(runs)
 }
 
 fn read_run(dir: &Path) -> Result<SweepRun, RunError> {
