@@ -165,8 +165,23 @@ struct Cap {
     from_peer: Mutex<TokenBucket>,
 }
 
+/// Which way a datagram crosses the relay. The two directions are capped and counted apart
+/// (see [`Cap`]), so this picks the bucket and counters a datagram is charged to.
+#[derive(Clone, Copy, Debug)]
+enum Direction {
+    /// From the client, through the relay socket, to a peer.
+    ToPeer,
+    /// From a peer, through the relay socket, to the client.
+    FromPeer,
+}
+
 impl Cap {
-    fn admit(&self, bucket: &Mutex<TokenBucket>, bytes: usize) -> bool {
+    /// Whether `bytes` more fit in `dir`'s bucket now (taken from it if so).
+    fn admit(&self, dir: Direction, bytes: usize) -> bool {
+        let bucket = match dir {
+            Direction::ToPeer => &self.to_peer,
+            Direction::FromPeer => &self.from_peer,
+        };
         let now = self.clock.now();
         bucket
             .lock()
@@ -184,7 +199,8 @@ impl Conn for CountingConn {
     async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
         loop {
             let n = self.inner.recv(buf).await?;
-            if self.admit_in(n) {
+            if self.admit(Direction::FromPeer, n) {
+                self.count_in(n);
                 return Ok(n);
             }
         }
@@ -195,14 +211,15 @@ impl Conn for CountingConn {
         // client; the next one is waited for.
         loop {
             let (n, from) = self.inner.recv_from(buf).await?;
-            if self.admit_in(n) {
+            if self.admit(Direction::FromPeer, n) {
+                self.count_in(n);
                 return Ok((n, from));
             }
         }
     }
 
     async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        if !self.admit_out(buf.len()) {
+        if !self.admit(Direction::ToPeer, buf.len()) {
             return Ok(buf.len());
         }
         let n = self.inner.send(buf).await?;
@@ -213,7 +230,7 @@ impl Conn for CountingConn {
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
         // Over the cap: dropped as a full link would drop it, reported as sent (an error would
         // make the `turn` server log a failure for what is policy).
-        if !self.admit_out(buf.len()) {
+        if !self.admit(Direction::ToPeer, buf.len()) {
             return Ok(buf.len());
         }
         let n = self.inner.send_to(buf, target).await?;
@@ -239,33 +256,24 @@ impl Conn for CountingConn {
 }
 
 impl CountingConn {
-    /// Whether a datagram of `n` bytes from a peer is within the cap; counted either way.
-    fn admit_in(&self, n: usize) -> bool {
-        let c = &self.counters;
-        if let Some(cap) = &self.cap
-            && !cap.admit(&cap.from_peer, n)
-        {
-            c.from_peer_dropped_bytes
-                .fetch_add(n as u64, Ordering::Relaxed);
-            c.from_peer_dropped_packets.fetch_add(1, Ordering::Relaxed);
-            return false;
+    /// Whether a datagram of `n` bytes going `dir` is within the cap; counted as dropped in
+    /// `dir`'s counters if not. What passes is counted by the caller, not here: a datagram to
+    /// a peer counts only once the inner socket has sent it (and as many bytes as it sent).
+    fn admit(&self, dir: Direction, n: usize) -> bool {
+        let Some(cap) = &self.cap else {
+            return true;
+        };
+        if cap.admit(dir, n) {
+            return true;
         }
-        self.count_in(n);
-        true
-    }
-
-    /// Whether a datagram of `n` bytes to a peer is within the cap; counted as dropped if not.
-    fn admit_out(&self, n: usize) -> bool {
         let c = &self.counters;
-        if let Some(cap) = &self.cap
-            && !cap.admit(&cap.to_peer, n)
-        {
-            c.to_peer_dropped_bytes
-                .fetch_add(n as u64, Ordering::Relaxed);
-            c.to_peer_dropped_packets.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        true
+        let (bytes, packets) = match dir {
+            Direction::ToPeer => (&c.to_peer_dropped_bytes, &c.to_peer_dropped_packets),
+            Direction::FromPeer => (&c.from_peer_dropped_bytes, &c.from_peer_dropped_packets),
+        };
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        packets.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     fn count_in(&self, n: usize) {

@@ -15,9 +15,9 @@ use common::*;
 use rtclab_events::Event;
 use rtclab_turn::bandwidth::TokenBucket;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 use webrtc_util::Conn;
 
 /// The cap under test: 2 Mbit/s = 250 kB/s per direction.
@@ -45,6 +45,30 @@ where
         }
     }
     (offered, start.elapsed())
+}
+
+/// Counts, on its own task, the bytes of the flood's datagrams arriving on `socket` until none
+/// has come for 500 ms; the task returns them and when the last one arrived (the end of the
+/// relayed span). Only datagrams of [`DATAGRAM`] bytes count, so the permission's "hi" does
+/// not. A task, so that receiving keeps up while [`offer`] sends.
+fn count_received<S>(socket: Arc<S>) -> JoinHandle<(u64, Instant)>
+where
+    S: Conn + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        let mut received = 0u64;
+        let mut last = Instant::now();
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(500), socket.recv_from(&mut buf)).await
+        {
+            if n == DATAGRAM {
+                received += n as u64;
+                last = Instant::now();
+            }
+        }
+        (received, last)
+    })
 }
 
 /// Checks `received` against the bucket bound and returns it as a fraction of the bound.
@@ -102,23 +126,7 @@ async fn client_to_peer_traffic_above_the_cap_is_dropped() {
     // The permission first, so the flood measures relaying, not the CreatePermission round trip.
     relay.send_to(b"hi", peer_addr).await.expect("permission");
 
-    let received = Arc::new(AtomicU64::new(0));
-    let counter = {
-        let (peer, received) = (peer.clone(), received.clone());
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let mut last = Instant::now();
-            while let Ok(Ok((n, _))) =
-                tokio::time::timeout(Duration::from_millis(500), peer.recv_from(&mut buf)).await
-            {
-                if n == DATAGRAM {
-                    received.fetch_add(n as u64, Ordering::Relaxed);
-                    last = Instant::now();
-                }
-            }
-            last
-        })
-    };
+    let counter = count_received(peer.clone());
     let data = vec![7u8; DATAGRAM];
     let t0 = Instant::now();
     let (r, d) = (&relay, &data);
@@ -126,11 +134,11 @@ async fn client_to_peer_traffic_above_the_cap_is_dropped() {
         r.send_to(d, peer_addr).await.expect("relay send");
     })
     .await;
-    let last = counter.await.expect("counter");
+    let (received, last) = counter.await.expect("counter");
     check(
         "client → peer",
         offered,
-        received.load(Ordering::Relaxed),
+        received,
         send_span,
         last.saturating_duration_since(t0),
     );
@@ -157,23 +165,7 @@ async fn peer_to_client_traffic_above_the_cap_is_dropped() {
     let peer_addr = peer.local_addr().expect("peer addr");
     relay.send_to(b"hi", peer_addr).await.expect("permission");
 
-    let received = Arc::new(AtomicU64::new(0));
-    let counter = {
-        let (relay, received) = (relay.clone(), received.clone());
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let mut last = Instant::now();
-            while let Ok(Ok((n, _))) =
-                tokio::time::timeout(Duration::from_millis(500), relay.recv_from(&mut buf)).await
-            {
-                if n == DATAGRAM {
-                    received.fetch_add(n as u64, Ordering::Relaxed);
-                    last = Instant::now();
-                }
-            }
-            last
-        })
-    };
+    let counter = count_received(relay.clone());
     let data = vec![7u8; DATAGRAM];
     let t0 = Instant::now();
     let (p, d) = (&peer, &data);
@@ -181,11 +173,11 @@ async fn peer_to_client_traffic_above_the_cap_is_dropped() {
         p.send_to(d, relay_addr).await.expect("peer send");
     })
     .await;
-    let last = counter.await.expect("counter");
+    let (received, last) = counter.await.expect("counter");
     check(
         "peer → client",
         offered,
-        received.load(Ordering::Relaxed),
+        received,
         send_span,
         last.saturating_duration_since(t0),
     );
