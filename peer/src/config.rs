@@ -1,6 +1,7 @@
 //! What a peer is asked to do.
 
 use rtclab_media::{Codec, Resolution, SourceSpec};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Sender or receiver of the video track.
@@ -187,6 +188,61 @@ pub struct PeerConfig {
     /// and how long after that before `failed`, which ends the session. `None` keeps
     /// webrtc-rs's defaults (5 s and 25 s; docs/notes/webrtc-rs-0.21.md).
     pub ice_timers: IceTimers,
+    /// Work the peer does off the runtime's thread (encoding, decoding, quality scoring) is
+    /// announced here, so that a virtual-time runtime holds its clock until it is done. In real
+    /// time it is empty and costs nothing.
+    pub work_gate: WorkGate,
+    /// Sender: the SSRC and the first RTP sequence number come from this seed instead of at
+    /// random (RFC 3550 §5.1, §8 ask for random ones), so that two virtual-time runs of one
+    /// scenario send the same packets. `None` in real time.
+    pub rtp_seed: Option<u64>,
+}
+
+/// The SSRC and first sequence number for [`PeerConfig::rtp_seed`]: splitmix64 of the seed, so
+/// nearby seeds give unrelated values; never SSRC 0.
+pub fn seeded_rtp_ids(seed: u64) -> (u32, u16) {
+    let mix = |x: u64| {
+        let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let ssrc = (mix(seed) as u32).max(1);
+    let seq = mix(seed ^ 0x5EED) as u16;
+    (ssrc, seq)
+}
+
+/// A guard that lives while one piece of off-thread work (a frame encoded, decoded or scored)
+/// is under way; see [`WorkGate`].
+pub type WorkGuard = Box<dyn Send>;
+
+/// Announces off-thread work to the runtime: `begin()` before handing a job to a thread, and the
+/// thread drops the guard once it has handed the result back. A virtual-time runtime
+/// (`rtclab_netem::SimRuntime::busy`) does not move its clock, nor run anything else, while a
+/// guard lives, so CPU work takes no virtual time and the run stays deterministic.
+#[derive(Clone, Default)]
+pub struct WorkGate(Option<Arc<dyn Fn() -> WorkGuard + Send + Sync>>);
+
+impl WorkGate {
+    /// A gate that calls `begin` for every piece of work.
+    pub fn new(begin: impl Fn() -> WorkGuard + Send + Sync + 'static) -> Self {
+        WorkGate(Some(Arc::new(begin)))
+    }
+
+    /// A guard for one piece of work (`None` in real time).
+    pub fn begin(&self) -> Option<WorkGuard> {
+        self.0.as_ref().map(|f| f())
+    }
+}
+
+impl std::fmt::Debug for WorkGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "WorkGate(virtual time)"
+        } else {
+            "WorkGate(real time)"
+        })
+    }
 }
 
 /// ICE's timers (`[ice] disconnected_s`, `failed_s` in a scenario); `None` keeps webrtc-rs's
@@ -242,6 +298,8 @@ impl PeerConfig {
             resolution_scaling: true,
             min_playout_delay: Duration::ZERO,
             ice_timers: IceTimers::default(),
+            work_gate: WorkGate::default(),
+            rtp_seed: None,
         }
     }
 

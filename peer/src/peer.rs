@@ -263,7 +263,10 @@ async fn build(
     let mut track = None;
     match cfg.role {
         Role::Sender => {
-            let ssrc: u32 = rand::random();
+            let ssrc: u32 = match cfg.rtp_seed {
+                Some(seed) => crate::config::seeded_rtp_ids(seed).0,
+                None => rand::random(),
+            };
             // Offer both codecs on the transceiver the track will use; add_track would
             // otherwise narrow the offer to the track's own codec.
             let transceiver = pc
@@ -369,6 +372,8 @@ async fn adopt_ice_servers(
     // `joined` is queued before the server reads anything from us; the bound only guards
     // against a server that never says it.
     let first = tokio::select! {
+        // In order, not at random: a virtual-time run must take the same branch every time.
+        biased;
         m = signal.rx.recv() => m,
         _ = runtime.sleep(Duration::from_secs(2)) => None,
     };
@@ -424,6 +429,8 @@ async fn reconnect_signaling(
     for _ in 0..RECONNECT_TRIES {
         runtime.sleep(delay).await;
         let attempt = tokio::select! {
+            // In order, not at random: a virtual-time run must take the same branch every time.
+            biased;
             r = handle.connect() => r.ok(),
             _ = runtime.sleep(RECONNECT_ATTEMPT_TIMEOUT) => None,
         };
@@ -469,6 +476,8 @@ impl Peer {
             None;
         loop {
             tokio::select! {
+                // In order, not at random: a virtual-time run must take the same branch every time.
+                biased;
                 _ = &mut shutdown => {
                     let _ = signal.tx.send(ClientMessage::Bye);
                     self.note("bye sent");
@@ -657,6 +666,7 @@ impl Peer {
                                 pli_interval: self.cfg.pli_interval,
                                 fec: self.cfg.fec,
                                 min_playout_delay: self.cfg.min_playout_delay,
+                                work_gate: self.cfg.work_gate.clone(),
                             }).await?);
                         }
                     }

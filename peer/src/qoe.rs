@@ -390,10 +390,18 @@ pub type SharedQoe = std::sync::Arc<std::sync::Mutex<QoeSecond>>;
 pub struct QoeProbe {
     anchor: WallAnchor,
     second: SharedQoe,
-    quality: Option<std::sync::mpsc::SyncSender<(rtclab_media::ffmpeg::frame::Video, SourceTag)>>,
+    quality: Option<std::sync::mpsc::SyncSender<QualityJob>>,
     quality_started: bool,
     sink: rtclab_events::EventSink,
+    gate: crate::config::WorkGate,
 }
+
+/// A frame for the quality thread, with its [`crate::config::WorkGuard`] in virtual time.
+type QualityJob = (
+    rtclab_media::ffmpeg::frame::Video,
+    SourceTag,
+    Option<crate::config::WorkGuard>,
+);
 
 impl QoeProbe {
     /// A probe mapping decode instants to NTP through the process's [`WallAnchor`].
@@ -405,8 +413,16 @@ impl QoeProbe {
             quality: None,
             quality_started: false,
             sink,
+            gate: crate::config::WorkGate::default(),
         };
         (probe, second)
+    }
+
+    /// Announces each scored frame's work through `gate` (virtual time); see
+    /// [`crate::config::WorkGate`].
+    pub fn with_work_gate(mut self, gate: crate::config::WorkGate) -> Self {
+        self.gate = gate;
+        self
     }
 
     /// A frame was decoded at `decoded_at` (runtime clock): records its glass-to-glass latency
@@ -433,27 +449,31 @@ impl QoeProbe {
             self.quality_started = true;
             self.quality = self.spawn_quality_thread();
         }
-        if let Some(tx) = &self.quality
-            && let Err(std::sync::mpsc::TrySendError::Full(_)) =
-                tx.try_send((picture.frame.clone(), tag))
+        let Some(tx) = &self.quality else { return };
+        if let Some(guard) = self.gate.begin() {
+            // Virtual time: every due frame is scored, in order, while the clock waits; which
+            // frames a busy thread skips must not depend on how fast this machine is.
+            let _ = tx.send((picture.frame.clone(), tag, Some(guard)));
+        } else if let Err(std::sync::mpsc::TrySendError::Full(_)) =
+            tx.try_send((picture.frame.clone(), tag, None))
         {
             tracing::debug!(index = tag.index, "quality thread busy; frame not scored");
         }
     }
 
-    fn spawn_quality_thread(
-        &self,
-    ) -> Option<std::sync::mpsc::SyncSender<(rtclab_media::ffmpeg::frame::Video, SourceTag)>> {
+    fn spawn_quality_thread(&self) -> Option<std::sync::mpsc::SyncSender<QualityJob>> {
+        use rtclab_media::Resolution;
         use rtclab_media::quality::{Reference, compare};
-        use rtclab_media::{Resolution, ffmpeg::frame};
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(frame::Video, SourceTag)>(QUALITY_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<QualityJob>(QUALITY_QUEUE);
         let second = self.second.clone();
         let sink = self.sink.clone();
         let spawned = std::thread::Builder::new()
             .name("rtclab-quality".into())
             .spawn(move || {
                 let mut reference: Option<Reference> = None;
-                while let Ok((decoded, tag)) = rx.recv() {
+                // The guard (virtual time) is dropped at the end of each turn, after the scores
+                // are in the shared second.
+                while let Ok((decoded, tag, _guard)) = rx.recv() {
                     let size = Resolution::new(u32::from(tag.width), u32::from(tag.height));
                     let fps = u32::from(tag.fps);
                     if !reference.as_ref().is_some_and(|r| r.matches(size, fps)) {

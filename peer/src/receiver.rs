@@ -53,6 +53,8 @@ pub struct ReceiverContext {
     pub fec: bool,
     /// Smallest playout delay of the jitter buffer (zero: as measured).
     pub min_playout_delay: Duration,
+    /// Off-thread work (decoding, scoring) announced to a virtual-time runtime.
+    pub work_gate: crate::config::WorkGate,
 }
 
 /// Sequence-number accounting of one RTP stream: losses and late (repaired) arrivals.
@@ -130,6 +132,7 @@ pub struct ReceiverHandle {
     running: Arc<AtomicBool>,
     stats_done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     tasks: Vec<Box<dyn JoinHandle>>,
+    runtime: Arc<dyn Runtime>,
 }
 
 impl ReceiverHandle {
@@ -137,7 +140,8 @@ impl ReceiverHandle {
     pub async fn stop(self) {
         self.running.store(false, Ordering::Relaxed);
         if let Some(done) = self.stats_done.lock().await.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(3), done).await;
+            // On the runtime's clock: a virtual-time run has no tokio timer to wait on.
+            let _ = webrtc::runtime::timeout(&*self.runtime, Duration::from_secs(3), done).await;
         }
         for t in &self.tasks {
             t.abort();
@@ -169,6 +173,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
     let running = Arc::new(AtomicBool::new(true));
     let (pli_tx, mut pli_rx) = mpsc::unbounded_channel::<PliReason>();
     let (probe, qoe) = QoeProbe::new(ctx.runtime.as_ref(), ctx.sink.clone());
+    let probe = probe.with_work_gate(ctx.work_gate.clone());
     let frames = spawn_decoder_thread(
         decoder,
         probe,
@@ -193,8 +198,10 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
         let counters = counters.clone();
         let sink = ctx.sink.clone();
         let wire = ctx.counters.clone();
+        let gate = ctx.work_gate.clone();
         tasks.push(ctx.runtime.spawn(Box::pin(async move {
             let mut assembler = Assembler::new(codec, frames, counters.clone(), pli_tx, wire);
+            assembler.gate = gate;
             assembler.jitter.set_min_delay(min_playout_delay);
             assembler.tags = FrameTags::new(ctx_ext);
             let mut last_pli: Option<Instant> = None;
@@ -205,6 +212,8 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                     .next_wakeup()
                     .map_or(IDLE_WAKEUP, |t| t.saturating_duration_since(runtime.now()));
                 tokio::select! {
+                    // In order, not at random: a virtual-time run must take the same branch every time.
+                    biased;
                     event = track.poll() => match event {
                         Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                             if !first_rtp_seen {
@@ -335,6 +344,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
         running,
         stats_done: tokio::sync::Mutex::new(Some(done_rx)),
         tasks,
+        runtime: ctx.runtime.clone(),
     })
 }
 
@@ -369,7 +379,10 @@ impl PliSender {
 
 /// A frame to decode: its bytes, its nominal duration (from RTP timestamps), and what its
 /// packets' extensions said about it.
-type FrameTx = std::sync::mpsc::Sender<(Bytes, Duration, FrameInfo)>;
+/// A frame for the decoder thread: its bytes, its interval, what its packets carried, and its
+/// [`crate::config::WorkGuard`] in virtual time.
+type FrameTx =
+    std::sync::mpsc::Sender<(Bytes, Duration, FrameInfo, Option<crate::config::WorkGuard>)>;
 
 /// Freeze detection by the W3C `freezeCount` rule (as libwebrtc): a gap between two decoded
 /// frames longer than max(3 × frame interval, frame interval + 150 ms).
@@ -399,12 +412,16 @@ fn spawn_decoder_thread(
     counters: Arc<Mutex<RecvCounters>>,
     pli: mpsc::UnboundedSender<PliReason>,
 ) -> Result<FrameTx, PeerError> {
-    let (tx, rx) = std::sync::mpsc::channel::<(Bytes, Duration, FrameInfo)>();
+    let (tx, rx) =
+        std::sync::mpsc::channel::<(Bytes, Duration, FrameInfo, Option<crate::config::WorkGuard>)>(
+        );
     std::thread::Builder::new()
         .name("rtclab-decoder".into())
         .spawn(move || {
             let mut freezes = FreezeDetector::default();
-            while let Ok((data, interval, info)) = rx.recv() {
+            // The guard (virtual time) is dropped at the end of each turn: after the frame's
+            // events are logged and any PLI is queued.
+            while let Ok((data, interval, info, _guard)) = rx.recv() {
                 match decoder.decode(&data) {
                     Ok(frames) => {
                         tracing::trace!(out = frames.len(), "decoded");
@@ -474,6 +491,8 @@ struct Assembler {
     pli: mpsc::UnboundedSender<PliReason>,
     /// The peer's wire counters: which packets FlexFEC rebuilt.
     wire: SharedCounters,
+    /// Announces each frame's decoding to a virtual-time runtime.
+    gate: crate::config::WorkGate,
 }
 
 impl Assembler {
@@ -492,6 +511,7 @@ impl Assembler {
             frames,
             counters,
             pli,
+            gate: crate::config::WorkGate::default(),
         }
     }
 
@@ -540,7 +560,9 @@ impl Assembler {
                         key = f.keyframe,
                         "frame due"
                     );
-                    let _ = self.frames.send((f.data, f.interval, info));
+                    let _ = self
+                        .frames
+                        .send((f.data, f.interval, info, self.gate.begin()));
                 }
                 Action::RequestKeyframe => {
                     let _ = self.pli.send(PliReason::FrameLost);

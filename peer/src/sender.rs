@@ -66,6 +66,8 @@ struct EncodeJob {
     /// Session time of the frame (runtime clock), for the encoder's adaptation.
     at: Duration,
     reply: oneshot::Sender<Result<AdaptOutput, rtclab_media::MediaError>>,
+    /// Held until the result is handed back ([`crate::config::WorkGate`]).
+    guard: Option<crate::config::WorkGuard>,
 }
 
 /// A running sender; `stop` ends it and writes its final statistics.
@@ -73,6 +75,7 @@ pub struct SenderHandle {
     running: Arc<AtomicBool>,
     done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     tasks: Vec<Box<dyn JoinHandle>>,
+    runtime: Arc<dyn Runtime>,
 }
 
 impl SenderHandle {
@@ -80,7 +83,8 @@ impl SenderHandle {
     pub async fn stop(self) {
         self.running.store(false, Ordering::Relaxed);
         if let Some(done) = self.done.lock().await.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(3), done).await;
+            // On the runtime's clock: a virtual-time run has no tokio timer to wait on.
+            let _ = webrtc::runtime::timeout(&*self.runtime, Duration::from_secs(3), done).await;
         }
         for t in &self.tasks {
             t.abort();
@@ -125,7 +129,12 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
             inner: payloader,
             mtu: split.clone(),
         }),
-        Box::new(rtc::rtp::sequence::new_random_sequencer()),
+        match ctx.cfg.rtp_seed {
+            Some(seed) => Box::new(rtc::rtp::sequence::new_fixed_sequencer(
+                crate::config::seeded_rtp_ids(seed).1,
+            )),
+            None => Box::new(rtc::rtp::sequence::new_random_sequencer()),
+        },
         ctx.codec.clock_rate,
     ));
 
@@ -188,6 +197,7 @@ pub async fn start(ctx: SenderContext) -> Result<SenderHandle, PeerError> {
         running,
         done: tokio::sync::Mutex::new(Some(done_rx)),
         tasks,
+        runtime,
     })
 }
 
@@ -207,6 +217,8 @@ fn spawn_encoder_thread(
                     encoder.encode(&mut raw, job.at, job.target_bps)
                 });
                 let _ = job.reply.send(result);
+                // Only now: the send loop has its frame before a virtual clock may move.
+                drop(job.guard);
             }
         })
         .map_err(|e| PeerError::Failed(format!("cannot start the encoder thread: {e}")))?;
@@ -345,6 +357,7 @@ impl SendLoop {
                     keyframe: force,
                     at: ctx.runtime.now().saturating_duration_since(session_start),
                     reply,
+                    guard: ctx.cfg.work_gate.begin(),
                 })
                 .is_err()
             {

@@ -104,6 +104,60 @@ pub async fn connect(base: &str, room: &str) -> Result<SignalClient, PeerError> 
     })
 }
 
+/// Two peers in one room with no server between them, for runs in virtual time (no TCP there):
+/// the room's messages, as `rtclab serve` would send and relay them, from tasks on `runtime`.
+/// The first client is told it joined alone and then that a peer joined; the second that it
+/// joined as the second peer. Offers, answers and candidates pass to the other peer; `bye` is
+/// passed on and followed by `peer-left`, as is a client dropped; events are not relayed (the
+/// server only logs them).
+pub fn in_memory_room(
+    runtime: &std::sync::Arc<dyn webrtc::runtime::Runtime>,
+    room: &str,
+) -> (SignalClient, SignalClient) {
+    let joined = |peers| ServerMessage::Joined {
+        room: room.to_owned(),
+        peers,
+        ice_servers: Vec::new(),
+    };
+    let (a_out, a_out_rx) = mpsc::unbounded_channel::<ClientMessage>();
+    let (b_out, b_out_rx) = mpsc::unbounded_channel::<ClientMessage>();
+    let (a_in, a_in_rx) = mpsc::unbounded_channel::<ServerMessage>();
+    let (b_in, b_in_rx) = mpsc::unbounded_channel::<ServerMessage>();
+    let _ = a_in.send(joined(1));
+    let _ = b_in.send(joined(2));
+    let _ = a_in.send(ServerMessage::PeerJoined);
+    for (mut from, to) in [(a_out_rx, b_in), (b_out_rx, a_in)] {
+        runtime.spawn(Box::pin(async move {
+            while let Some(msg) = from.recv().await {
+                let relayed = match msg {
+                    ClientMessage::Offer { sdp } => ServerMessage::Offer { sdp },
+                    ClientMessage::Answer { sdp } => ServerMessage::Answer { sdp },
+                    ClientMessage::Candidate { candidate } => {
+                        ServerMessage::Candidate { candidate }
+                    }
+                    ClientMessage::Bye => {
+                        let _ = to.send(ServerMessage::Bye);
+                        break;
+                    }
+                    ClientMessage::Event { .. } => continue,
+                };
+                if to.send(relayed).is_err() {
+                    return;
+                }
+            }
+            let _ = to.send(ServerMessage::PeerLeft);
+        }));
+    }
+    let client = |tx, rx| SignalClient {
+        tx,
+        rx,
+        // Nowhere to reconnect to: the room lives as long as the run.
+        base: String::new(),
+        room: room.to_owned(),
+    };
+    (client(a_out, a_in_rx), client(b_out, b_in_rx))
+}
+
 #[cfg(test)]
 mod tests {
     use super::room_url;
