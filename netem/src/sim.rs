@@ -9,8 +9,9 @@
 //! That CPU work takes no virtual time, which is the model's one big simplification.
 //!
 //! Work done off the runtime's thread (an encoder thread, say) must say so with
-//! [`SimRuntime::busy`]: while a [`Busy`] guard lives, the clock does not jump, so virtual time
-//! never passes while a result it waits for is still being computed.
+//! [`SimRuntime::busy`]: while a [`Busy`] guard lives, no task runs and the clock does not
+//! jump, so virtual time never passes while a result is still being computed, and what the
+//! work hands back is seen at the same point of the run every time.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -147,6 +148,8 @@ pub struct Busy(Arc<Shared>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        // Under the queue's lock, so the run loop cannot miss it between its check and its wait.
+        let _queue = lock(&self.0.queue);
         self.0.busy.fetch_sub(1, Ordering::AcqRel);
         self.0.wake.notify_all();
     }
@@ -232,27 +235,29 @@ impl SimRuntime {
     {
         let main = self.spawn_task(Box::pin(future));
         loop {
-            loop {
-                let next = lock(&self.shared.queue).pop_front();
-                let Some(task) = next else { break };
+            // Nothing runs while work off the thread is under way: what it hands back then
+            // joins the queue behind what was already there, whatever the wall clock did, so
+            // the order of everything stays the same from run to run.
+            let next = {
+                let mut queue = lock(&self.shared.queue);
+                while self.shared.busy.load(Ordering::Acquire) > 0 {
+                    queue = self
+                        .shared
+                        .wake
+                        .wait_timeout(queue, Duration::from_millis(100))
+                        .map_or_else(|e| e.into_inner().0, |(q, _)| q);
+                }
+                queue.pop_front()
+            };
+            if let Some(task) = next {
                 task.poll();
+                continue;
             }
             if main.finished.load(Ordering::Acquire) {
                 return Ok(SimStats {
                     elapsed: self.elapsed(),
                     polls: self.shared.polls.load(Ordering::Relaxed),
                 });
-            }
-            if self.shared.busy.load(Ordering::Acquire) > 0 {
-                // Work off the thread will wake a task or end its guard; wait for either.
-                let queue = lock(&self.shared.queue);
-                if queue.is_empty() && self.shared.busy.load(Ordering::Acquire) > 0 {
-                    let _ = self
-                        .shared
-                        .wake
-                        .wait_timeout(queue, Duration::from_millis(50));
-                }
-                continue;
             }
             self.jump(limit)?;
         }
@@ -353,6 +358,9 @@ impl Runtime for SimRuntime {
         Box::new(SimJoinHandle(self.spawn_task(future)))
     }
 
+    /// Moves the socket onto the in-memory network at the address the OS gave it (webrtc-rs
+    /// takes its candidates' ports from the OS socket, so the port cannot be chosen here; it
+    /// is the one part of a candidate that differs from run to run).
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         self.shared.sockets.wrap_udp_socket(socket)
     }
