@@ -51,6 +51,10 @@ enum Command {
         /// Runs per variant, each with the next seed; the table shows the median and the spread.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
         repeat: u16,
+        /// Run every variant on a virtual clock (as `rtclab run --virtual-time`): as fast as the
+        /// CPU allows, and --jobs then only shares CPU, not real time.
+        #[arg(long)]
+        virtual_time: bool,
     },
     /// Benchmarks that compare senders on the same emulated link.
     #[command(subcommand)]
@@ -343,6 +347,10 @@ struct RunArgs {
     /// buffer: more latency, fewer late frames); at most 1000.
     #[arg(long, value_name = "MS", value_parser = parse_playout_delay)]
     min_playout_delay: Option<u64>,
+    /// Run both Rust peers on one virtual clock: the run takes as long as its CPU work, not its
+    /// duration (Rust receiver only, no STUN/TURN; docs/virtual-time.md).
+    #[arg(long)]
+    virtual_time: bool,
 }
 
 /// Parses `--min-playout-delay`: whole milliseconds, 0-1000 (the jitter buffer's bound).
@@ -779,6 +787,7 @@ async fn cli() -> Result<()> {
             jobs,
             shard,
             repeat,
+            virtual_time,
         } => {
             let Some((key, values)) = set.split_once('=') else {
                 bail!("--set {set:?}: expected KEY=V1,V2,... such as loss=0,1,5");
@@ -800,6 +809,7 @@ async fn cli() -> Result<()> {
             req.jobs = usize::from(jobs);
             req.shard = shard;
             req.repeat = usize::from(repeat);
+            req.virtual_time = virtual_time;
             eprintln!(
                 "rtclab: sweeping {key} over {} values{}{} into {}",
                 req.values.len(),
@@ -968,6 +978,7 @@ async fn run(args: RunArgs) -> Result<()> {
         fec,
         no_scaling,
         min_playout_delay,
+        virtual_time,
     } = args;
     let mut scenario = Scenario::load(&file)?;
     if let Some(seed) = seed {
@@ -995,6 +1006,7 @@ async fn run(args: RunArgs) -> Result<()> {
     req.fec = fec;
     req.resolution_scaling = !no_scaling;
     req.min_playout_delay = std::time::Duration::from_millis(min_playout_delay.unwrap_or(0));
+    req.virtual_time = virtual_time;
     req.on_record = Some(progress_listener(bar.clone()));
     let outcome = rtclab_runner::run_scenario(req, ctrl_c()).await;
     bar.finish_and_clear();

@@ -25,6 +25,7 @@ pub mod rtp_watch;
 pub mod run;
 pub mod shard;
 pub mod sweep;
+pub mod virtual_run;
 
 pub use error::RunError;
 pub use run::{RunOutcome, RunRequest, run_scenario};

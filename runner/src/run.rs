@@ -50,6 +50,9 @@ pub struct RunRequest {
     pub resolution_scaling: bool,
     /// The Rust receiver's jitter buffer holds frames at least this long.
     pub min_playout_delay: Duration,
+    /// Both Rust peers on one virtual clock ([`crate::virtual_run`]): the run takes as long as
+    /// its CPU work, not its duration.
+    pub virtual_time: bool,
 }
 
 impl RunRequest {
@@ -69,6 +72,7 @@ impl RunRequest {
             fec: false,
             resolution_scaling: true,
             min_playout_delay: Duration::ZERO,
+            virtual_time: false,
         }
     }
 }
@@ -173,11 +177,38 @@ pub async fn run_scenario(
             )));
         }
     }
-    let runtime: Arc<dyn Runtime> = webrtc::runtime::default_runtime()
-        .ok_or_else(|| RunError::Failed("webrtc-rs was built without a runtime".into()))?;
+    let sim = if req.virtual_time {
+        if receiver_kind == ReceiverKind::Browser || browser_sends {
+            return Err(RunError::Failed(
+                "--virtual-time runs the two Rust peers only: Chromium keeps real time; drop \
+                 the browser (receiver = \"rust\")"
+                    .into(),
+            ));
+        }
+        if req.scenario.ice.turn != rtclab_scenarios::TurnKind::None || req.scenario.ice.stun {
+            return Err(RunError::Failed(
+                "--virtual-time has no STUN/TURN server (they run in real time on real \
+                 sockets): use a scenario without [ice] turn or stun"
+                    .into(),
+            ));
+        }
+        Some(Arc::new(rtclab_netem::SimRuntime::new()))
+    } else {
+        None
+    };
+    let runtime: Arc<dyn Runtime> = match &sim {
+        Some(sim) => sim.clone(),
+        None => webrtc::runtime::default_runtime()
+            .ok_or_else(|| RunError::Failed("webrtc-rs was built without a runtime".into()))?,
+    };
     let events = req.out.join("events.jsonl");
     let mut sender_cfg = peer_config(&req, Role::Sender);
     let mut receiver_cfg = peer_config(&req, Role::Receiver);
+    if let Some(sim) = &sim {
+        sender_cfg.work_gate = crate::virtual_run::work_gate(sim);
+        sender_cfg.rtp_seed = Some(req.scenario.seed);
+        receiver_cfg.work_gate = crate::virtual_run::work_gate(sim);
+    }
     let duration = req.duration_s.unwrap_or(req.scenario.duration_s);
     let mut config = sender_cfg.describe();
     config["duration_s"] = duration.into();
@@ -189,6 +220,7 @@ pub async fn run_scenario(
     }
     .into();
     config["sender"] = if browser_sends { "browser" } else { "rust" }.into();
+    config["clock"] = if sim.is_some() { "virtual" } else { "real" }.into();
     if browser_sends {
         config["estimator"] = "chromium".into();
     }
@@ -296,16 +328,30 @@ pub async fn run_scenario(
         };
         (PeerSide::Rust(sender_cfg, impaired_runtime), receiver)
     };
-    let result = run_peers(
-        &sink,
-        runtime.clone(),
-        sender,
-        receiver,
-        run_ice.issuer.clone(),
-        duration,
-        interrupt,
-    )
-    .await;
+    let result = match (sim, sender, receiver) {
+        (Some(sim), PeerSide::Rust(s_cfg, s_rt), PeerSide::Rust(r_cfg, r_rt)) => {
+            crate::virtual_run::run_peers_virtual(
+                sim,
+                &sink,
+                (s_cfg, s_rt),
+                (r_cfg, r_rt),
+                duration,
+            )
+            .await
+        }
+        (_, sender, receiver) => {
+            run_peers(
+                &sink,
+                runtime.clone(),
+                sender,
+                receiver,
+                run_ice.issuer.clone(),
+                duration,
+                interrupt,
+            )
+            .await
+        }
+    };
     run_ice.stop(&req.out, &sink).await;
     let reason = match &result {
         Ok(reason) => reason.clone(),

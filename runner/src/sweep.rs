@@ -35,6 +35,8 @@ pub struct SweepRequest {
     pub shard: Shard,
     /// Runs per variant, with seeds `seed`, `seed + 1`, ...
     pub repeat: usize,
+    /// Each run on a virtual clock ([`crate::virtual_run`]).
+    pub virtual_time: bool,
 }
 
 impl SweepRequest {
@@ -49,6 +51,7 @@ impl SweepRequest {
             jobs: 1,
             shard: Shard::ALL,
             repeat: 1,
+            virtual_time: false,
         }
     }
 }
@@ -82,12 +85,12 @@ pub async fn run_sweep(
         .map(|p| {
             let mut interrupt = interrupt.clone();
             let stopped = &stopped;
-            let duration_s = req.duration_s;
+            let (duration_s, virtual_time) = (req.duration_s, req.virtual_time);
             async move {
                 if stopped.load(Ordering::Relaxed) {
                     return None; // interrupted: start nothing new
                 }
-                Some(run_one(p, duration_s, &mut interrupt, stopped).await)
+                Some(run_one(p, duration_s, virtual_time, &mut interrupt, stopped).await)
             }
         })
         .buffer_unordered(req.jobs.max(1))
@@ -150,6 +153,7 @@ fn plan(req: &SweepRequest) -> Result<Vec<Planned>, RunError> {
 async fn run_one<F: Future<Output = ()> + Unpin>(
     p: Planned,
     duration_s: Option<f64>,
+    virtual_time: bool,
     interrupt: &mut F,
     stopped: &AtomicBool,
 ) -> Result<SweepRun, RunError> {
@@ -165,6 +169,7 @@ async fn run_one<F: Future<Output = ()> + Unpin>(
     })?;
     let mut req = RunRequest::new(p.scenario, p.dir.clone());
     req.duration_s = duration_s;
+    req.virtual_time = virtual_time;
     let row = run_for_table(req, std::pin::Pin::new(interrupt)).await?;
     if row.interrupted {
         stopped.store(true, Ordering::Relaxed);
