@@ -15,7 +15,10 @@
 //! cargo build --release -p rtclab && cargo bench -p rtclab-runner --bench capacity
 //! ```
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::rtclab_binary;
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
@@ -192,22 +195,4 @@ fn wait4(pid: u32) -> Result<(i32, Usage), String> {
             max_rss_mb: usage.ru_maxrss as f64 / 1024.0,
         },
     ))
-}
-
-fn rtclab_binary() -> Result<PathBuf, String> {
-    if let Some(bin) = std::env::var_os("RTCLAB_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let bin = target.join("release/rtclab");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} not found: build it with `cargo build --release -p rtclab` (or set RTCLAB_BIN)",
-            bin.display()
-        ))
-    }
 }
