@@ -178,10 +178,20 @@ fn jobs_and_shards_give_the_same_table() {
 
     // A run that never finished is left out of the table, and named.
     std::fs::remove_file(dir("s0").join(variants[2]).join("summary.json")).unwrap();
-    let o = rtclab(&["report", "merge", &path("s0"), &path("s1"), "--out", &path("m2")]);
+    let o = rtclab(&[
+        "report",
+        "merge",
+        &path("s0"),
+        &path("s1"),
+        "--out",
+        &path("m2"),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("skipping") && err.contains(variants[2]), "{err}");
+    assert!(
+        err.contains("skipping") && err.contains(variants[2]),
+        "{err}"
+    );
     let partial = read(&dir("m2").join("sweep.txt"));
     assert_eq!(row_names(&partial), [variants[0], variants[1]], "{partial}");
 
