@@ -328,3 +328,40 @@ impl PeerConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_rtp_ids_repeat_for_a_seed_and_differ_between_seeds() {
+        assert_eq!(seeded_rtp_ids(1), seeded_rtp_ids(1));
+        let ids: std::collections::HashSet<(u32, u16)> = (0..1000).map(seeded_rtp_ids).collect();
+        assert_eq!(ids.len(), 1000, "nearby seeds give unrelated ids");
+        assert!(
+            (0..1000).all(|s| seeded_rtp_ids(s).0 != 0),
+            "SSRC 0 is never used"
+        );
+    }
+
+    #[test]
+    fn a_work_gate_hands_out_guards_only_when_set() {
+        assert!(WorkGate::default().begin().is_none());
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        struct Guard(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let counter = live.clone();
+        let gate = WorkGate::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::new(Guard(counter.clone()))
+        });
+        let guard = gate.begin();
+        assert_eq!(live.load(std::sync::atomic::Ordering::SeqCst), 1);
+        drop(guard);
+        assert_eq!(live.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+}

@@ -377,12 +377,11 @@ impl PliSender {
     }
 }
 
-/// A frame to decode: its bytes, its nominal duration (from RTP timestamps), and what its
-/// packets' extensions said about it.
-/// A frame for the decoder thread: its bytes, its interval, what its packets carried, and its
-/// [`crate::config::WorkGuard`] in virtual time.
-type FrameTx =
-    std::sync::mpsc::Sender<(Bytes, Duration, FrameInfo, Option<crate::config::WorkGuard>)>;
+/// A frame to decode: its bytes, its nominal duration (from RTP timestamps), what its packets'
+/// extensions said about it, and in virtual time the [`crate::config::WorkGuard`] that holds
+/// the clock until it is decoded.
+type FrameJob = (Bytes, Duration, FrameInfo, Option<crate::config::WorkGuard>);
+type FrameTx = std::sync::mpsc::Sender<FrameJob>;
 
 /// Freeze detection by the W3C `freezeCount` rule (as libwebrtc): a gap between two decoded
 /// frames longer than max(3 × frame interval, frame interval + 150 ms).
@@ -412,9 +411,7 @@ fn spawn_decoder_thread(
     counters: Arc<Mutex<RecvCounters>>,
     pli: mpsc::UnboundedSender<PliReason>,
 ) -> Result<FrameTx, PeerError> {
-    let (tx, rx) =
-        std::sync::mpsc::channel::<(Bytes, Duration, FrameInfo, Option<crate::config::WorkGuard>)>(
-        );
+    let (tx, rx) = std::sync::mpsc::channel::<FrameJob>();
     std::thread::Builder::new()
         .name("rtclab-decoder".into())
         .spawn(move || {
