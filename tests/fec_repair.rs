@@ -24,7 +24,12 @@ async fn loss_10(fec: bool) -> (Summary, u64) {
     (sc.initial_bps, sc.min_bps, sc.max_bps) = (PINNED_BPS, PINNED_BPS, PINNED_BPS);
     let TestRun {
         outcome, records, ..
-    } = run_short(name, sc, DURATION_S, |req| req.fec = fec).await;
+    } = run_short(name, sc, DURATION_S, |req| {
+        req.fec = fec;
+        // Virtual time (issue 15 #6): both runs see the same seeded loss at the same instants.
+        req.virtual_time = true;
+    })
+    .await;
     assert_eq!(outcome.reason, "completed");
     let dropped = last_impair(&records, "downlink")
         .expect("impair.stats for the downlink")

@@ -6,7 +6,11 @@ use rtclab_tests::{last_impair, run_short, scenario};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_percent_loss_costs_at_most_1_2_retransmissions_per_lost_packet() {
     // ~100 packets/s for 10 s: about 100 drops, enough for the ratio to mean something.
-    let run = run_short("repair-loss-10", scenario("loss-10"), 10.0, |_| {}).await;
+    // Virtual time (issue 15 #6): loss_repair.rs keeps a real-time reference.
+    let run = run_short("repair-loss-10", scenario("loss-10"), 10.0, |req| {
+        req.virtual_time = true;
+    })
+    .await;
     let (s, records) = (&run.outcome.summary, &run.records);
     let last = last_impair(&records, "downlink").expect("impair.stats for the downlink");
     let dropped = last.dropped_packets.random as f64;

@@ -22,7 +22,12 @@ async fn a_300_kbps_cap_scales_the_resolution_down() {
     let scenario = rtclab_scenarios::Scenario::parse(&text, &path).unwrap();
     let duration_s = scenario.duration_s;
     let TestRun { records, out, .. } =
-        run_short("resolution-scaling", scenario, duration_s, |_| {}).await;
+        // Virtual time (issue 15 #6): the encoder's work takes no virtual time, so the ladder's
+        // decisions follow the target alone, not this machine's speed.
+        run_short("resolution-scaling", scenario, duration_s, |req| {
+            req.virtual_time = true;
+        })
+        .await;
 
     // The sender started above 360p (500 kbps reaches the 540p rung) and scaled down to 360p
     // or less, with the target that made it do so.
