@@ -177,7 +177,7 @@ pub async fn run_scenario(
             )));
         }
     }
-    let sim = if req.virtual_time {
+    let sim = if req.virtual_time || req.scenario.virtual_time {
         if receiver_kind == ReceiverKind::Browser || browser_sends {
             return Err(RunError::Failed(
                 "--virtual-time runs the two Rust peers only: Chromium keeps real time; drop \
@@ -336,6 +336,7 @@ pub async fn run_scenario(
                 (s_cfg, s_rt),
                 (r_cfg, r_rt),
                 duration,
+                interrupt,
             )
             .await
         }

@@ -163,6 +163,8 @@ struct RawScenario {
     seed: u64,
     #[serde(default)]
     fec: bool,
+    #[serde(default)]
+    virtual_time: bool,
     bitrate: Option<BitrateSpec>,
     /// The media direction's impairment (sender → receiver); see rtclab-netem.
     #[serde(default)]
@@ -223,6 +225,8 @@ pub struct Scenario {
     pub seed: u64,
     /// Protect the video with FlexFEC-03 (Rust sender and receiver).
     pub fec: bool,
+    /// Run on a virtual clock (`rtclab run --virtual-time`; Rust peers only).
+    pub virtual_time: bool,
     /// Initial target bitrate, bps.
     pub initial_bps: u32,
     /// Minimum target bitrate, bps.
@@ -511,6 +515,7 @@ impl Scenario {
             receiver: raw.receiver,
             seed: raw.seed,
             fec: raw.fec,
+            virtual_time: raw.virtual_time,
             initial_bps: initial * 1000,
             min_bps: min * 1000,
             max_bps: max * 1000,
@@ -844,6 +849,17 @@ max_kbps = 2500
         );
         assert_eq!(s.receiver, ReceiverKind::Rust);
         assert!(!s.fec, "FEC is off unless asked for");
+        assert!(!s.virtual_time, "real time unless asked for");
+    }
+
+    #[test]
+    fn virtual_time_is_a_boolean_key() {
+        let text = GOOD.replace("codec = \"vp8\"", "codec = \"vp8\"\nvirtual_time = true");
+        assert!(parse(&text).unwrap().virtual_time);
+        let err =
+            parse(&GOOD.replace("codec = \"vp8\"", "codec = \"vp8\"\nvirtual_time = \"yes\""))
+                .unwrap_err();
+        assert!(err.to_string().contains("bool"), "{err}");
     }
 
     #[test]
