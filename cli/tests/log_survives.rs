@@ -25,12 +25,16 @@ struct Run {
 
 impl Run {
     fn start(dir: &Path, env: &[(&str, &str)]) -> Run {
+        Run::start_with(dir, env, &["--duration", "60"])
+    }
+
+    fn start_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
         let out = dir.join("run");
         let stderr = dir.join("stderr.txt");
         let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/clean.toml");
         let child = Command::new(env!("CARGO_BIN_EXE_rtclab"))
             .args(["run", scenario, "--out", out.to_str().unwrap()])
-            .args(["--duration", "60"])
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -110,11 +114,15 @@ fn last_end(records: &[Record]) -> (String, serde_json::Value) {
 /// SIGINT (Ctrl-C) and SIGTERM (`kill`, a service manager) both end the run as the user asked:
 /// success, `session.end` with reason `interrupted`, the summary in the log and in summary.json.
 fn ends_cleanly_on(signal: &str) {
+    ends_cleanly_on_with(signal, &["--duration", "60"]);
+}
+
+fn ends_cleanly_on_with(signal: &str, args: &[&str]) {
     let _one = ONE_SESSION_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let mut run = Run::start(dir.path(), &[]);
+    let mut run = Run::start_with(dir.path(), &[], args);
     run.signal(signal);
     let exit = run.wait(signal);
     assert!(
@@ -135,6 +143,13 @@ fn ends_cleanly_on(signal: &str) {
 #[test]
 fn ctrl_c_closes_the_log_and_writes_the_summary() {
     ends_cleanly_on("INT");
+}
+
+/// Ctrl-C reaches a virtual-time run too (issue 15): 120 virtual seconds take ~20 s of a debug
+/// build, and the signal comes within a second of the first frames.
+#[test]
+fn ctrl_c_ends_a_virtual_time_run_the_same_way() {
+    ends_cleanly_on_with("INT", &["--duration", "120", "--virtual-time"]);
 }
 
 #[test]

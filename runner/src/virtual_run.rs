@@ -28,15 +28,19 @@ pub fn work_gate(sim: &Arc<SimRuntime>) -> WorkGate {
 }
 
 /// Runs the receiver (on `receiver.1`) and the sender (on `sender.1`, the impaired runtime
-/// over `sim`) for `duration_s` of virtual time, then stops the sender and the receiver, as
-/// `run_peers` does in real time. Returns why the run ended.
+/// over `sim`) for `duration_s` of virtual time, or until `interrupt` (Ctrl-C), then stops the
+/// sender and the receiver, as `run_peers` does in real time. Returns why the run ended.
 pub async fn run_peers_virtual(
     sim: Arc<SimRuntime>,
     sink: &EventSink,
     sender: (PeerConfig, Arc<dyn Runtime>),
     receiver: (PeerConfig, Arc<dyn Runtime>),
     duration_s: f64,
+    interrupt: impl std::future::Future<Output = ()>,
 ) -> Result<String, RunError> {
+    // Ctrl-C reaches the virtual-time thread as a message its session waits on; sending it
+    // wakes that task on the runtime's own queue.
+    let (interrupt_tx, mut interrupted) = futures::channel::oneshot::channel::<()>();
     let duration = Duration::from_secs_f64(duration_s);
     let sink = sink.clone();
     let runtime: Arc<dyn Runtime> = sim.clone();
@@ -65,6 +69,7 @@ pub async fn run_peers_virtual(
             // In order, not at random: a virtual-time run must take the same branch every time.
             biased;
             _ = runtime.sleep(duration) => "completed".to_owned(),
+            _ = &mut interrupted => "interrupted".to_owned(),
             r = &mut sender_done => { sender_early = Some(r); "sender stopped early".to_owned() }
             r = &mut receiver_done => { receiver_early = Some(r); "receiver stopped early".to_owned() }
         };
@@ -107,9 +112,20 @@ pub async fn run_peers_virtual(
     let limit = duration + LIMIT_MARGIN;
     // The virtual-time loop blocks its thread; tokio's blocking pool keeps a tokio context for
     // what in the peers still uses tokio's channels.
-    let ran = tokio::task::spawn_blocking(move || sim.run(session, limit))
-        .await
-        .map_err(|e| RunError::Failed(format!("the virtual-time run panicked: {e}")))?;
+    let run = tokio::task::spawn_blocking(move || sim.run(session, limit));
+    tokio::pin!(run, interrupt);
+    let mut interrupt_tx = Some(interrupt_tx);
+    let ran = loop {
+        tokio::select! {
+            ran = &mut run => break ran,
+            _ = &mut interrupt, if interrupt_tx.is_some() => {
+                if let Some(tx) = interrupt_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+    .map_err(|e| RunError::Failed(format!("the virtual-time run panicked: {e}")))?;
     ran.map_err(|e| RunError::Failed(format!("virtual time: {e}")))?;
     outcome
         .lock()
