@@ -49,6 +49,17 @@ fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `rtclab report merge DIRS... --out OUT`, which must succeed; returns its stderr.
+fn merge(dirs: &[&str], out: &str) -> String {
+    let mut args = vec!["report", "merge"];
+    args.extend_from_slice(dirs);
+    args.extend(["--out", out]);
+    let o = rtclab(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "rtclab {args:?}: {stderr}");
+    stderr
+}
+
 /// The cells of each row of a `sweep.txt` table (box-drawing borders), header first.
 fn rows(table: &str) -> Vec<Vec<String>> {
     table
@@ -151,15 +162,7 @@ fn jobs_and_shards_give_the_same_table() {
     assert!(!dir("s0").join(variants[1]).exists());
     assert!(dir("s1").join(variants[1]).join("summary.json").is_file());
 
-    let o = rtclab(&[
-        "report",
-        "merge",
-        &path("s0"),
-        &path("s1"),
-        "--out",
-        &path("m"),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    merge(&[&path("s0"), &path("s1")], &path("m"));
     let merged = read(&dir("m").join("sweep.txt"));
     assert_eq!(row_names(&merged), variants, "{merged}");
     assert_eq!(rows(&table)[0][0], "variant");
@@ -182,22 +185,12 @@ fn jobs_and_shards_give_the_same_table() {
     assert!(dir("s1").join(variants[1]).join("report.html").is_file());
 
     // The sweep's own folder, merged again: the same runs give the same table.
-    let o = rtclab(&["report", "merge", &path("all"), "--out", &path("again")]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    merge(&[&path("all")], &path("again"));
     assert_eq!(read(&dir("again").join("sweep.txt")), table);
 
     // A run that never finished is left out of the table, and named.
     std::fs::remove_file(dir("s0").join(variants[2]).join("summary.json")).unwrap();
-    let o = rtclab(&[
-        "report",
-        "merge",
-        &path("s0"),
-        &path("s1"),
-        "--out",
-        &path("m2"),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = merge(&[&path("s0"), &path("s1")], &path("m2"));
     assert!(
         err.contains("skipping") && err.contains(variants[2]),
         "{err}"
