@@ -59,7 +59,7 @@ struct Shared {
     /// Signalled when a task is queued or a [`Busy`] guard ends.
     wake: Condvar,
     busy: AtomicUsize,
-    network: Arc<MockUDPNetwork>,
+    /// Its sockets, on its in-memory network.
     sockets: MockRuntime,
     /// Tasks polled, for the run's statistics.
     polls: AtomicUsize,
@@ -173,7 +173,6 @@ impl Default for SimRuntime {
 impl SimRuntime {
     /// A runtime at virtual time zero with an empty network.
     pub fn new() -> Self {
-        let network = Arc::new(MockUDPNetwork::new());
         SimRuntime {
             shared: Arc::new(Shared {
                 base: Instant::now(),
@@ -181,8 +180,7 @@ impl SimRuntime {
                 queue: Mutex::new(VecDeque::new()),
                 wake: Condvar::new(),
                 busy: AtomicUsize::new(0),
-                sockets: MockRuntime::with_network(network.clone()),
-                network,
+                sockets: MockRuntime::with_network(Arc::new(MockUDPNetwork::new())),
                 polls: AtomicUsize::new(0),
             }),
         }
@@ -195,7 +193,7 @@ impl SimRuntime {
 
     /// The in-memory network its sockets are on.
     pub fn network(&self) -> Arc<MockUDPNetwork> {
-        self.shared.network.clone()
+        self.shared.sockets.network()
     }
 
     /// Marks work off the runtime's thread; the clock waits until the guard is dropped.

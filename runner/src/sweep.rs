@@ -13,9 +13,6 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// One variant of a sweep: its name and its `summary.json` (the median with `--repeat`).
-pub type SweepRow = (String, serde_json::Value);
-
 /// What `rtclab sweep` was asked.
 #[derive(Debug, Clone)]
 pub struct SweepRequest {
