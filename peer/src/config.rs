@@ -196,6 +196,85 @@ pub struct PeerConfig {
     /// random (RFC 3550 §5.1, §8 ask for random ones), so that two virtual-time runs of one
     /// scenario send the same packets. `None` in real time.
     pub rtp_seed: Option<u64>,
+    /// The CPU time a frame spends in the encoder and the decoder, added back as virtual time
+    /// (a virtual clock stands still while they work). `None` in real time, where the work
+    /// takes the time it takes.
+    pub codec_cost: Option<CodecCost>,
+    /// Virtual time: the runtime's instant zero. The sender starts its frames on the next
+    /// [`START_GRID`] step of it, so that the handshake's few random bytes (an ECDSA signature
+    /// is 70–72 bytes) cannot shift every later frame by microseconds. `None` in real time.
+    pub virtual_epoch: Option<std::time::Instant>,
+}
+
+/// The step of virtual time the sender's first frame waits for (see
+/// [`PeerConfig::virtual_epoch`]): 10 ms, a thousand times what two bytes take on a 1 Mbit/s
+/// link, and small beside a 33 ms frame interval.
+pub const START_GRID: Duration = Duration::from_millis(10);
+
+/// How long to wait at `now` for the next [`START_GRID`] step counted from `epoch`.
+pub fn until_grid(epoch: std::time::Instant, now: std::time::Instant) -> Duration {
+    let since = now.saturating_duration_since(epoch).as_nanos();
+    let step = START_GRID.as_nanos();
+    let wait = (step - since % step) % step;
+    Duration::from_nanos(u64::try_from(wait).unwrap_or(0))
+}
+
+/// A fixed model of what encoding and decoding one frame costs, in milliseconds per megapixel
+/// of the frame's size (so a frame the encoder scaled down costs less).
+///
+/// Per megapixel because the cost measured here is close to proportional to the frame's area:
+/// `cargo bench -p rtclab-media --bench codec_cost` (release, this lab's machine, testsrc2,
+/// one thread per codec) gave H.264 2.3 and 2.2 ms/MP to generate and encode a 720p and a
+/// 360p frame, 0.54 and 0.52 ms/MP to decode one; VP8 6.3 and 6.9 ms/MP, 1.0 and 1.1 ms/MP.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CodecCost {
+    /// From capture to the encoded frame (the source's frame, scaling and the encoder), ms/MP.
+    pub encode_ms_per_mp: f64,
+    /// From a complete frame to its picture, ms/MP.
+    pub decode_ms_per_mp: f64,
+}
+
+impl CodecCost {
+    /// The costs measured on this lab's machine for `codec` (see the type's documentation).
+    pub fn measured(codec: Codec) -> Self {
+        match codec {
+            Codec::H264 => CodecCost {
+                encode_ms_per_mp: 2.3,
+                decode_ms_per_mp: 0.55,
+            },
+            Codec::Vp8 => CodecCost {
+                encode_ms_per_mp: 6.5,
+                decode_ms_per_mp: 1.1,
+            },
+        }
+    }
+
+    fn time(ms_per_mp: f64, width: u32, height: u32) -> Duration {
+        let mp = f64::from(width) * f64::from(height) / 1e6;
+        Duration::from_secs_f64((ms_per_mp * mp / 1000.0).max(0.0))
+    }
+
+    /// What encoding one `width` × `height` frame costs.
+    pub fn encode_time(&self, width: u32, height: u32) -> Duration {
+        Self::time(self.encode_ms_per_mp, width, height)
+    }
+
+    /// What decoding one `width` × `height` frame costs.
+    pub fn decode_time(&self, width: u32, height: u32) -> Duration {
+        Self::time(self.decode_ms_per_mp, width, height)
+    }
+
+    /// As written into `session.start` (`codec_cost`): the model and what it gives at `size`.
+    pub fn describe(&self, size: Resolution) -> serde_json::Value {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
+        serde_json::json!({
+            "model": "fixed cost per frame, proportional to its area",
+            "encode_ms_per_megapixel": self.encode_ms_per_mp,
+            "decode_ms_per_megapixel": self.decode_ms_per_mp,
+            "encode_ms_per_frame": ms(self.encode_time(size.width, size.height)),
+            "decode_ms_per_frame": ms(self.decode_time(size.width, size.height)),
+        })
+    }
 }
 
 /// The SSRC and first sequence number for [`PeerConfig::rtp_seed`]: splitmix64 of the seed, so
@@ -232,6 +311,43 @@ impl WorkGate {
     /// A guard for one piece of work (`None` in real time).
     pub fn begin(&self) -> Option<WorkGuard> {
         self.0.as_ref().map(|f| f())
+    }
+
+    /// Whether the run is in virtual time (the gate is set).
+    pub fn is_virtual(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Call after handing work to another thread. In virtual time the task steps back behind
+    /// the tasks already queued, and the runtime runs nothing until the work is done, so what
+    /// the work hands back (a reply, a keyframe request) is always seen at the same point of
+    /// the run. Without it, a job that finished within the task's own turn would be seen at
+    /// once, and a slower one a turn later: the run would depend on the machine's speed (it
+    /// did: two runs of rfc8867-5.1 parted at 18 s once encoding got faster). In real time it
+    /// does nothing.
+    pub async fn settle(&self) {
+        if self.is_virtual() {
+            YieldOnce(false).await;
+        }
+    }
+}
+
+/// Pending once (waking itself at once), then ready.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
@@ -300,6 +416,8 @@ impl PeerConfig {
             ice_timers: IceTimers::default(),
             work_gate: WorkGate::default(),
             rtp_seed: None,
+            codec_cost: None,
+            virtual_epoch: None,
         }
     }
 
@@ -325,6 +443,7 @@ impl PeerConfig {
             "min_playout_delay_ms": self.min_playout_delay.as_secs_f64() * 1000.0,
             "ice_disconnected_s": self.ice_timers.disconnected().as_secs_f64(),
             "ice_failed_s": self.ice_timers.failed().as_secs_f64(),
+            "codec_cost": self.codec_cost.map(|c| c.describe(self.size)),
         })
     }
 }
@@ -332,6 +451,42 @@ impl PeerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_frame_waits_for_the_next_grid_step() {
+        let epoch = std::time::Instant::now();
+        let at = |us: u64| epoch + Duration::from_micros(us);
+        assert_eq!(until_grid(epoch, at(0)), Duration::ZERO);
+        assert_eq!(until_grid(epoch, at(10_000)), Duration::ZERO);
+        // 403.016 ms and 403.032 ms (two more handshake bytes) both start at 410 ms.
+        assert_eq!(until_grid(epoch, at(403_016)), Duration::from_micros(6_984));
+        assert_eq!(until_grid(epoch, at(403_032)), Duration::from_micros(6_968));
+    }
+
+    #[test]
+    fn a_codec_cost_follows_the_frames_area() {
+        let h264 = CodecCost::measured(Codec::H264);
+        let hd = h264.encode_time(1280, 720);
+        // 2.3 ms/MP × 0.92 MP: the ~2.1 ms the codec_cost bench measured for a 720p frame.
+        assert!((hd.as_secs_f64() * 1000.0 - 2.12).abs() < 0.01, "{hd:?}");
+        // A quarter of the pixels, a quarter of the time (to the nanosecond's rounding).
+        let sd = h264.encode_time(640, 360);
+        assert!(hd.abs_diff(sd * 4) < Duration::from_micros(1), "{sd:?}");
+        assert!(
+            h264.decode_time(1280, 720) < hd,
+            "decoding is cheaper than encoding"
+        );
+        assert!(
+            CodecCost::measured(Codec::Vp8).encode_time(1280, 720) > hd,
+            "libvpx is slower than x264 ultrafast"
+        );
+        let d = h264.describe(Resolution {
+            width: 1280,
+            height: 720,
+        });
+        assert_eq!(d["encode_ms_per_frame"], 2.12);
+        assert_eq!(d["decode_ms_per_frame"], 0.51);
+    }
 
     #[test]
     fn seeded_rtp_ids_repeat_for_a_seed_and_differ_between_seeds() {

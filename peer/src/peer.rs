@@ -667,6 +667,7 @@ impl Peer {
                                 fec: self.cfg.fec,
                                 min_playout_delay: self.cfg.min_playout_delay,
                                 work_gate: self.cfg.work_gate.clone(),
+                                codec_cost: self.cfg.codec_cost,
                             }).await?);
                         }
                     }

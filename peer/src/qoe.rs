@@ -384,7 +384,62 @@ impl QoeSecond {
 
 /// The current second's samples, shared by the decoder thread, the quality thread and the
 /// once-a-second logger.
-pub type SharedQoe = std::sync::Arc<std::sync::Mutex<QoeSecond>>;
+pub type SharedQoe = std::sync::Arc<QoeShared>;
+
+/// What [`SharedQoe`] holds: the second's samples, and in virtual time how many frames are with
+/// the quality thread.
+#[derive(Debug, Default)]
+pub struct QoeShared {
+    second: Mutex<QoeSecond>,
+    /// Frames handed to the quality thread and not scored yet (virtual time only).
+    pending: Mutex<u64>,
+    scored: std::sync::Condvar,
+}
+
+impl QoeShared {
+    /// Runs `f` on the current second.
+    pub fn with<R>(&self, f: impl FnOnce(&mut QoeSecond) -> R) -> R {
+        f(&mut self.second.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Takes the second's samples, leaving an empty one. In virtual time it first waits for
+    /// every frame handed to the quality thread to be scored: that thread works beside the
+    /// run instead of holding its clock, and this wait puts each score in the second its frame
+    /// was decoded in, however fast the machine is. In real time nothing is pending.
+    pub fn take(&self) -> QoeSecond {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        while *pending > 0 {
+            pending = self.scored.wait(pending).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(pending);
+        std::mem::take(&mut *self.second.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn begin_score(&self) {
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    }
+
+    fn end_score(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        *pending = pending.saturating_sub(1);
+        self.scored.notify_all();
+    }
+
+    /// The quality thread is gone: nothing it was given will be scored.
+    fn scorer_gone(&self) {
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+        self.scored.notify_all();
+    }
+}
+
+/// Tells [`QoeShared`] when the quality thread ends, however it ends.
+struct ScorerExit(SharedQoe);
+
+impl Drop for ScorerExit {
+    fn drop(&mut self) {
+        self.0.scorer_gone();
+    }
+}
 
 /// The receiver's QoE measurement, driven by the decoder thread.
 pub struct QoeProbe {
@@ -396,12 +451,8 @@ pub struct QoeProbe {
     gate: crate::config::WorkGate,
 }
 
-/// A frame for the quality thread, with its [`crate::config::WorkGuard`] in virtual time.
-type QualityJob = (
-    rtclab_media::ffmpeg::frame::Video,
-    SourceTag,
-    Option<crate::config::WorkGuard>,
-);
+/// A frame for the quality thread.
+type QualityJob = (rtclab_media::ffmpeg::frame::Video, SourceTag);
 
 impl QoeProbe {
     /// A probe mapping decode instants to NTP through the process's [`WallAnchor`].
@@ -418,8 +469,8 @@ impl QoeProbe {
         (probe, second)
     }
 
-    /// Announces each scored frame's work through `gate` (virtual time); see
-    /// [`crate::config::WorkGate`].
+    /// With a virtual-time `gate` (see [`crate::config::WorkGate`]), every due frame is scored
+    /// and [`QoeShared::take`] waits for the scores.
     pub fn with_work_gate(mut self, gate: crate::config::WorkGate) -> Self {
         self.gate = gate;
         self
@@ -435,9 +486,10 @@ impl QoeProbe {
     ) {
         if let Some(capture) = info.capture_ntp {
             let ms = ntp_diff_ms(self.anchor.ntp(decoded_at), capture);
-            let mut second = self.second.lock().unwrap_or_else(|e| e.into_inner());
-            second.g2g_ms.push(ms);
-            second.g2g_interpolated += u32::from(info.interpolated);
+            self.second.with(|second| {
+                second.g2g_ms.push(ms);
+                second.g2g_interpolated += u32::from(info.interpolated);
+            });
         }
         let Some(tag) = info.source else { return };
         if !tag.index.is_multiple_of(SCORE_EVERY)
@@ -450,12 +502,17 @@ impl QoeProbe {
             self.quality = self.spawn_quality_thread();
         }
         let Some(tx) = &self.quality else { return };
-        if let Some(guard) = self.gate.begin() {
-            // Virtual time: every due frame is scored, in order, while the clock waits; which
-            // frames a busy thread skips must not depend on how fast this machine is.
-            let _ = tx.send((picture.frame.clone(), tag, Some(guard)));
+        if self.gate.is_virtual() {
+            // Virtual time: every due frame is scored, in order (which frames a busy thread
+            // skips must not depend on how fast this machine is). The clock does not wait for
+            // the score, only the once-a-second `qoe` line does (`QoeShared::take`), so
+            // scoring runs beside the rest of the run on another core.
+            self.second.begin_score();
+            if tx.send((picture.frame.clone(), tag)).is_err() {
+                self.second.end_score();
+            }
         } else if let Err(std::sync::mpsc::TrySendError::Full(_)) =
-            tx.try_send((picture.frame.clone(), tag, None))
+            tx.try_send((picture.frame.clone(), tag))
         {
             tracing::debug!(index = tag.index, "quality thread busy; frame not scored");
         }
@@ -470,10 +527,9 @@ impl QoeProbe {
         let spawned = std::thread::Builder::new()
             .name("rtclab-quality".into())
             .spawn(move || {
+                let _exit = ScorerExit(second.clone());
                 let mut reference: Option<Reference> = None;
-                // The guard (virtual time) is dropped at the end of each turn, after the scores
-                // are in the shared second.
-                while let Ok((decoded, tag, _guard)) = rx.recv() {
+                while let Ok((decoded, tag)) = rx.recv() {
                     let size = Resolution::new(u32::from(tag.width), u32::from(tag.height));
                     let fps = u32::from(tag.fps);
                     if !reference.as_ref().is_some_and(|r| r.matches(size, fps)) {
@@ -498,14 +554,13 @@ impl QoeProbe {
                     match r.frame(u64::from(tag.index), out) {
                         Ok(refframe) => {
                             if let Some(q) = compare(&refframe, &decoded) {
-                                second
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .add_quality(q);
+                                second.with(|s| s.add_quality(q));
                             }
                         }
                         Err(e) => tracing::debug!("reference frame {}: {e}", tag.index),
                     }
+                    // After the score is in the second (virtual time: `take` may go on).
+                    second.end_score();
                 }
             });
         match spawned {

@@ -55,6 +55,8 @@ pub struct ReceiverContext {
     pub min_playout_delay: Duration,
     /// Off-thread work (decoding, scoring) announced to a virtual-time runtime.
     pub work_gate: crate::config::WorkGate,
+    /// Virtual time: what decoding a frame costs (see [`crate::config::CodecCost`]).
+    pub codec_cost: Option<crate::config::CodecCost>,
 }
 
 /// Sequence-number accounting of one RTP stream: losses and late (repaired) arrivals.
@@ -181,6 +183,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
         ctx.sink.clone(),
         counters.clone(),
         pli_tx.clone(),
+        ctx.codec_cost,
     )?;
     let mut tasks: Vec<Box<dyn JoinHandle>> = Vec::new();
 
@@ -221,6 +224,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                                 sink.emit(PeerRole::Receiver, Event::MediaFirst { what: First::RtpReceived });
                             }
                             let nack = assembler.push(runtime.now(), packet);
+                            assembler.settle().await;
                             if nack_at_once {
                                 send_nack(track.as_ref(), ssrc, nack).await;
                             }
@@ -230,6 +234,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                     },
                     _ = runtime.sleep(wait) => {
                         let nack = assembler.poll(runtime.now());
+                        assembler.settle().await;
                         if nack_at_once {
                             send_nack(track.as_ref(), ssrc, nack).await;
                         }
@@ -326,7 +331,7 @@ pub async fn start(ctx: ReceiverContext) -> Result<ReceiverHandle, PeerError> {
                         ..Default::default()
                     }),
                 );
-                let second = std::mem::take(&mut *qoe.lock().unwrap_or_else(|e| e.into_inner()));
+                let second = qoe.take();
                 sink.emit(
                     PeerRole::Receiver,
                     Event::Qoe(second.event(c.frames_decoded - last.2, dt, c.freezes, c.freeze_ms)),
@@ -410,6 +415,7 @@ fn spawn_decoder_thread(
     sink: EventSink,
     counters: Arc<Mutex<RecvCounters>>,
     pli: mpsc::UnboundedSender<PliReason>,
+    cost: Option<crate::config::CodecCost>,
 ) -> Result<FrameTx, PeerError> {
     let (tx, rx) = std::sync::mpsc::channel::<FrameJob>();
     std::thread::Builder::new()
@@ -422,7 +428,13 @@ fn spawn_decoder_thread(
                 match decoder.decode(&data) {
                     Ok(frames) => {
                         tracing::trace!(out = frames.len(), "decoded");
-                        let now = runtime.now();
+                        // Virtual time: the picture is ready what decoding it would have
+                        // cost after the clock's instant (the decoding itself took none).
+                        let cost = match (cost, frames.first()) {
+                            (Some(c), Some(p)) => c.decode_time(p.width, p.height),
+                            _ => Duration::ZERO,
+                        };
+                        let now = runtime.now() + cost;
                         // One picture per frame (low-delay, single-threaded decoder).
                         if let Some(picture) = frames.first() {
                             probe.on_decoded(now, info, picture);
@@ -490,6 +502,8 @@ struct Assembler {
     wire: SharedCounters,
     /// Announces each frame's decoding to a virtual-time runtime.
     gate: crate::config::WorkGate,
+    /// A frame went to the decoder thread since the last [`Assembler::settle`].
+    handed: bool,
 }
 
 impl Assembler {
@@ -509,6 +523,7 @@ impl Assembler {
             counters,
             pli,
             gate: crate::config::WorkGate::default(),
+            handed: false,
         }
     }
 
@@ -543,6 +558,14 @@ impl Assembler {
         self.jitter.next_wakeup()
     }
 
+    /// After a frame went to the decoder: see [`crate::config::WorkGate::settle`] (a decoded
+    /// frame may send back a keyframe request this task reads).
+    async fn settle(&mut self) {
+        if std::mem::take(&mut self.handed) {
+            self.gate.settle().await;
+        }
+    }
+
     /// Carries out what the jitter buffer decided; returns the sequence numbers to NACK now.
     fn poll(&mut self, now: Instant) -> Vec<u16> {
         let mut nack = Vec::new();
@@ -560,6 +583,7 @@ impl Assembler {
                     let _ = self
                         .frames
                         .send((f.data, f.interval, info, self.gate.begin()));
+                    self.handed = true;
                 }
                 Action::RequestKeyframe => {
                     let _ = self.pli.send(PliReason::FrameLost);

@@ -88,6 +88,9 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// `completed`, `interrupted` or `error: ...`.
     pub reason: String,
+    /// A virtual-time run: what its loop did (virtual time, polls, the CPU time of the thread
+    /// that ran both peers' network stacks), for benchmarks.
+    pub virtual_loop: Option<rtclab_netem::SimStats>,
 }
 
 fn codec_of(name: CodecName) -> Codec {
@@ -129,6 +132,29 @@ fn peer_config(req: &RunRequest, role: Role) -> PeerConfig {
         rtclab_scenarios::IcePolicyName::Relay => rtclab_peer::config::IcePolicy::Relay,
     };
     cfg
+}
+
+/// Why a run of `scenario` cannot be on a virtual clock (the end of a sentence that starts with
+/// "--virtual-time"), or `None` when it can: only the Rust peers and rtclab's own network
+/// keep virtual time.
+pub fn virtual_time_refusal(
+    scenario: &Scenario,
+    receiver: ReceiverKind,
+    browser_sends: bool,
+) -> Option<&'static str> {
+    if receiver == ReceiverKind::Browser || browser_sends {
+        return Some(
+            "runs the two Rust peers only: Chromium keeps real time; drop the browser \
+             (receiver = \"rust\")",
+        );
+    }
+    if scenario.ice.turn != rtclab_scenarios::TurnKind::None || scenario.ice.stun {
+        return Some(
+            "has no STUN/TURN server (they run in real time on real sockets): use a scenario \
+             without [ice] turn or stun",
+        );
+    }
+    None
 }
 
 /// Runs a scenario to completion (or until `interrupt` resolves, e.g. on Ctrl-C).
@@ -178,19 +204,8 @@ pub async fn run_scenario(
         }
     }
     let sim = if req.virtual_time || req.scenario.virtual_time {
-        if receiver_kind == ReceiverKind::Browser || browser_sends {
-            return Err(RunError::Failed(
-                "--virtual-time runs the two Rust peers only: Chromium keeps real time; drop \
-                 the browser (receiver = \"rust\")"
-                    .into(),
-            ));
-        }
-        if req.scenario.ice.turn != rtclab_scenarios::TurnKind::None || req.scenario.ice.stun {
-            return Err(RunError::Failed(
-                "--virtual-time has no STUN/TURN server (they run in real time on real \
-                 sockets): use a scenario without [ice] turn or stun"
-                    .into(),
-            ));
+        if let Some(why) = virtual_time_refusal(&req.scenario, receiver_kind, browser_sends) {
+            return Err(RunError::Failed(format!("--virtual-time {why}")));
         }
         Some(Arc::new(rtclab_netem::SimRuntime::new()))
     } else {
@@ -208,6 +223,10 @@ pub async fn run_scenario(
         sender_cfg.work_gate = crate::virtual_run::work_gate(sim);
         sender_cfg.rtp_seed = Some(req.scenario.seed);
         receiver_cfg.work_gate = crate::virtual_run::work_gate(sim);
+        let cost = Some(rtclab_peer::config::CodecCost::measured(sender_cfg.codec));
+        sender_cfg.codec_cost = cost;
+        receiver_cfg.codec_cost = cost;
+        sender_cfg.virtual_epoch = Some(sim.epoch());
     }
     let duration = req.duration_s.unwrap_or(req.scenario.duration_s);
     let mut config = sender_cfg.describe();
@@ -328,6 +347,7 @@ pub async fn run_scenario(
         };
         (PeerSide::Rust(sender_cfg, impaired_runtime), receiver)
     };
+    let mut virtual_loop = None;
     let result = match (sim, sender, receiver) {
         (Some(sim), PeerSide::Rust(s_cfg, s_rt), PeerSide::Rust(r_cfg, r_rt)) => {
             crate::virtual_run::run_peers_virtual(
@@ -339,6 +359,10 @@ pub async fn run_scenario(
                 interrupt,
             )
             .await
+            .map(|(reason, stats)| {
+                virtual_loop = Some(stats);
+                reason
+            })
         }
         (_, sender, receiver) => {
             run_peers(
@@ -370,7 +394,7 @@ pub async fn run_scenario(
     let outcome = finish(&sink, &req.out, reason);
     match (result, outcome) {
         (Err(e), _) => Err(e),
-        (Ok(_), outcome) => outcome,
+        (Ok(_), outcome) => outcome.map(|o| RunOutcome { virtual_loop, ..o }),
     }
 }
 
@@ -671,6 +695,7 @@ fn finish(sink: &EventSink, out: &Path, reason: String) -> Result<RunOutcome, Ru
         summary_path,
         summary,
         reason,
+        virtual_loop: None,
     })
 }
 

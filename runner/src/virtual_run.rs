@@ -5,7 +5,7 @@
 
 use crate::error::RunError;
 use rtclab_events::{Event, EventSink, PeerRole};
-use rtclab_netem::SimRuntime;
+use rtclab_netem::{SimRuntime, SimStats};
 use rtclab_peer::config::{PeerConfig, WorkGate};
 use rtclab_peer::peer::run_with_signal;
 use rtclab_peer::signal_client::in_memory_room;
@@ -29,7 +29,8 @@ pub fn work_gate(sim: &Arc<SimRuntime>) -> WorkGate {
 
 /// Runs the receiver (on `receiver.1`) and the sender (on `sender.1`, the impaired runtime
 /// over `sim`) for `duration_s` of virtual time, or until `interrupt` (Ctrl-C), then stops the
-/// sender and the receiver, as `run_peers` does in real time. Returns why the run ended.
+/// sender and the receiver, as `run_peers` does in real time. Returns why the run ended, and
+/// what the virtual-time loop did.
 pub async fn run_peers_virtual(
     sim: Arc<SimRuntime>,
     sink: &EventSink,
@@ -37,7 +38,7 @@ pub async fn run_peers_virtual(
     receiver: (PeerConfig, Arc<dyn Runtime>),
     duration_s: f64,
     interrupt: impl std::future::Future<Output = ()>,
-) -> Result<String, RunError> {
+) -> Result<(String, SimStats), RunError> {
     // Ctrl-C reaches the virtual-time thread as a message its session waits on; sending it
     // wakes that task on the runtime's own queue.
     let (interrupt_tx, mut interrupted) = futures::channel::oneshot::channel::<()>();
@@ -126,8 +127,8 @@ pub async fn run_peers_virtual(
         }
     }
     .map_err(|e| RunError::Failed(format!("the virtual-time run panicked: {e}")))?;
-    ran.map_err(|e| RunError::Failed(format!("virtual time: {e}")))?;
-    outcome
+    let stats = ran.map_err(|e| RunError::Failed(format!("virtual time: {e}")))?;
+    let reason = outcome
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .take()
@@ -135,5 +136,6 @@ pub async fn run_peers_virtual(
             Err(RunError::Failed(
                 "the virtual-time run left no outcome".into(),
             ))
-        })
+        })?;
+    Ok((reason, stats))
 }
