@@ -464,7 +464,9 @@ mod tests {
                 Duration::from_secs(1),
             )
             .expect("run");
-        let cpu = stats.cpu.expect("/proc/thread-self/stat is readable on Linux");
+        let cpu = stats
+            .cpu
+            .expect("/proc/thread-self/stat is readable on Linux");
         assert!(
             cpu >= Duration::from_millis(30) && cpu <= Duration::from_secs(5),
             "{cpu:?}"
