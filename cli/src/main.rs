@@ -51,10 +51,15 @@ enum Command {
         /// Runs per variant, each with the next seed; the table shows the median and the spread.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
         repeat: u16,
-        /// Run every variant on a virtual clock (as `rtclab run --virtual-time`): as fast as the
-        /// CPU allows, and --jobs then only shares CPU, not real time.
-        #[arg(long)]
+        /// Every variant on a virtual clock (as `rtclab run --virtual-time`), and an error for a
+        /// variant that cannot have one. Without --virtual-time or --real-time, a sweep runs on
+        /// a virtual clock wherever it can (Rust peers, no STUN/TURN server): as fast as the CPU
+        /// allows, the same every time, and --jobs only shares CPU.
+        #[arg(long, conflicts_with = "real_time")]
         virtual_time: bool,
+        /// Every variant in real time (to measure what this machine holds, say).
+        #[arg(long)]
+        real_time: bool,
     },
     /// Benchmarks that compare senders on the same emulated link.
     #[command(subcommand)]
@@ -308,6 +313,22 @@ enum BenchCommand {
         /// Senders to compare, comma-separated.
         #[arg(long, default_value = "rtclab,stock,chromium", value_delimiter = ',')]
         senders: Vec<String>,
+        /// Legs at once. The Chromium leg keeps real time: run it alone (--jobs 1) when its
+        /// figures must not share the CPU.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Run only shard I of N of the bench's legs (I from 0), or auto/N (as `rtclab sweep`).
+        /// Join the shards' folders with `rtclab report merge`.
+        #[arg(long)]
+        shard: Option<rtclab_runner::ShardSpec>,
+        /// The Rust legs on a virtual clock, and an error if the chromium leg is asked for.
+        /// Without --virtual-time or --real-time, the Rust legs run on a virtual clock and the
+        /// chromium leg in real time.
+        #[arg(long, conflicts_with = "real_time")]
+        virtual_time: bool,
+        /// Every leg in real time.
+        #[arg(long)]
+        real_time: bool,
     },
 }
 
@@ -788,6 +809,7 @@ async fn cli() -> Result<()> {
             shard,
             repeat,
             virtual_time,
+            real_time,
         } => {
             let Some((key, values)) = set.split_once('=') else {
                 bail!("--set {set:?}: expected KEY=V1,V2,... such as loss=0,1,5");
@@ -800,16 +822,13 @@ async fn cli() -> Result<()> {
             let out = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("sweep-{stem}-{}", unix_time()))
             });
-            let shard = match shard {
-                Some(spec) => spec.resolve(|name| std::env::var(name).ok())?,
-                None => rtclab_runner::Shard::ALL,
-            };
+            let shard = resolve_shard(shard)?;
             let mut req = rtclab_runner::SweepRequest::new(file, key.to_owned(), values, out);
             req.duration_s = duration;
             req.jobs = usize::from(jobs);
             req.shard = shard;
             req.repeat = usize::from(repeat);
-            req.virtual_time = virtual_time;
+            req.clock = clock_choice(virtual_time, real_time);
             eprintln!(
                 "rtclab: sweeping {key} over {} values{}{} into {}",
                 req.values.len(),
@@ -936,6 +955,10 @@ lab: {} (with each mitigation's reason: {})",
             out,
             duration,
             senders,
+            jobs,
+            shard,
+            virtual_time,
+            real_time,
         }) => {
             let legs = senders
                 .iter()
@@ -944,13 +967,11 @@ lab: {} (with each mitigation's reason: {})",
                 .map_err(|e| anyhow::anyhow!("--senders: {e}"))?;
             let out = out
                 .unwrap_or_else(|| PathBuf::from("runs").join(format!("bench-cc-{}", unix_time())));
-            let req = rtclab_runner::bench::BenchRequest {
-                scenarios,
-                legs,
-                out: out.clone(),
-                duration_s: duration,
-                web_dir: None,
-            };
+            let mut req = rtclab_runner::bench::BenchRequest::new(scenarios, legs, out.clone());
+            req.duration_s = duration;
+            req.jobs = usize::from(jobs);
+            req.shard = resolve_shard(shard)?;
+            req.clock = clock_choice(virtual_time, real_time);
             let (_, table) = rtclab_runner::bench::run_cc_bench(&req, ctrl_c(), |leg| {
                 eprintln!("rtclab bench cc: running {leg}");
             })
@@ -1020,6 +1041,24 @@ async fn run(args: RunArgs) -> Result<()> {
         println!("ended:   {}", outcome.reason);
     }
     Ok(())
+}
+
+/// `--shard`: the slice to run, with `auto` read from the scheduler's variables; all without it.
+fn resolve_shard(spec: Option<rtclab_runner::ShardSpec>) -> Result<rtclab_runner::Shard> {
+    Ok(match spec {
+        Some(spec) => spec.resolve(|name| std::env::var(name).ok())?,
+        None => rtclab_runner::Shard::ALL,
+    })
+}
+
+/// The clock of a sweep's or bench's runs from `--virtual-time` / `--real-time` (clap refuses
+/// both at once): virtual wherever a run can have it, unless told.
+fn clock_choice(virtual_time: bool, real_time: bool) -> rtclab_runner::Clock {
+    match (virtual_time, real_time) {
+        (true, _) => rtclab_runner::Clock::Virtual,
+        (_, true) => rtclab_runner::Clock::Real,
+        _ => rtclab_runner::Clock::Auto,
+    }
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).

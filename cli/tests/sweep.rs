@@ -83,6 +83,107 @@ fn row_names(table: &str) -> Vec<String> {
         .collect()
 }
 
+/// clean.toml at 360p, written into `dir`; returns its path. Small frames keep two debug-build
+/// sessions at once cheap on two cores.
+fn small_clean(dir: &std::path::Path) -> String {
+    let clean = read(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/clean.toml"
+    )));
+    let small = clean
+        .replace("width = 1280", "width = 640")
+        .replace("height = 720", "height = 360");
+    assert_ne!(
+        small, clean,
+        "clean.toml is no longer 720p: update this test"
+    );
+    let path = dir.join("clean.toml");
+    std::fs::write(&path, small).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// The `clock` a run's `session.start` states.
+fn clock_of(run: &std::path::Path) -> String {
+    let log = read(&run.join("events.jsonl"));
+    let first: serde_json::Value =
+        serde_json::from_str(log.lines().next().expect("a first line")).expect("JSON");
+    first["config"]["clock"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Issue 15 #5 for `rtclab bench cc`: its Rust legs run in virtual time unless told otherwise,
+/// `--jobs 2` runs them side by side, and two shards joined by `rtclab report merge` give the
+/// table of the whole bench's folder.
+#[test]
+fn a_cc_bench_runs_its_rust_legs_in_virtual_time_in_parallel_and_in_shards() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = |name: &str| root.path().join(name);
+    let path = |name: &str| dir(name).to_string_lossy().into_owned();
+    let scenario = &small_clean(root.path());
+    let bench = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "bench",
+            "cc",
+            scenario,
+            "--senders",
+            "rtclab,stock",
+            "--duration",
+            "4",
+            "--out",
+            out,
+        ];
+        args.extend(extra);
+        let o = rtclab(&args);
+        assert!(
+            o.status.success(),
+            "rtclab {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    bench(&["--jobs", "2"], &path("all"));
+    let table = read(&dir("all").join("bench.txt"));
+    for leg in ["rtclab", "stock"] {
+        assert!(
+            table.contains(&format!("clean / {leg} (virtual)")),
+            "{leg} is a virtual-time row: {table}"
+        );
+        assert_eq!(clock_of(&dir("all").join("clean").join(leg)), "virtual");
+    }
+    bench(&["--shard", "0/2"], &path("s0"));
+    bench(&["--shard", "1/2"], &path("s1"));
+    assert!(dir("s0").join("clean/rtclab/summary.json").is_file());
+    assert!(!dir("s0").join("clean/stock").exists());
+    assert!(dir("s1").join("clean/stock/summary.json").is_file());
+    merge(&[&path("s0"), &path("s1")], &path("m"));
+    merge(&[&path("all")], &path("whole"));
+    let merged = read(&dir("m").join("sweep.txt"));
+    assert_eq!(
+        row_names(&merged),
+        ["clean.rtclab", "clean.stock"],
+        "{merged}"
+    );
+    assert_eq!(
+        merged,
+        read(&dir("whole").join("sweep.txt")),
+        "two shards give the whole bench's table"
+    );
+    // A virtual clock for Chromium is refused before any leg runs.
+    let o = rtclab(&[
+        "bench",
+        "cc",
+        scenario,
+        "--virtual-time",
+        "--out",
+        &path("x"),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the chromium leg keeps real time"), "{err}");
+    assert!(!dir("x").join("clean").exists(), "nothing ran");
+}
+
 /// Second of the day of a run's `session.start` `started_at` (RFC 3339, whole seconds).
 fn started_second(run: &std::path::Path) -> i64 {
     let log = read(&run.join("events.jsonl"));
@@ -105,20 +206,7 @@ fn jobs_and_shards_give_the_same_table() {
     let root = tempfile::tempdir().unwrap();
     let dir = |name: &str| root.path().join(name);
     let path = |name: &str| dir(name).to_string_lossy().into_owned();
-    // clean.toml at 360p: two debug-build sessions at once keep up on two cores.
-    let clean = read(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../scenarios/clean.toml"
-    )));
-    let small = clean
-        .replace("width = 1280", "width = 640")
-        .replace("height = 720", "height = 360");
-    assert_ne!(
-        small, clean,
-        "clean.toml is no longer 720p: update this test"
-    );
-    std::fs::write(dir("clean.toml"), small).unwrap();
-    let scenario = &path("clean.toml");
+    let scenario = &small_clean(root.path());
     let sweep = |extra: &[&str], out: &str| {
         let mut args = vec![
             "sweep",

@@ -8,11 +8,16 @@
 
 use crate::error::RunError;
 use crate::run::{RunRequest, run_for_table};
+use crate::shard::Shard;
+use crate::sweep::Clock;
+use futures::{FutureExt, StreamExt, stream};
 use rtclab_events::read_log;
 use rtclab_peer::config::CcKind;
+use rtclab_report::merge::VariantMeta;
 use rtclab_scenarios::Scenario;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One sender of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,17 +68,60 @@ pub struct BenchRequest {
     pub duration_s: Option<f64>,
     /// The page for the Chromium leg.
     pub web_dir: Option<PathBuf>,
+    /// Legs at once (1: one after the other).
+    pub jobs: usize,
+    /// The slice of the legs this process runs: leg `k` of the bench (scenario by scenario,
+    /// senders in the order given) is shard `k mod n`'s.
+    pub shard: Shard,
+    /// The Rust legs' clock. The Chromium leg always keeps real time, so [`Clock::Virtual`]
+    /// with a Chromium leg is refused and [`Clock::Auto`] gives it real time.
+    pub clock: Clock,
 }
 
-/// One row: `"<scenario> / <leg>"` and that run's `summary.json`.
+impl BenchRequest {
+    /// Every leg of every scenario, one after the other, the Rust legs in virtual time.
+    pub fn new(scenarios: Vec<PathBuf>, legs: Vec<Leg>, out: PathBuf) -> Self {
+        BenchRequest {
+            scenarios,
+            legs,
+            out,
+            duration_s: None,
+            web_dir: None,
+            jobs: 1,
+            shard: Shard::ALL,
+            clock: Clock::Auto,
+        }
+    }
+}
+
+/// One row: `"<scenario> / <leg> (<clock>)"` and that run's `summary.json`.
 pub type BenchRow = (String, serde_json::Value);
 
-/// Runs every leg of every scenario; returns the rows and the table (also written to
-/// `OUT/bench.txt`). Stops early, keeping what ran, on `interrupt`.
+/// One leg the bench plans.
+struct PlannedLeg {
+    /// Index in the whole bench (before sharding): the row order.
+    index: usize,
+    scenario: Scenario,
+    leg: Leg,
+    virtual_time: bool,
+}
+
+impl PlannedLeg {
+    fn label(&self) -> String {
+        let clock = if self.virtual_time { "virtual" } else { "real" };
+        format!("{} / {} ({clock})", self.scenario.name, self.leg.name())
+    }
+}
+
+/// Runs this shard's legs (every leg of every scenario when not sharded), at most `req.jobs`
+/// at once; returns the rows and the table (also written to `OUT/bench.txt`). Each leg's
+/// folder `OUT/<scenario>/<leg>/` also gets a `variant.json`, so `rtclab report merge` joins
+/// the folders of several shards into one table. Stops starting legs, keeping what ran, on
+/// `interrupt`.
 pub async fn run_cc_bench(
     req: &BenchRequest,
     interrupt: impl Future<Output = ()>,
-    mut on_leg: impl FnMut(&str),
+    on_leg: impl Fn(&str),
 ) -> Result<(Vec<BenchRow>, String), RunError> {
     // Parse every scenario before running any, so a typo fails in a second, not an hour.
     let scenarios = req
@@ -81,36 +129,72 @@ pub async fn run_cc_bench(
         .iter()
         .map(|p| Scenario::load(p).map_err(|e| RunError::Failed(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    tokio::pin!(interrupt);
-    let mut rows = Vec::new();
-    'scenarios: for scenario in scenarios {
-        let dir = req.out.join(&scenario.name);
-        let mut reports = Vec::new();
-        for leg in &req.legs {
-            let label = format!("{} / {}", scenario.name, leg.name());
-            on_leg(&label);
-            let out = dir.join(leg.name());
-            let mut run = RunRequest::new(scenario.clone(), out.clone());
-            run.duration_s = req.duration_s;
-            run.web_dir = req.web_dir.clone();
-            match leg {
-                Leg::Rtclab => run.cc = Some(CcKind::Rtclab),
-                Leg::Stock => run.cc = Some(CcKind::Stock),
-                Leg::Chromium => run.browser_sender = true,
+    if req.clock == Clock::Virtual && req.legs.contains(&Leg::Chromium) {
+        return Err(RunError::Failed(
+            "--virtual-time: the chromium leg keeps real time (Chromium has its own clock); \
+             leave --virtual-time out (the Rust legs then run in virtual time) or drop \
+             chromium from --senders"
+                .into(),
+        ));
+    }
+    let mut plan = Vec::new();
+    for scenario in &scenarios {
+        for &leg in &req.legs {
+            let index = plan.len();
+            let virtual_time = req.clock.is_virtual(scenario, leg == Leg::Chromium);
+            plan.push(PlannedLeg {
+                index,
+                scenario: scenario.clone(),
+                leg,
+                virtual_time,
+            });
+        }
+    }
+    plan.retain(|p| req.shard.takes(p.index));
+    let interrupt = interrupt.shared();
+    let stopped = AtomicBool::new(false);
+    let on_leg = &on_leg;
+    let mut done: Vec<(usize, PlannedLeg, crate::run::TableRun)> = stream::iter(plan)
+        .map(|p| {
+            let mut interrupt = interrupt.clone();
+            let stopped = &stopped;
+            async move {
+                if stopped.load(Ordering::Relaxed) {
+                    return None; // interrupted: start nothing new
+                }
+                on_leg(&p.label());
+                Some(run_leg(req, p, &mut interrupt, stopped).await)
             }
-            let row = run_for_table(run, interrupt.as_mut()).await?;
-            rows.push((label, row.summary));
+        })
+        .buffer_unordered(req.jobs.max(1))
+        .filter_map(|r| async move { r })
+        .collect::<Vec<Result<_, RunError>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    done.sort_by_key(|(index, ..)| *index);
+    let mut rows = Vec::new();
+    for scenario in &scenarios {
+        let mut reports = Vec::new();
+        for (_, p, row) in done
+            .iter()
+            .filter(|(_, p, _)| p.scenario.name == scenario.name)
+        {
+            rows.push((p.label(), row.summary.clone()));
             let records = read_log(&row.outcome.events)?;
             reports.push((
-                leg.name().to_owned(),
+                p.leg.name().to_owned(),
                 rtclab_report::RunReport::from_records(&records),
             ));
-            if row.interrupted {
-                write_plot(&dir, &scenario.name, "sender", &reports);
-                break 'scenarios;
-            }
         }
-        write_plot(&dir, &scenario.name, "sender", &reports);
+        if !reports.is_empty() {
+            write_plot(
+                &req.out.join(&scenario.name),
+                &scenario.name,
+                "sender",
+                &reports,
+            );
+        }
     }
     let table = rtclab_report::bench_table(&rows);
     write(&req.out, "bench.txt", table.clone() + "\n")?;
@@ -121,6 +205,41 @@ pub async fn run_cc_bench(
             .unwrap_or_default(),
     )?;
     Ok((rows, table))
+}
+
+/// Runs one leg into `OUT/<scenario>/<leg>/`, after writing its `variant.json`.
+async fn run_leg<F: Future<Output = ()> + Unpin>(
+    req: &BenchRequest,
+    p: PlannedLeg,
+    interrupt: &mut F,
+    stopped: &AtomicBool,
+) -> Result<(usize, PlannedLeg, crate::run::TableRun), RunError> {
+    let out = req.out.join(&p.scenario.name).join(p.leg.name());
+    // For `rtclab report merge`: the bench as a sweep over "sender", one value per leg.
+    let meta = VariantMeta {
+        scenario: "bench cc".into(),
+        key: "sender".into(),
+        value: format!("{} / {}", p.scenario.name, p.leg.name()),
+        variant: format!("{}.{}", p.scenario.name, p.leg.name()),
+        index: p.index,
+        repeat: 0,
+        seed: p.scenario.seed,
+    };
+    crate::sweep::write_variant(&out, &meta)?;
+    let mut run = RunRequest::new(p.scenario.clone(), out);
+    run.duration_s = req.duration_s;
+    run.web_dir = req.web_dir.clone();
+    run.virtual_time = p.virtual_time;
+    match p.leg {
+        Leg::Rtclab => run.cc = Some(CcKind::Rtclab),
+        Leg::Stock => run.cc = Some(CcKind::Stock),
+        Leg::Chromium => run.browser_sender = true,
+    }
+    let row = run_for_table(run, std::pin::Pin::new(interrupt)).await?;
+    if row.interrupted {
+        stopped.store(true, Ordering::Relaxed);
+    }
+    Ok((p.index, p, row))
 }
 
 /// Writes `dir/name`, creating `dir` (the benches' output files).

@@ -30,4 +30,4 @@ pub mod virtual_run;
 pub use error::RunError;
 pub use run::{RunOutcome, RunRequest, run_scenario};
 pub use shard::{Shard, ShardSpec};
-pub use sweep::{SweepRequest, merge_sweep, run_sweep};
+pub use sweep::{Clock, SweepRequest, merge_sweep, run_sweep};

@@ -32,8 +32,37 @@ pub struct SweepRequest {
     pub shard: Shard,
     /// Runs per variant, with seeds `seed`, `seed + 1`, ...
     pub repeat: usize,
-    /// Each run on a virtual clock ([`crate::virtual_run`]).
-    pub virtual_time: bool,
+    /// Which clock each run keeps.
+    pub clock: Clock,
+}
+
+/// Which clock the runs of a sweep or bench keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// Virtual time ([`crate::virtual_run`]) for every run that can have it (Rust peers, no
+    /// STUN/TURN server), real time for the others. The default: a sweep's runs are then fast,
+    /// repeatable and do not disturb each other when run side by side.
+    #[default]
+    Auto,
+    /// Virtual time for every run; a run that cannot have it is an error.
+    Virtual,
+    /// Real time for every run (to measure what the machine itself does, e.g. how many
+    /// sessions it holds).
+    Real,
+}
+
+impl Clock {
+    /// Whether a run of `scenario` keeps virtual time, with `browser_sends` for a Chromium sender.
+    pub fn is_virtual(self, scenario: &Scenario, browser_sends: bool) -> bool {
+        match self {
+            Clock::Real => false,
+            Clock::Virtual => true,
+            Clock::Auto => {
+                crate::run::virtual_time_refusal(scenario, scenario.receiver, browser_sends)
+                    .is_none()
+            }
+        }
+    }
 }
 
 impl SweepRequest {
@@ -48,7 +77,7 @@ impl SweepRequest {
             jobs: 1,
             shard: Shard::ALL,
             repeat: 1,
-            virtual_time: false,
+            clock: Clock::Auto,
         }
     }
 }
@@ -82,12 +111,12 @@ pub async fn run_sweep(
         .map(|p| {
             let mut interrupt = interrupt.clone();
             let stopped = &stopped;
-            let (duration_s, virtual_time) = (req.duration_s, req.virtual_time);
+            let (duration_s, clock) = (req.duration_s, req.clock);
             async move {
                 if stopped.load(Ordering::Relaxed) {
                     return None; // interrupted: start nothing new
                 }
-                Some(run_one(p, duration_s, virtual_time, &mut interrupt, stopped).await)
+                Some(run_one(p, duration_s, clock, &mut interrupt, stopped).await)
             }
         })
         .buffer_unordered(req.jobs.max(1))
@@ -150,20 +179,12 @@ fn plan(req: &SweepRequest) -> Result<Vec<Planned>, RunError> {
 async fn run_one<F: Future<Output = ()> + Unpin>(
     p: Planned,
     duration_s: Option<f64>,
-    virtual_time: bool,
+    clock: Clock,
     interrupt: &mut F,
     stopped: &AtomicBool,
 ) -> Result<SweepRun, RunError> {
-    std::fs::create_dir_all(&p.dir).map_err(|source| RunError::Io {
-        path: p.dir.clone(),
-        source,
-    })?;
-    let meta_path = p.dir.join(VARIANT_FILE);
-    let meta = serde_json::to_string_pretty(&p.meta).unwrap_or_default();
-    std::fs::write(&meta_path, meta + "\n").map_err(|source| RunError::Io {
-        path: meta_path,
-        source,
-    })?;
+    write_variant(&p.dir, &p.meta)?;
+    let virtual_time = clock.is_virtual(&p.scenario, false);
     let mut req = RunRequest::new(p.scenario, p.dir.clone());
     req.duration_s = duration_s;
     req.virtual_time = virtual_time;
@@ -176,6 +197,12 @@ async fn run_one<F: Future<Output = ()> + Unpin>(
         summary: row.summary,
         dir: p.dir,
     })
+}
+
+/// Writes a run's `variant.json` into `dir` (created): what `rtclab report merge` reads.
+pub(crate) fn write_variant(dir: &Path, meta: &VariantMeta) -> Result<(), RunError> {
+    let body = serde_json::to_string_pretty(meta).unwrap_or_default() + "\n";
+    crate::bench::write(dir, VARIANT_FILE, body)
 }
 
 /// `rtclab report merge DIR...`: finds the sweep runs in `dirs` (each a sweep's folder, or one
@@ -213,15 +240,31 @@ fn find_runs(dir: &Path) -> Result<Vec<SweepRun>, RunError> {
     if dir.join(VARIANT_FILE).is_file() {
         return read_run(dir).map(|r| vec![r]);
     }
-    let entries = std::fs::read_dir(dir).map_err(|source| RunError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
-    let mut dirs: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join(VARIANT_FILE).is_file())
-        .collect();
+    let children = |dir: &Path| -> Result<Vec<PathBuf>, RunError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| RunError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect())
+    };
+    // A sweep's runs are its sub-folders; a `bench cc`'s are one level further down
+    // (`<scenario>/<sender>/`).
+    let mut dirs = Vec::new();
+    for child in children(dir)? {
+        if child.join(VARIANT_FILE).is_file() {
+            dirs.push(child);
+        } else {
+            dirs.extend(
+                children(&child)?
+                    .into_iter()
+                    .filter(|p| p.join(VARIANT_FILE).is_file()),
+            );
+        }
+    }
     dirs.sort();
     let mut runs = Vec::new();
     for d in dirs {
