@@ -703,8 +703,11 @@ impl RunReport {
             tot.dropped_total = tot.dropped.values().sum();
             if dir == "downlink" {
                 self.capacity_limited_s = tot.capacity_limited_s;
-                self.link_utilisation_pct =
-                    (capacity_bits > 0.0).then(|| 100.0 * delivered_bits / capacity_bits);
+                // To 0.01 points: the delivered bits include the DTLS handshake, whose size
+                // varies by a byte or two from run to run (random ECDSA signatures), which
+                // must not make two virtual-time runs of one seed disagree in the 7th digit.
+                self.link_utilisation_pct = (capacity_bits > 0.0)
+                    .then(|| (100.0 * delivered_bits / capacity_bits * 100.0).round() / 100.0);
                 self.queue_delay_p50_ms = weighted_percentile(p50s, 0.5);
                 self.queue_delay_p95_ms = weighted_percentile(p95s, 0.95);
                 self.queue_delay_max_ms = tot.queue_delay_max_ms;
