@@ -45,6 +45,17 @@ fn rtclab(args: &[&str]) -> std::process::Output {
         .expect("run rtclab")
 }
 
+/// `rtclab ARGS EXTRA...`, which must succeed.
+fn rtclab_ok(args: &[&str], extra: &[&str]) {
+    let all: Vec<&str> = args.iter().chain(extra).copied().collect();
+    let o = rtclab(&all);
+    assert!(
+        o.status.success(),
+        "rtclab {all:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -123,7 +134,7 @@ fn a_cc_bench_runs_its_rust_legs_in_virtual_time_in_parallel_and_in_shards() {
     let path = |name: &str| dir(name).to_string_lossy().into_owned();
     let scenario = &small_clean(root.path());
     let bench = |extra: &[&str], out: &str| {
-        let mut args = vec![
+        let args = [
             "bench",
             "cc",
             scenario,
@@ -134,13 +145,7 @@ fn a_cc_bench_runs_its_rust_legs_in_virtual_time_in_parallel_and_in_shards() {
             "--out",
             out,
         ];
-        args.extend(extra);
-        let o = rtclab(&args);
-        assert!(
-            o.status.success(),
-            "rtclab {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        rtclab_ok(&args, extra);
     };
     bench(&["--jobs", "2"], &path("all"));
     let table = read(&dir("all").join("bench.txt"));
@@ -208,7 +213,7 @@ fn jobs_and_shards_give_the_same_table() {
     let path = |name: &str| dir(name).to_string_lossy().into_owned();
     let scenario = &small_clean(root.path());
     let sweep = |extra: &[&str], out: &str| {
-        let mut args = vec![
+        let args = [
             "sweep",
             scenario,
             "--set",
@@ -219,13 +224,7 @@ fn jobs_and_shards_give_the_same_table() {
             "--out",
             out,
         ];
-        args.extend(extra);
-        let o = rtclab(&args);
-        assert!(
-            o.status.success(),
-            "rtclab {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        rtclab_ok(&args, extra);
     };
     let variants = ["clean.loss-pct-0", "clean.loss-pct-2", "clean.loss-pct-4"];
 
