@@ -451,7 +451,10 @@ impl RunningPeer {
         match self {
             RunningPeer::Rust { role, task, .. } => match task.await {
                 Ok(Err(e)) => e.into(),
-                Ok(Ok(exit)) => RunError::Failed(format!("the {role:?} stopped early: {exit:?}")),
+                Ok(Ok(exit)) => RunError::StoppedEarly {
+                    role: format!("{role:?}"),
+                    exit: format!("{exit:?}"),
+                },
                 Err(e) => RunError::Failed(format!("the {role:?} task failed: {e}")),
             },
             RunningPeer::Browser(chromium) => RunError::Failed(format!(
@@ -590,8 +593,7 @@ async fn run_peers(
     };
     let _ = server_stop_tx.send(true);
     let _ = tokio::time::timeout(STOP_GRACE, server).await;
-    sender_result?;
-    receiver_result?;
+    RunError::cause(sender_result, receiver_result)?;
     Ok(reason)
 }
 
