@@ -287,7 +287,7 @@ impl SimRuntime {
         }
     }
 
-    /// Moves the clock to the earliest timer and wakes every timer due then.
+    /// Moves the clock to the earliest timer and wakes it.
     fn jump(&self, limit: Duration) -> Result<(), SimError> {
         let wakers: Vec<Waker> = {
             let mut t = lock(&self.shared.timers);
@@ -298,11 +298,13 @@ impl SimRuntime {
                 return Err(SimError::TimeLimit(limit));
             }
             t.elapsed = t.elapsed.max(deadline);
+            // One timer at a time, in the order the timers were made, with everything it wakes
+            // run before the next: two timers due at one instant then never reach a task
+            // together. (webrtc-rs's driver waits with `futures::select!`, which picks at
+            // random among ready branches: a packet and a report timer due at one instant
+            // were handled in either order, and the log's order within the instant varied.)
             let mut wakers = Vec::new();
-            while let Some(entry) = t.pending.first_entry() {
-                if entry.key().0 > deadline {
-                    break;
-                }
+            if let Some(entry) = t.pending.first_entry() {
                 let ((_, id), waker) = entry.remove_entry();
                 t.deadlines.remove(&id);
                 wakers.extend(waker);
