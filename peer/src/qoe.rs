@@ -391,9 +391,16 @@ pub type SharedQoe = std::sync::Arc<QoeShared>;
 #[derive(Debug, Default)]
 pub struct QoeShared {
     second: Mutex<QoeSecond>,
-    /// Frames handed to the quality thread and not scored yet (virtual time only).
-    pending: Mutex<u64>,
+    scoring: Mutex<Scoring>,
     scored: std::sync::Condvar,
+}
+
+/// Frames handed to the quality thread and not scored yet (virtual time only), and whether
+/// that thread is gone.
+#[derive(Debug, Default)]
+struct Scoring {
+    pending: u64,
+    gone: bool,
 }
 
 impl QoeShared {
@@ -407,27 +414,36 @@ impl QoeShared {
     /// run instead of holding its clock, and this wait puts each score in the second its frame
     /// was decoded in, however fast the machine is. In real time nothing is pending.
     pub fn take(&self) -> QoeSecond {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        while *pending > 0 {
-            pending = self.scored.wait(pending).unwrap_or_else(|e| e.into_inner());
+        let mut scoring = self.scoring.lock().unwrap_or_else(|e| e.into_inner());
+        while scoring.pending > 0 && !scoring.gone {
+            scoring = self.scored.wait(scoring).unwrap_or_else(|e| e.into_inner());
         }
-        drop(pending);
+        drop(scoring);
         std::mem::take(&mut *self.second.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn begin_score(&self) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    /// A frame is about to go to the quality thread; `false` if that thread is gone (then the
+    /// frame is not sent, and nothing waits for it).
+    fn begin_score(&self) -> bool {
+        let mut scoring = self.scoring.lock().unwrap_or_else(|e| e.into_inner());
+        if !scoring.gone {
+            scoring.pending += 1;
+        }
+        !scoring.gone
     }
 
     fn end_score(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        *pending = pending.saturating_sub(1);
+        let mut scoring = self.scoring.lock().unwrap_or_else(|e| e.into_inner());
+        scoring.pending = scoring.pending.saturating_sub(1);
         self.scored.notify_all();
     }
 
-    /// The quality thread is gone: nothing it was given will be scored.
+    /// The quality thread is gone: nothing it was given will be scored, and from now on
+    /// nothing is handed to it.
     fn scorer_gone(&self) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+        let mut scoring = self.scoring.lock().unwrap_or_else(|e| e.into_inner());
+        scoring.gone = true;
+        scoring.pending = 0;
         self.scored.notify_all();
     }
 }
@@ -507,8 +523,7 @@ impl QoeProbe {
             // skips must not depend on how fast this machine is). The clock does not wait for
             // the score, only the once-a-second `qoe` line does (`QoeShared::take`), so
             // scoring runs beside the rest of the run on another core.
-            self.second.begin_score();
-            if tx.send((picture.frame.clone(), tag)).is_err() {
+            if self.second.begin_score() && tx.send((picture.frame.clone(), tag)).is_err() {
                 self.second.end_score();
             }
         } else if let Err(std::sync::mpsc::TrySendError::Full(_)) =
@@ -576,6 +591,28 @@ impl QoeProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Virtual time: a `qoe` line waits for the frames handed to the scorer, and an ended
+    /// scorer never leaves it waiting.
+    #[test]
+    fn take_waits_for_pending_scores_and_not_for_a_gone_scorer() {
+        let shared = SharedQoe::default();
+        assert!(shared.begin_score());
+        let scorer = shared.clone();
+        let worker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            scorer.with(|s| s.scored += 1);
+            scorer.end_score();
+        });
+        // The score is in the second `take` returns, however late the thread was.
+        assert_eq!(shared.take().scored, 1);
+        worker.join().expect("scorer");
+        assert!(shared.begin_score());
+        shared.scorer_gone();
+        assert_eq!(shared.take().scored, 0, "a gone scorer is not waited for");
+        assert!(!shared.begin_score(), "nothing is handed to a gone scorer");
+        assert_eq!(shared.take().scored, 0);
+    }
 
     #[test]
     fn unix_time_converts_to_ntp() {
