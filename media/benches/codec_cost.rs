@@ -111,7 +111,15 @@ fn main() {
                     receiver,
                 );
                 let sent = t.bytes as f64 * 8.0 / (FRAMES as f64 / f64::from(FPS));
-                println!("{:<14} encoded at {:.2} Mbit/s", "", sent / 1e6);
+                // The unit of rtclab_peer::config::CodecCost, the virtual-time model.
+                let mp = f64::from(width) * f64::from(height) / 1e6;
+                println!(
+                    "{:<14} encoded at {:.2} Mbit/s; medians per megapixel: encode {:.2} ms/MP, decode {:.2} ms/MP",
+                    "",
+                    sent / 1e6,
+                    percentile(&t.encode, 50.0) / mp,
+                    percentile(&t.decode, 50.0) / mp,
+                );
             }
             Err(e) => println!("{codec} {height}p: failed: {e}"),
         }
