@@ -39,8 +39,9 @@ enum Command {
         /// Override each variant's duration, in seconds.
         #[arg(long, value_parser = parse_duration)]
         duration: Option<f64>,
-        /// Runs at once. Runs share this machine's cores in real time: `./lab bench` measures
-        /// how many sessions it holds before frames are lost (docs/sweeps.md).
+        /// Runs at once. In virtual time runs only share CPU (~1.3 cores each); in real time
+        /// they share the cores as they go, and `./lab bench` measures how many sessions this
+        /// machine holds before frames are lost (docs/sweeps.md).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
         /// Run only shard I of N of the sweep's runs (I from 0), or auto/N: I from
@@ -972,8 +973,13 @@ lab: {} (with each mitigation's reason: {})",
             req.jobs = usize::from(jobs);
             req.shard = resolve_shard(shard)?;
             req.clock = clock_choice(virtual_time, real_time);
-            let (_, table) = rtclab_runner::bench::run_cc_bench(&req, ctrl_c(), |leg| {
-                eprintln!("rtclab bench cc: running {leg}");
+            let (_, table) = rtclab_runner::bench::run_cc_bench(&req, ctrl_c(), |leg| match leg {
+                rtclab_runner::bench::LegEvent::Started(leg) => {
+                    eprintln!("rtclab bench cc: running {leg}")
+                }
+                rtclab_runner::bench::LegEvent::Finished(leg) => {
+                    eprintln!("rtclab bench cc: finished {leg}")
+                }
             })
             .await
             .with_context(|| format!("bench failed; what ran is in {}", out.display()))?;

@@ -29,6 +29,8 @@ fn a_two_variant_sweep_writes_its_page_and_honest_variant_reports() {
         );
         let report = std::fs::read_to_string(out.path().join(variant).join("report.html"))
             .expect("the variant's report");
+        // Sweeps are in virtual time unless told (issue 15 #5).
+        assert_eq!(clock_of(&out.path().join(variant)), "virtual");
         let value = variant.rsplit('-').next().unwrap_or_default();
         assert!(
             report.contains(&format!("Sweep variant: downlink.loss_pct = {value} ")),
@@ -45,15 +47,13 @@ fn rtclab(args: &[&str]) -> std::process::Output {
         .expect("run rtclab")
 }
 
-/// `rtclab ARGS EXTRA...`, which must succeed.
-fn rtclab_ok(args: &[&str], extra: &[&str]) {
+/// `rtclab ARGS EXTRA...`, which must succeed; returns its stderr.
+fn rtclab_ok(args: &[&str], extra: &[&str]) -> String {
     let all: Vec<&str> = args.iter().chain(extra).copied().collect();
     let o = rtclab(&all);
-    assert!(
-        o.status.success(),
-        "rtclab {all:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "rtclab {all:?}: {stderr}");
+    stderr
 }
 
 fn read(path: &std::path::Path) -> String {
@@ -133,7 +133,7 @@ fn a_cc_bench_runs_its_rust_legs_in_virtual_time_in_parallel_and_in_shards() {
     let dir = |name: &str| root.path().join(name);
     let path = |name: &str| dir(name).to_string_lossy().into_owned();
     let scenario = &small_clean(root.path());
-    let bench = |extra: &[&str], out: &str| {
+    let bench = |extra: &[&str], out: &str| -> String {
         let args = [
             "bench",
             "cc",
@@ -145,10 +145,17 @@ fn a_cc_bench_runs_its_rust_legs_in_virtual_time_in_parallel_and_in_shards() {
             "--out",
             out,
         ];
-        rtclab_ok(&args, extra);
+        rtclab_ok(&args, extra)
     };
-    bench(&["--jobs", "2"], &path("all"));
+    let progress = bench(&["--jobs", "2"], &path("all"));
     let table = read(&dir("all").join("bench.txt"));
+    // Two jobs: both legs started before either finished.
+    let first_finished = progress.find("finished").unwrap_or(0);
+    assert!(
+        progress.matches("running clean /").count() == 2
+            && progress[..first_finished].matches("running").count() == 2,
+        "the legs did not run side by side:\n{progress}"
+    );
     for leg in ["rtclab", "stock"] {
         assert!(
             table.contains(&format!("clean / {leg} (virtual)")),
@@ -174,6 +181,26 @@ fn a_cc_bench_runs_its_rust_legs_in_virtual_time_in_parallel_and_in_shards() {
         read(&dir("whole").join("sweep.txt")),
         "two shards give the whole bench's table"
     );
+    // --real-time wins over a file's `virtual_time = true`: every run in real time.
+    let asks_virtual = read(std::path::Path::new(scenario)).replacen(
+        "\n[bitrate]",
+        "\nvirtual_time = true\n\n[bitrate]",
+        1,
+    );
+    assert!(asks_virtual.contains("virtual_time = true"));
+    std::fs::write(dir("virtual.toml"), asks_virtual).unwrap();
+    rtclab_ok(
+        &[
+            "sweep",
+            &path("virtual.toml"),
+            "--set",
+            "loss=1",
+            "--duration",
+            "2",
+        ],
+        &["--real-time", "--out", &path("rt")],
+    );
+    assert_eq!(clock_of(&dir("rt").join("clean.loss-pct-1")), "real");
     // A virtual clock for Chromium is refused before any leg runs.
     let o = rtclab(&[
         "bench",

@@ -94,6 +94,15 @@ impl BenchRequest {
     }
 }
 
+/// What `run_cc_bench` reports as legs start and finish (with `--jobs`, several are under way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegEvent<'a> {
+    /// The leg with this label started.
+    Started(&'a str),
+    /// The leg with this label finished (its folder is complete).
+    Finished(&'a str),
+}
+
 /// One row: `"<scenario> / <leg> (<clock>)"` and that run's `summary.json`.
 pub type BenchRow = (String, serde_json::Value);
 
@@ -121,7 +130,7 @@ impl PlannedLeg {
 pub async fn run_cc_bench(
     req: &BenchRequest,
     interrupt: impl Future<Output = ()>,
-    on_leg: impl Fn(&str),
+    on_leg: impl Fn(LegEvent<'_>),
 ) -> Result<(Vec<BenchRow>, String), RunError> {
     // Parse every scenario before running any, so a typo fails in a second, not an hour.
     let scenarios = req
@@ -137,6 +146,24 @@ pub async fn run_cc_bench(
                 .into(),
         ));
     }
+    // A scenario's name is its folder and its rows: two of one name would mix their legs.
+    for (i, a) in scenarios.iter().enumerate() {
+        if scenarios[..i].iter().any(|b| b.name == a.name) {
+            return Err(RunError::Failed(format!(
+                "two scenarios are named {:?}; give each scenario of a bench its own name",
+                a.name
+            )));
+        }
+    }
+    // What `rtclab report merge` tells benches apart by: shards of one bench agree on it.
+    let label = format!(
+        "bench cc of {}",
+        scenarios
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let mut plan = Vec::new();
     for scenario in &scenarios {
         for &leg in &req.legs {
@@ -154,24 +181,41 @@ pub async fn run_cc_bench(
     let interrupt = interrupt.shared();
     let stopped = AtomicBool::new(false);
     let on_leg = &on_leg;
-    let mut done: Vec<(usize, PlannedLeg, crate::run::TableRun)> = stream::iter(plan)
-        .map(|p| {
-            let mut interrupt = interrupt.clone();
-            let stopped = &stopped;
-            async move {
-                if stopped.load(Ordering::Relaxed) {
-                    return None; // interrupted: start nothing new
+    let label = &label;
+    let results: Vec<Result<(usize, PlannedLeg, crate::run::TableRun), RunError>> =
+        stream::iter(plan)
+            .map(|p| {
+                let mut interrupt = interrupt.clone();
+                let stopped = &stopped;
+                async move {
+                    if stopped.load(Ordering::Relaxed) {
+                        return None; // interrupted or failed: start nothing new
+                    }
+                    let name = p.label();
+                    on_leg(LegEvent::Started(&name));
+                    let result = run_leg(req, label, p, &mut interrupt, stopped).await;
+                    match &result {
+                        Ok(_) => on_leg(LegEvent::Finished(&name)),
+                        Err(_) => stopped.store(true, Ordering::Relaxed),
+                    }
+                    Some(result)
                 }
-                on_leg(&p.label());
-                Some(run_leg(req, p, &mut interrupt, stopped).await)
+            })
+            .buffer_unordered(req.jobs.max(1))
+            .filter_map(|r| async move { r })
+            .collect()
+            .await;
+    // The legs that finished are tabled even when one failed; the failure is returned after.
+    let mut done = Vec::new();
+    let mut failed = None;
+    for result in results {
+        match result {
+            Ok(leg) => done.push(leg),
+            Err(e) => {
+                failed.get_or_insert(e);
             }
-        })
-        .buffer_unordered(req.jobs.max(1))
-        .filter_map(|r| async move { r })
-        .collect::<Vec<Result<_, RunError>>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+        }
+    }
     done.sort_by_key(|(index, ..)| *index);
     let mut rows = Vec::new();
     for scenario in &scenarios {
@@ -204,12 +248,16 @@ pub async fn run_cc_bench(
         serde_json::to_string_pretty(&serde_json::Value::Object(rows.iter().cloned().collect()))
             .unwrap_or_default(),
     )?;
-    Ok((rows, table))
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((rows, table)),
+    }
 }
 
 /// Runs one leg into `OUT/<scenario>/<leg>/`, after writing its `variant.json`.
 async fn run_leg<F: Future<Output = ()> + Unpin>(
     req: &BenchRequest,
+    label: &str,
     p: PlannedLeg,
     interrupt: &mut F,
     stopped: &AtomicBool,
@@ -217,7 +265,7 @@ async fn run_leg<F: Future<Output = ()> + Unpin>(
     let out = req.out.join(&p.scenario.name).join(p.leg.name());
     // For `rtclab report merge`: the bench as a sweep over "sender", one value per leg.
     let meta = VariantMeta {
-        scenario: "bench cc".into(),
+        scenario: label.to_owned(),
         key: "sender".into(),
         value: format!("{} / {}", p.scenario.name, p.leg.name()),
         variant: format!("{}.{}", p.scenario.name, p.leg.name()),
@@ -226,7 +274,10 @@ async fn run_leg<F: Future<Output = ()> + Unpin>(
         seed: p.scenario.seed,
     };
     crate::sweep::write_variant(&out, &meta)?;
-    let mut run = RunRequest::new(p.scenario.clone(), out);
+    let mut scenario = p.scenario.clone();
+    // The bench's clock wins over the file's `virtual_time`.
+    scenario.virtual_time = p.virtual_time;
+    let mut run = RunRequest::new(scenario, out);
     run.duration_s = req.duration_s;
     run.web_dir = req.web_dir.clone();
     run.virtual_time = p.virtual_time;

@@ -46,8 +46,8 @@ pub enum Clock {
     Auto,
     /// Virtual time for every run; a run that cannot have it is an error.
     Virtual,
-    /// Real time for every run (to measure what the machine itself does, e.g. how many
-    /// sessions it holds).
+    /// Real time for every run, whatever a scenario file says (to measure what the machine
+    /// itself does, e.g. how many sessions it holds).
     Real,
 }
 
@@ -57,9 +57,12 @@ impl Clock {
         match self {
             Clock::Real => false,
             Clock::Virtual => true,
+            // A scenario that asks for virtual time (`virtual_time = true`) gets it, or the
+            // run's error saying why it cannot.
             Clock::Auto => {
-                crate::run::virtual_time_refusal(scenario, scenario.receiver, browser_sends)
-                    .is_none()
+                scenario.virtual_time
+                    || crate::run::virtual_time_refusal(scenario, scenario.receiver, browser_sends)
+                        .is_none()
             }
         }
     }
@@ -184,8 +187,11 @@ async fn run_one<F: Future<Output = ()> + Unpin>(
     stopped: &AtomicBool,
 ) -> Result<SweepRun, RunError> {
     write_variant(&p.dir, &p.meta)?;
-    let virtual_time = clock.is_virtual(&p.scenario, false);
-    let mut req = RunRequest::new(p.scenario, p.dir.clone());
+    let mut scenario = p.scenario;
+    let virtual_time = clock.is_virtual(&scenario, false);
+    // The sweep's clock wins over the file's `virtual_time` (`--real-time` means every run).
+    scenario.virtual_time = virtual_time;
+    let mut req = RunRequest::new(scenario, p.dir.clone());
     req.duration_s = duration_s;
     req.virtual_time = virtual_time;
     let row = run_for_table(req, std::pin::Pin::new(interrupt)).await?;

@@ -1,7 +1,8 @@
 //! `rtclab run --virtual-time`: the two Rust peers of a run on one [`SimRuntime`] (issue 15).
 //! Both peers, the impairment engine and the congestion controller see one virtual clock; the
-//! encoder, decoder and quality threads hold it while they work ([`WorkGate`]), so their CPU
-//! time takes no virtual time. Signaling is an in-process room: there is no TCP in virtual time.
+//! encoder and decoder threads hold it while they work ([`WorkGate`]), so their CPU time takes
+//! no virtual time (a fixed cost per frame is added back); the source and the quality scorer
+//! work beside it. Signaling is an in-process room: there is no TCP in virtual time.
 
 use crate::error::RunError;
 use rtclab_events::{Event, EventSink, PeerRole};
