@@ -126,7 +126,8 @@ impl PlannedLeg {
 /// at once; returns the rows and the table (also written to `OUT/bench.txt`). Each leg's
 /// folder `OUT/<scenario>/<leg>/` also gets a `variant.json`, so `rtclab report merge` joins
 /// the folders of several shards into one table. Stops starting legs, keeping what ran, on
-/// `interrupt`.
+/// `interrupt` or when a leg fails; the table then holds the legs that finished, and the
+/// failure is returned after it is written.
 pub async fn run_cc_bench(
     req: &BenchRequest,
     interrupt: impl Future<Output = ()>,
