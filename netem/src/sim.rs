@@ -1,12 +1,14 @@
 //! A webrtc-rs [`Runtime`] in virtual time, the base of issue 15's `--virtual-time` runs: every
 //! task of every peer on it runs on one thread, one at a time, in the order they were woken,
-//! and the clock jumps to the next timer whenever no task can run. Sockets live on an in-memory
+//! and the clock jumps to the next timer whenever no task can run (timers due at one instant
+//! fire one at a time, in the order they were made). Sockets live on an in-memory
 //! network (webrtc-rs's `MockUDPNetwork`), so a datagram is in the receiver's inbox the moment
 //! it is sent; [`crate::ImpairedRuntime`] on top adds loss, queues and delay, on this clock.
 //!
 //! Unlike webrtc-rs's own `MockRuntime` (one OS thread per task, a clock a test must advance by
 //! hand), nothing here waits on the wall clock: a 60 s session takes as long as its CPU work.
-//! That CPU work takes no virtual time, which is the model's one big simplification.
+//! That CPU work takes no virtual time, which is the model's one big simplification (the
+//! peers add a fixed cost per frame back: `rtclab_peer::config::CodecCost`).
 //!
 //! Work done off the runtime's thread (an encoder thread, say) must say so with
 //! [`SimRuntime::busy`]: while a [`Busy`] guard lives, no task runs and the clock does not
