@@ -298,7 +298,9 @@ test('a page that leaves, a third page, the relay stopping: the pages say so', {
     await C.goto(relay.page, { waitUntil: 'domcontentloaded' });
     await Promise.all([callReady(B, 20_000), callReady(C, 20_000)]);
     t.diagnostic(`[rejoin] B and the new page C show each other's video ${Date.now() - opened} ms after C opened`);
-    const a = await callStats(B);
+    // B's inbound-rtp entry can lag the first picture by a moment: wait for it (CI once read
+    // it as null right after both pages showed video).
+    const a = await waitFor("B's inbound video stats", () => callStats(B).then((s) => s.inbound && s), 5_000);
     await sleep(2000);
     const b = await callStats(B);
     assert.ok(b.inbound.framesDecoded - a.inbound.framesDecoded > 20, `B decodes C's video: ${a.inbound.framesDecoded} -> ${b.inbound.framesDecoded}`);
